@@ -1,0 +1,43 @@
+"""Calibration: observe activations on data and turn them into a ThresholdPlan."""
+
+from spikeconv.calibration.config import (
+    CalibrationConfig,
+    MaxThreshold,
+    PercentileThreshold,
+    ThresholdRule,
+    threshold_rule_from_dict,
+)
+from spikeconv.calibration.observers import MaxObserver, Observer, PercentileObserver
+from spikeconv.calibration.plan import ThresholdPlan
+from spikeconv.calibration.prepare import (
+    OBSERVERS_KEY,
+    PLAN_KEY,
+    SITES_KEY,
+    STAGE_KEY,
+    attach_plan,
+    calibrate,
+    observer_of,
+    plan_of,
+    prepare,
+)
+
+__all__ = [
+    "OBSERVERS_KEY",
+    "PLAN_KEY",
+    "SITES_KEY",
+    "STAGE_KEY",
+    "CalibrationConfig",
+    "MaxObserver",
+    "MaxThreshold",
+    "Observer",
+    "PercentileObserver",
+    "PercentileThreshold",
+    "ThresholdPlan",
+    "ThresholdRule",
+    "attach_plan",
+    "calibrate",
+    "observer_of",
+    "plan_of",
+    "prepare",
+    "threshold_rule_from_dict",
+]

@@ -1,0 +1,99 @@
+"""Calibration settings: which observer each activation site gets.
+
+Precedence follows FX's QConfigMapping: the global default, overridden by the type of the layer
+that feeds the site (e.g. every ReLU after an ``nn.Linear``), overridden by the site's own name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from torch import nn
+
+from spikeconv.calibration.observers import MaxObserver, Observer, PercentileObserver
+from spikeconv.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MaxThreshold:
+    """Threshold = maximum activation (per layer or per channel)."""
+
+    per_channel: bool = False
+
+    def make_observer(self) -> Observer:
+        return MaxObserver(per_channel=self.per_channel)
+
+    def to_dict(self) -> dict:
+        return {"kind": "max", "per_channel": self.per_channel}
+
+
+@dataclass(frozen=True)
+class PercentileThreshold:
+    """Threshold = ``q``-th percentile of positive activations (default 99.99)."""
+
+    q: float = 99.99
+    per_channel: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.q <= 100:
+            raise ConfigError(f"percentile must be in (0, 100], got {self.q}")
+
+    def make_observer(self) -> Observer:
+        return PercentileObserver(self.q, per_channel=self.per_channel)
+
+    def to_dict(self) -> dict:
+        return {"kind": "percentile", "q": self.q, "per_channel": self.per_channel}
+
+
+ThresholdRule = MaxThreshold | PercentileThreshold
+
+
+def threshold_rule_from_dict(data: Mapping) -> ThresholdRule:
+    """Inverse of ``to_dict`` (for JSON records and the CLI)."""
+    kind = data.get("kind")
+    per_channel = bool(data.get("per_channel", False))
+    if kind == "max":
+        return MaxThreshold(per_channel=per_channel)
+    if kind == "percentile":
+        return PercentileThreshold(float(data.get("q", 99.99)), per_channel=per_channel)
+    raise ConfigError(f"unknown threshold rule {kind!r}; choose max or percentile")
+
+
+def _frozen(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Threshold rules for every activation site.
+
+    Args:
+        default: Rule for sites nothing else matches.
+        by_input_type: Rule per type of the module feeding the site (e.g. ``{nn.Linear: ...}``).
+        by_site: Rule per site name (the ReLU node's name in the canonical graph).
+    """
+
+    default: ThresholdRule = field(default_factory=PercentileThreshold)
+    by_input_type: Mapping[type[nn.Module], ThresholdRule] = field(default_factory=dict)
+    by_site: Mapping[str, ThresholdRule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_input_type", _frozen(self.by_input_type))
+        object.__setattr__(self, "by_site", _frozen(self.by_site))
+
+    def rule_for(self, site: str, input_type: type[nn.Module] | None) -> ThresholdRule:
+        """The rule that applies to ``site``, fed by a module of ``input_type`` (or a function)."""
+        if site in self.by_site:
+            return self.by_site[site]
+        if input_type is not None and input_type in self.by_input_type:
+            return self.by_input_type[input_type]
+        return self.default
+
+    def to_dict(self) -> dict:
+        return {
+            "default": self.default.to_dict(),
+            "by_input_type": {t.__name__: r.to_dict() for t, r in self.by_input_type.items()},
+            "by_site": {s: r.to_dict() for s, r in self.by_site.items()},
+        }

@@ -1,0 +1,147 @@
+"""Observers: modules that watch one activation site and compute its threshold.
+
+An observer is inserted after a ReLU call site by :func:`prepare`. ``forward`` records statistics
+of what passes (detached, safe on empty input) and returns its input unchanged; ``compute()``
+returns the threshold over everything recorded: one value, or one per channel (dimension 1).
+Statistics cover the whole calibration set, not an average of per-batch values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from spikeconv.errors import CalibrationError, ConfigError
+
+#: Threshold for a site (or channel) that never produced a positive value: it cannot spike
+#: anyway, so any positive value gives the same SNN.
+SILENT_THRESHOLD = 1.0
+
+
+def _rows(x: Tensor, per_channel: bool) -> Tensor:
+    """``[N, C, ...]`` -> ``[C, N·...]`` (per channel) or ``[1, numel]`` (per layer), as float."""
+    x = x.detach().float()
+    if per_channel and x.dim() >= 2:
+        return x.transpose(0, 1).reshape(x.shape[1], -1)
+    return x.reshape(1, -1)
+
+
+class Observer(nn.Module):
+    """Base class; subclasses record one statistic and turn it into a threshold."""
+
+    def __init__(self, *, per_channel: bool = False) -> None:
+        super().__init__()
+        self.per_channel = per_channel
+        self.register_buffer("samples_seen", torch.zeros((), dtype=torch.long))
+        self.site = ""  # set by prepare(), used in error messages
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.numel() == 0:
+            return x
+        if not torch.isfinite(x).all():
+            raise CalibrationError(f"activation site {self.site!r} saw NaN/Inf on calibration data")
+        rows = _rows(x, self.per_channel)
+        self._record(rows)
+        self.samples_seen += x.shape[0]
+        return x
+
+    def _record(self, rows: Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> Tensor:
+        """The threshold(s): shape ``[1]`` or ``[C]``, every value > 0."""
+        if self.samples_seen.item() == 0:
+            raise CalibrationError(f"activation site {self.site!r} saw no calibration data")
+        values = self._compute()
+        return torch.where(values > 0, values, torch.full_like(values, SILENT_THRESHOLD))
+
+    def _compute(self) -> Tensor:
+        raise NotImplementedError
+
+
+class MaxObserver(Observer):
+    """Threshold = the largest activation seen (Diehl et al. 2015 "max-norm")."""
+
+    def __init__(self, *, per_channel: bool = False) -> None:
+        super().__init__(per_channel=per_channel)
+        self.register_buffer("max_value", torch.zeros(0))
+
+    def _record(self, rows: Tensor) -> None:
+        batch_max = rows.amax(dim=1).clamp_min(0)
+        if self.max_value.numel() == 0:
+            self.max_value = batch_max
+        else:
+            self.max_value = torch.maximum(self.max_value, batch_max)
+
+    def _compute(self) -> Tensor:
+        return self.max_value.clone()
+
+
+class PercentileObserver(Observer):
+    """Threshold = the ``q``-th percentile of the positive activations (Rueckauer et al. 2017).
+
+    Zeros are left out, as in snn_toolbox, so the threshold does not depend on how sparse a layer
+    is. The statistic is exact up to one histogram bin: a ``bins``-bin histogram over
+    ``[0, upper]`` per row, where ``upper`` doubles (merging bin pairs exactly) whenever a larger
+    value arrives, so the bin width stays below ``2·max/bins``. The result never exceeds the
+    exact maximum.
+    """
+
+    def __init__(self, q: float = 99.99, *, per_channel: bool = False, bins: int = 4096) -> None:
+        super().__init__(per_channel=per_channel)
+        if not 0 < q <= 100:
+            raise ConfigError(f"percentile must be in (0, 100], got {q}")
+        if bins < 2 or bins & (bins - 1):
+            raise ConfigError(f"histogram bins must be a power of two >= 2, got {bins}")
+        self.q = float(q)
+        self.bins = bins
+        self.register_buffer("histogram", torch.zeros(0, bins, dtype=torch.long))
+        self.register_buffer("upper", torch.zeros(0))
+        self.register_buffer("max_value", torch.zeros(0))
+
+    def _grow(self, row: int, needed: float) -> None:
+        old = self.upper[row].item()
+        if old <= 0:
+            self.upper[row] = needed
+            return
+        factor = 2 ** math.ceil(math.log2(needed / old))
+        merged = torch.zeros(self.bins, dtype=torch.long, device=self.histogram.device)
+        if factor >= self.bins:
+            merged[0] = self.histogram[row].sum()
+        else:
+            merged[: self.bins // factor] = self.histogram[row].reshape(-1, factor).sum(dim=1)
+        self.histogram[row] = merged
+        self.upper[row] = old * factor
+
+    def _record(self, rows: Tensor) -> None:
+        if self.histogram.shape[0] == 0:
+            count = rows.shape[0]
+            self.histogram = torch.zeros(count, self.bins, dtype=torch.long, device=rows.device)
+            self.upper = torch.zeros(count, device=rows.device)
+            self.max_value = torch.zeros(count, device=rows.device)
+        batch_max = rows.amax(dim=1)
+        self.max_value = torch.maximum(self.max_value, batch_max.clamp_min(0))
+        for row in torch.nonzero(batch_max > self.upper).flatten().tolist():
+            self._grow(row, batch_max[row].item())
+        positive = rows > 0
+        scale = self.bins / self.upper.clamp_min(torch.finfo(torch.float32).tiny)
+        index = (rows * scale[:, None]).long().clamp_(0, self.bins - 1)
+        index += torch.arange(rows.shape[0], device=rows.device)[:, None] * self.bins
+        counts = torch.bincount(index[positive], minlength=rows.shape[0] * self.bins)
+        self.histogram += counts.reshape(rows.shape[0], self.bins)
+
+    def _compute(self) -> Tensor:
+        hist = self.histogram.double()
+        total = hist.sum(dim=1)
+        target = total * (self.q / 100.0)
+        cumulative = hist.cumsum(dim=1)
+        index = torch.searchsorted(cumulative, target[:, None]).clamp(max=self.bins - 1)
+        before = torch.where(index > 0, cumulative.gather(1, (index - 1).clamp(min=0)), 0.0)
+        in_bin = hist.gather(1, index).clamp_min(1.0)
+        fraction = ((target[:, None] - before) / in_bin).clamp(0.0, 1.0)
+        width = self.upper.double()[:, None] / self.bins
+        value = ((index + fraction) * width).squeeze(1).float()
+        value = torch.minimum(value, self.max_value)
+        return torch.where(total > 0, value, torch.zeros_like(value))

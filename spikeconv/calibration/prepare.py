@@ -1,0 +1,148 @@
+"""prepare() inserts observers at every activation site; calibrate() runs data and makes the plan.
+
+Before and after ``prepare`` for ``conv -> relu -> fc``::
+
+    conv = self.conv(x); relu = self.relu(conv); fc = self.fc(relu)
+    conv = self.conv(x); relu = self.relu(conv); relu_observer = self.relu_observer(relu)
+    fc = self.fc(relu_observer)
+
+Each returns a new graph and leaves its input untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, fx
+from tqdm import tqdm
+
+from spikeconv._fx import add_submodule, module_of
+from spikeconv.calibration.config import CalibrationConfig
+from spikeconv.calibration.observers import Observer
+from spikeconv.calibration.plan import ThresholdPlan
+from spikeconv.errors import CalibrationError, DataError
+
+STAGE_KEY = "spikeconv_stage"
+SITES_KEY = "spikeconv_sites"
+OBSERVERS_KEY = "spikeconv_observers"
+PLAN_KEY = "spikeconv_plan"
+
+
+def _site_nodes(gm: fx.GraphModule) -> dict[str, fx.Node]:
+    wanted = set(gm.meta.get(SITES_KEY, ()))
+    return {str(n.target): n for n in gm.graph.nodes if n.op == "call_module" and n.target in wanted}
+
+
+def prepare(ann: fx.GraphModule, config: CalibrationConfig | None = None) -> fx.GraphModule:
+    """Return a copy of the canonical ANN graph with an observer after every activation site."""
+    if ann.meta.get(STAGE_KEY) != "ann":
+        raise CalibrationError("prepare() needs the canonical graph made by ingest_module()")
+    config = config or CalibrationConfig()
+    gm = copy.deepcopy(ann)
+    observers = {}
+    rules = {}
+    for site, node in _site_nodes(gm).items():
+        producer = node.args[0]
+        feeder = module_of(gm, producer) if isinstance(producer, fx.Node) else None
+        rule = config.rule_for(site, type(feeder) if feeder is not None else None)
+        observer = rule.make_observer()
+        observer.site = site
+        name = add_submodule(gm, f"{site}_observer", observer)
+        with gm.graph.inserting_after(node):
+            watched = gm.graph.call_module(name, (node,))
+        node.replace_all_uses_with(watched, delete_user_cb=lambda user, w=watched: user is not w)
+        observers[site] = name
+        rules[site] = rule.to_dict()
+    gm.recompile()
+    gm.meta.update({STAGE_KEY: "prepared", OBSERVERS_KEY: observers, "spikeconv_rules": rules})
+    return gm
+
+
+def _batch_input(batch: Any) -> Tensor:
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not isinstance(x, Tensor) or x.dim() < 1:
+        raise DataError(f"calibration batches must be tensors [N, ...], got {type(x).__name__}")
+    if not torch.isfinite(x).all():
+        raise DataError("calibration data contains NaN or Inf values")
+    return x
+
+
+def _run(gm: fx.GraphModule, x: Tensor) -> None:
+    try:
+        gm(x)
+    except (CalibrationError, DataError):
+        raise
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise DataError(f"calibration batch of shape {tuple(x.shape)} does not fit the model: {first}") from None
+
+
+def calibrate(
+    prepared: fx.GraphModule,
+    batches: Iterable[Any],
+    *,
+    max_samples: int | None = None,
+    progress: bool = False,
+    extra: dict | None = None,
+) -> fx.GraphModule:
+    """Run calibration batches through a copy of ``prepared``; return it with its ThresholdPlan.
+
+    Args:
+        prepared: Output of :func:`prepare`.
+        batches: Tensors ``[N, ...]`` or ``(x, y)`` pairs (a DataLoader works).
+        max_samples: Stop after this many samples (the last batch is truncated).
+        progress: Show a progress bar.
+        extra: JSON-serialisable facts recorded in the plan (data set, seed, ...).
+    """
+    if prepared.meta.get(STAGE_KEY) != "prepared":
+        raise CalibrationError("calibrate() needs a graph made by prepare()")
+    gm = copy.deepcopy(prepared).eval()
+    seen = 0
+    with torch.no_grad():
+        for batch in tqdm(batches, desc="calibrate", unit="batch", disable=not progress):
+            x = _batch_input(batch)
+            if max_samples is not None:
+                x = x[: max_samples - seen]
+            if x.shape[0]:
+                _run(gm, x)
+                seen += x.shape[0]
+            if max_samples is not None and seen >= max_samples:
+                break
+    if seen == 0:
+        raise CalibrationError("calibration data is empty: need at least one sample")
+    thresholds = {
+        site: tuple(gm.get_submodule(name).compute().tolist())
+        for site, name in gm.meta[OBSERVERS_KEY].items()
+    }
+    plan = ThresholdPlan(thresholds, rules=gm.meta["spikeconv_rules"], num_samples=seen,
+                         extra=extra or {})  # fmt: skip
+    return attach_plan(gm, plan)
+
+
+def attach_plan(prepared: fx.GraphModule, plan: ThresholdPlan) -> fx.GraphModule:
+    """Return a copy of ``prepared`` carrying ``plan`` (e.g. one loaded from JSON)."""
+    if prepared.meta.get(STAGE_KEY) != "prepared":
+        raise CalibrationError("attach_plan() needs a graph made by prepare()")
+    expected = set(prepared.meta[OBSERVERS_KEY])
+    if set(plan.sites) != expected:
+        missing = sorted(expected - set(plan.sites))
+        unknown = sorted(set(plan.sites) - expected)
+        raise CalibrationError(
+            f"threshold plan does not match the model: missing sites {missing}, unknown {unknown}"
+        )
+    gm = copy.deepcopy(prepared)
+    gm.meta[PLAN_KEY] = plan
+    return gm
+
+
+def plan_of(prepared: fx.GraphModule) -> ThresholdPlan | None:
+    """The plan a calibrated graph carries, if any."""
+    return prepared.meta.get(PLAN_KEY)
+
+
+def observer_of(prepared: fx.GraphModule, site: str) -> Observer:
+    """The observer module watching ``site``."""
+    return prepared.get_submodule(prepared.meta[OBSERVERS_KEY][site])

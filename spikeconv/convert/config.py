@@ -1,0 +1,66 @@
+"""Conversion settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spikeconv.errors import ConfigError
+from spikeconv.neurons import (
+    DirectEncoding,
+    Encoding,
+    Kernel,
+    Reset,
+    check_timesteps,
+    encoding_from_dict,
+    encoding_to_dict,
+)
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """How activation sites become neurons.
+
+    Args:
+        reset: Reset rule (soft reset by subtraction is what makes rates match ReLU outputs).
+        v_init: Initial membrane as a fraction of the threshold; 0.5 centres the rate-coding
+            rounding error (QCFS / SNN calibration), 0.0 is the classic Rueckauer conversion.
+        encoding: Input encoder (direct analog current by default).
+        timesteps: Default simulation length of the returned network.
+        time_chunk: Steps simulated per graph call (bounds memory for long runs).
+        kernel: Multi-step kernel for the IF neurons.
+    """
+
+    reset: Reset = Reset.SUBTRACT
+    v_init: float = 0.5
+    encoding: Encoding = field(default_factory=DirectEncoding)
+    timesteps: int = 64
+    time_chunk: int | None = None
+    kernel: Kernel = Kernel.INPLACE
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.v_init < 1.0:
+            raise ConfigError(f"v_init must be in [0, 1) of the threshold, got {self.v_init}")
+        check_timesteps(self.timesteps)
+        if self.time_chunk is not None:
+            check_timesteps(self.time_chunk)
+
+    def to_dict(self) -> dict:
+        return {
+            "reset": self.reset.value,
+            "v_init": self.v_init,
+            "encoding": encoding_to_dict(self.encoding),
+            "timesteps": self.timesteps,
+            "time_chunk": self.time_chunk,
+            "kernel": self.kernel.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ConvertConfig:
+        return cls(
+            reset=Reset.from_name(data.get("reset", "subtract")),
+            v_init=float(data.get("v_init", 0.5)),
+            encoding=encoding_from_dict(data.get("encoding", {"name": "direct"})),
+            timesteps=int(data.get("timesteps", 64)),
+            time_chunk=data.get("time_chunk"),
+            kernel=Kernel.from_name(data.get("kernel", "inplace")),
+        )

@@ -1,0 +1,82 @@
+"""convert(): a calibrated ANN graph -> SpikingNetwork.
+
+Each activation site becomes an IF neuron named after it, with the plan's threshold; observers
+are removed; the graph gains a ``num_steps`` input and runs on time-flattened tensors. Before and
+after, for ``conv -> relu -> fc``::
+
+    conv = self.conv(x); relu = self.relu(conv); relu_observer = self.relu_observer(relu)
+    fc = self.fc(relu_observer)
+    conv = self.conv(x); relu = self.relu(conv, num_steps, static=True); fc = self.fc(relu)
+
+The last layer is not followed by a neuron, so the network's output is the readout current at
+each step (accumulated by the caller as the readout membrane).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import fx
+
+from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
+from spikeconv.convert.config import ConvertConfig
+from spikeconv.convert.time_layout import lay_out_time_
+from spikeconv.errors import ConversionError
+from spikeconv.neurons import IFNeuron, SpikingNetwork
+
+
+def _remove_observers_(gm: fx.GraphModule) -> None:
+    observer_names = set(gm.meta[OBSERVERS_KEY].values())
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and node.target in observer_names:
+            node.replace_all_uses_with(node.args[0])
+            gm.graph.erase_node(node)
+
+
+def _add_steps_input(gm: fx.GraphModule) -> fx.Node:
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise ConversionError(f"the model must take exactly one input, it takes {len(placeholders)}")
+    with gm.graph.inserting_after(placeholders[0]):
+        return gm.graph.placeholder("num_steps")
+
+
+def _check_single_output(gm: fx.GraphModule) -> None:
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    if not isinstance(output.args[0], fx.Node):
+        raise ConversionError("the model must return a single tensor of class scores")
+
+
+def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> SpikingNetwork:
+    """Turn a calibrated graph (from :func:`calibrate` or :func:`attach_plan`) into an SNN.
+
+    Raises:
+        ConversionError: if the graph was not prepared and calibrated by spikeconv.
+    """
+    plan = plan_of(calibrated)
+    if calibrated.meta.get(STAGE_KEY) != "prepared" or plan is None:
+        raise ConversionError(
+            "convert() needs a graph from calibrate() (or prepare() + attach_plan()); "
+            "run spikeconv.prepare and spikeconv.calibrate first"
+        )
+    config = config or ConvertConfig()
+    gm = copy.deepcopy(calibrated)
+    _check_single_output(gm)
+    _remove_observers_(gm)
+    steps = _add_steps_input(gm)
+    neurons = set()
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and node.target in plan.thresholds:
+            neuron = IFNeuron(plan.thresholds[node.target], v_init=config.v_init,
+                              reset=config.reset, kernel=config.kernel)  # fmt: skip
+            setattr(gm, str(node.target), neuron)
+            node.args = (node.args[0], steps)
+            neurons.add(node)
+    lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
+    gm.delete_all_unused_submodules()
+    gm.graph.lint()
+    gm.recompile()
+    gm.meta = {STAGE_KEY: "spiking"}
+    metadata = {"plan": plan.to_dict(), "convert": config.to_dict()}
+    return SpikingNetwork(gm, encoding=config.encoding, timesteps=config.timesteps,
+                          time_chunk=config.time_chunk, metadata=metadata)  # fmt: skip

@@ -1,0 +1,102 @@
+"""Integrate-and-fire neuron modules used by conversion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from spikeconv.errors import ConfigError, ConversionError
+from spikeconv.neurons.kernels import if_kernel
+from spikeconv.neurons.strategies import Kernel, Reset
+
+
+class SpikingNeuron(nn.Module):
+    """Base class of every neuron module: holds parameters and the membrane of one simulation.
+
+    Neurons are called as ``neuron(x, num_steps, static=False)`` on a time-flattened input
+    ``[K·N, ...]`` (``K = num_steps``), or on one ``[N, ...]`` tensor when ``static`` says the input
+    is the same at every step. They return ``[K·N, ...]``. The membrane carries over between calls
+    so that a long run can be simulated in time chunks; only :class:`SpikingNetwork` clears it,
+    at the start of every forward.
+    """
+
+    def reset_state(self) -> None:
+        """Forget the membrane (called by SpikingNetwork before each new simulation)."""
+        raise NotImplementedError
+
+
+class IFNeuron(SpikingNeuron):
+    """Integrate-and-fire neuron with a calibrated threshold, per layer or per channel.
+
+    Dynamics: :func:`spikeconv.neurons.dynamics.if_step` (``H = V + X``, ``S = Θ(H − θ)``,
+    soft reset ``V = H − θS`` or hard reset ``V = H(1 − S)``, output ``θS``). The initial
+    membrane is ``V[0] = v_init·θ``; ``v_init = 0.5`` is the half-threshold shift of QCFS and SNN
+    calibration (Bu et al. 2022; Li et al. 2021) that centres the rounding error of rate coding.
+
+    Shapes: input ``[K·N, C, ...]`` or static ``[N, C, ...]``; output ``[K·N, C, ...]``.
+
+    Args:
+        threshold: θ, one value (per layer) or one per channel (dimension 1 of the input).
+        v_init: Initial membrane as a fraction of θ.
+        reset: Reset rule.
+        kernel: Which registered multi-step kernel runs the time loop.
+    """
+
+    def __init__(
+        self,
+        threshold: float | Sequence[float] | Tensor,
+        *,
+        v_init: float = 0.5,
+        reset: Reset = Reset.SUBTRACT,
+        kernel: Kernel = Kernel.INPLACE,
+    ) -> None:
+        super().__init__()
+        th = torch.as_tensor(threshold, dtype=torch.float32).reshape(-1).clone()
+        if th.numel() == 0 or not torch.isfinite(th).all() or (th <= 0).any():
+            raise ConfigError(f"neuron thresholds must be finite and > 0, got {th.tolist()[:8]}")
+        if not isinstance(reset, Reset) or not isinstance(kernel, Kernel):
+            raise ConfigError("reset and kernel must be Reset and Kernel members")
+        self.register_buffer("threshold", th)
+        self.register_buffer("v_init", torch.tensor(float(v_init)))
+        self.reset = reset
+        self.kernel = kernel
+        self._v: Tensor | None = None
+
+    def extra_repr(self) -> str:
+        kind = "per-channel" if self.threshold.numel() > 1 else f"θ={self.threshold.item():.4g}"
+        return f"{kind}, v_init={self.v_init.item():g}, reset={self.reset.value}"
+
+    def reset_state(self) -> None:
+        self._v = None
+
+    def broadcast_threshold(self, step_input: Tensor) -> Tensor:
+        """θ shaped to broadcast against one step's input ``[N, C, ...]``."""
+        th = self.threshold.to(step_input.dtype)
+        if th.numel() == 1:
+            return th.reshape(())
+        if step_input.dim() < 2 or step_input.shape[1] != th.numel():
+            raise ConversionError(
+                f"neuron has {th.numel()} per-channel thresholds but its input has shape "
+                f"{tuple(step_input.shape)}"
+            )
+        return th.reshape(1, -1, *([1] * (step_input.dim() - 2)))
+
+    def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
+        if static:
+            step_input, sequence = x, x
+        else:
+            if x.shape[0] % num_steps:
+                raise ConversionError(
+                    f"input batch {x.shape[0]} is not a multiple of num_steps={num_steps}"
+                )
+            sequence = x.reshape(num_steps, x.shape[0] // num_steps, *x.shape[1:])
+            step_input = sequence[0]
+        th = self.broadcast_threshold(step_input)
+        if self._v is None or self._v.shape != step_input.shape:
+            self._v = (self.v_init.to(x.dtype) * th).expand(step_input.shape).contiguous()
+        outputs, self._v = if_kernel(self.kernel)(
+            sequence, self._v, th, self.reset, num_steps, static
+        )
+        return outputs.flatten(0, 1)

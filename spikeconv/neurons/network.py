@@ -1,0 +1,82 @@
+"""SpikingNetwork: the runnable SNN that conversion and direct training both produce."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from spikeconv.errors import ConfigError, DataError
+from spikeconv.neurons.encoding import DirectEncoding, Encoding
+from spikeconv.neurons.if_neuron import SpikingNeuron
+
+
+def check_timesteps(num_steps: int) -> int:
+    """Validate a timestep count: an int ≥ 1."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ConfigError(f"timesteps must be an integer >= 1, got {num_steps!r}")
+    return num_steps
+
+
+class SpikingNetwork(nn.Module):
+    """A spiking network simulated for ``T`` timesteps; owns T and the neurons' state.
+
+    The wrapped graph takes ``(x, num_steps)``: ``x`` is the encoded input (the raw sample for
+    direct encoding), every intermediate tensor is time-flattened ``[K·N, ...]``, and the output
+    is the readout layer's input current at each step. The readout does not spike: summing its
+    current over steps is the accumulated membrane, and the prediction after ``t`` steps is the
+    argmax of that sum.
+
+    Every forward starts from fresh membranes. ``time_chunk`` bounds memory by simulating ``K``
+    steps at a time (state carries across chunks within one forward); the result does not depend
+    on it.
+
+    Args:
+        graph: Converted graph (``forward(x, num_steps)``) holding :class:`SpikingNeuron` modules.
+        encoding: Input encoder.
+        timesteps: Default number of steps when ``forward`` gets none.
+        time_chunk: Steps simulated per graph call (``None``: all at once).
+        metadata: JSON-serialisable facts about how the network was made (plan, preprocessing).
+    """
+
+    def __init__(
+        self,
+        graph: fx.GraphModule,
+        *,
+        encoding: Encoding | None = None,
+        timesteps: int = 32,
+        time_chunk: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.graph_module = graph
+        self.encoding = encoding if encoding is not None else DirectEncoding()
+        self.timesteps = check_timesteps(timesteps)
+        self.time_chunk = None if time_chunk is None else check_timesteps(time_chunk)
+        self.metadata = dict(metadata or {})
+
+    def neurons(self) -> Iterator[tuple[str, SpikingNeuron]]:
+        """(name, neuron) for every spiking neuron, in module order."""
+        for name, module in self.graph_module.named_modules():
+            if isinstance(module, SpikingNeuron):
+                yield name, module
+
+    def forward(self, x: Tensor, num_steps: int | None = None) -> Tensor:
+        """Simulate ``num_steps`` steps; returns the readout current per step, ``[T, N, K]``."""
+        total = check_timesteps(self.timesteps if num_steps is None else num_steps)
+        if x.dim() < 1 or x.shape[0] == 0:
+            raise DataError(f"expected a non-empty batch [N, ...], got shape {tuple(x.shape)}")
+        for _, neuron in self.neurons():
+            neuron.reset_state()
+        chunk = self.time_chunk or total
+        pieces = []
+        for first in range(0, total, chunk):
+            steps = min(chunk, total - first)
+            encoded = self.encoding.encode(x, steps, first)
+            out = self.graph_module(encoded, steps)
+            pieces.append(out.reshape(steps, x.shape[0], *out.shape[1:]))
+        for _, neuron in self.neurons():
+            neuron.reset_state()
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
