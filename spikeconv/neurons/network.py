@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor, fx, nn
+from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.encoding import DirectEncoding, Encoding
@@ -23,7 +23,7 @@ def check_timesteps(num_steps: int) -> int:
 class SpikingNetwork(nn.Module):
     """A spiking network simulated for ``T`` timesteps; owns T and the neurons' state.
 
-    The wrapped graph takes ``(x, num_steps)``: ``x`` is the encoded input (the raw sample for
+    The body (a converted fx graph, or a directly trained network) takes ``(x, num_steps)``: ``x`` is the encoded input (the raw sample for
     direct encoding), every intermediate tensor is time-flattened ``[K·N, ...]``, and the output
     is the readout layer's input current at each step. The readout does not spike: summing its
     current over steps is the accumulated membrane, and the prediction after ``t`` steps is the
@@ -34,7 +34,7 @@ class SpikingNetwork(nn.Module):
     on it.
 
     Args:
-        graph: Converted graph (``forward(x, num_steps)``) holding :class:`SpikingNeuron` modules.
+        body: Module called as ``body(x, num_steps)`` holding :class:`SpikingNeuron` modules.
         encoding: Input encoder.
         timesteps: Default number of steps when ``forward`` gets none.
         time_chunk: Steps simulated per graph call (``None``: all at once).
@@ -43,7 +43,7 @@ class SpikingNetwork(nn.Module):
 
     def __init__(
         self,
-        graph: fx.GraphModule,
+        body: nn.Module,
         *,
         encoding: Encoding | None = None,
         timesteps: int = 32,
@@ -51,7 +51,7 @@ class SpikingNetwork(nn.Module):
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.graph_module = graph
+        self.body = body
         self.encoding = encoding if encoding is not None else DirectEncoding()
         self.timesteps = check_timesteps(timesteps)
         self.time_chunk = None if time_chunk is None else check_timesteps(time_chunk)
@@ -59,7 +59,7 @@ class SpikingNetwork(nn.Module):
 
     def neurons(self) -> Iterator[tuple[str, SpikingNeuron]]:
         """(name, neuron) for every spiking neuron, in module order."""
-        for name, module in self.graph_module.named_modules():
+        for name, module in self.body.named_modules():
             if isinstance(module, SpikingNeuron):
                 yield name, module
 
@@ -75,7 +75,7 @@ class SpikingNetwork(nn.Module):
         for first in range(0, total, chunk):
             steps = min(chunk, total - first)
             encoded = self.encoding.encode(x, steps, first)
-            out = self.graph_module(encoded, steps)
+            out = self.body(encoded, steps)
             pieces.append(out.reshape(steps, x.shape[0], *out.shape[1:]))
         for _, neuron in self.neurons():
             neuron.reset_state()

@@ -1,0 +1,190 @@
+"""The ``spikeconv`` command line: parse options, run one workflow, print, exit.
+
+Every user error (a SpikeconvError or a bad option) is printed as one line on stderr with a
+non-zero exit status; outputs are written atomically by the workflows.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold
+from spikeconv.convert import ConvertConfig
+from spikeconv.data import available_datasets
+from spikeconv.errors import SpikeconvError
+from spikeconv.evaluation import format_curve_table
+from spikeconv.models import available_models
+from spikeconv.neurons import Reset, encoding_from_name
+from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule
+from spikeconv.workflows import (
+    ConvertJob,
+    CurveJob,
+    DataSource,
+    DemoJob,
+    TrainAnnJob,
+    convert_job,
+    curve_job,
+    demo_job,
+    train_ann_job,
+)
+
+DATASET_HELP = (
+    f"Data set: one of {', '.join(available_datasets())}, or imagefolder:PATH."
+)
+_positive = click.IntRange(min=1)
+
+
+def _data_options(func):
+    func = click.option("--download", is_flag=True, help="Allow downloading missing data files.")(func)
+    func = click.option("--data-root", type=click.Path(path_type=Path), default=None,
+                        help="Folder holding the data files (else $SPIKECONV_DATA, then system paths).")(func)  # fmt: skip
+    return click.option("--dataset", default="fashion-mnist", show_default=True, help=DATASET_HELP)(func)
+
+
+def _source(dataset: str, data_root: Path | None, download: bool) -> DataSource:
+    return DataSource(name=dataset, root=data_root, download=download)
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spikeconv")
+def cli() -> None:
+    """Convert trained ReLU networks into spiking neural networks, and measure them."""
+
+
+@cli.command("train-ann")
+@click.option("--arch", default="fmnist-cnn", show_default=True,
+              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@_data_options
+@click.option("--epochs", type=_positive, default=15, show_default=True)
+@click.option("--batch-size", type=_positive, default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--optimizer", type=click.Choice(Optimizer.names()), default="adam", show_default=True)
+@click.option("--schedule", type=click.Choice(Schedule.names()), default="one-cycle", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--augment", type=click.Choice(Augment.names()), default="none", show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--train-limit", type=_positive, default=None, help="Train on the first N samples only.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint to write.")
+def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, optimizer, schedule,
+                  weight_decay, augment, dropout, seed, train_limit, out) -> None:  # fmt: skip
+    """Train a ReLU ANN and save a checkpoint that `convert` needs nothing else for."""
+    config = AnnTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                            optimizer=Optimizer.from_name(optimizer),
+                            schedule=Schedule.from_name(schedule), weight_decay=weight_decay,
+                            augment=Augment.from_name(augment), seed=seed)  # fmt: skip
+    job = TrainAnnJob(arch=arch, out=out, data=_source(dataset, data_root, download), train=config,
+                      dropout=dropout, train_limit=train_limit,
+                      command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+    result = train_ann_job(job, progress=_progress())
+    click.echo(f"test accuracy {result.test_accuracy:.2f}% -> {result.path}")
+
+
+def _calibration(threshold: str, percentile: float, per_channel: bool) -> CalibrationConfig:
+    if threshold == "max":
+        return CalibrationConfig(default=MaxThreshold(per_channel=per_channel))
+    return CalibrationConfig(default=PercentileThreshold(percentile, per_channel=per_channel))
+
+
+@cli.command("convert")
+@click.argument("model", type=click.Path(path_type=Path))
+@_data_options
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="SNN file to write.")
+@click.option("--calib-samples", type=_positive, default=2000, show_default=True,
+              help="Training samples used to calibrate thresholds.")
+@click.option("--calib-seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--threshold", type=click.Choice(["percentile", "max"]), default="percentile",
+              show_default=True, help="Threshold rule per activation site.")
+@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.99,
+              show_default=True)
+@click.option("--per-channel", is_flag=True, help="One threshold per channel instead of per layer.")
+@click.option("--v-init", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+              help="Initial membrane as a fraction of the threshold (0 = classic conversion).")
+@click.option("--reset", type=click.Choice([r.value for r in Reset]), default="subtract",
+              show_default=True)
+@click.option("--encoding", type=click.Choice(["direct", "poisson"]), default="direct",
+              show_default=True, help="Input encoding: analog current, or Poisson spikes.")
+@click.option("--timesteps", type=_positive, default=64, show_default=True,
+              help="Default simulation length stored with the SNN.")
+@click.option("--plan-json", type=click.Path(path_type=Path), default=None,
+              help="Also write the calibration record (thresholds) as JSON.")
+def convert_cmd(model, dataset, data_root, download, out, calib_samples, calib_seed, threshold,
+                percentile, per_channel, v_init, reset, encoding, timesteps, plan_json) -> None:  # fmt: skip
+    """Calibrate MODEL on training data and convert it into a soft-reset SNN file."""
+    job = ConvertJob(model=model, out=out, data=_source(dataset, data_root, download),
+                     calib_samples=calib_samples, calib_seed=calib_seed,
+                     calibration=_calibration(threshold, percentile, per_channel),
+                     convert=ConvertConfig(reset=Reset.from_name(reset), v_init=v_init,
+                                           encoding=encoding_from_name(encoding, seed=calib_seed),
+                                           timesteps=timesteps),
+                     plan_json=plan_json)  # fmt: skip
+    result = convert_job(job, progress=_progress())
+    sites = len(result.plan.sites)
+    click.echo(f"converted {model} -> {out} ({sites} spiking layers, calibrated on "
+               f"{result.plan.num_samples} samples)")  # fmt: skip
+
+
+@cli.command("curve")
+@click.argument("snn", type=click.Path(path_type=Path))
+@_data_options
+@click.option("--timesteps", type=_positive, default=64, show_default=True)
+@click.option("--limit", type=_positive, default=None, help="Use the first N test samples only.")
+@click.option("--batch-size", type=_positive, default=256, show_default=True)
+@click.option("--time-chunk", type=_positive, default=None,
+              help="Simulate this many steps per pass (bounds memory; same result).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
+def curve_cmd(snn, dataset, data_root, download, timesteps, limit, batch_size, time_chunk,
+              json_path, plot_path) -> None:  # fmt: skip
+    """Accuracy of SNN after every timestep 1..T from one simulation, with the ANN reference."""
+    job = CurveJob(snn=snn, timesteps=timesteps, data=_source(dataset, data_root, download),
+                   limit=limit, batch_size=batch_size, time_chunk=time_chunk, json_path=json_path,
+                   plot_path=plot_path)  # fmt: skip
+    click.echo(format_curve_table([curve_job(job, progress=_progress())]))
+
+
+@cli.command("demo")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("demo-output"),
+              show_default=True)
+@click.option("--timesteps", type=_positive, default=64, show_default=True)
+@click.option("--limit", type=_positive, default=None, help="Use the first N test samples only.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None)
+def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
+    """Convert the shipped Fashion-MNIST CNN and print its timestep-accuracy curve."""
+    result = demo_job(DemoJob(out_dir=out_dir, timesteps=timesteps, limit=limit,
+                              data=DataSource(root=data_root)), progress=_progress())  # fmt: skip
+    click.echo(format_curve_table([result.curve]))
+    click.echo(f"SNN: {result.snn_path}  curve: {result.json_path}  plot: {result.plot_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning user errors into one line and an exit status."""
+    try:
+        cli.main(args=argv, prog_name="spikeconv", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except SpikeconvError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
