@@ -6,29 +6,35 @@ non-zero exit status; outputs are written atomically by the workflows.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import click
 
-from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold
-from spikeconv.convert import ConvertConfig
 from spikeconv.data import available_datasets
 from spikeconv.errors import SpikeconvError
-from spikeconv.evaluation import format_curve_table
 from spikeconv.models import available_models
-from spikeconv.neurons import Reset, encoding_from_name
-from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule
 from spikeconv.workflows import (
+    AUGMENTS,
+    ENCODINGS,
+    OPTIMIZERS,
+    RESETS,
+    SCHEDULES,
+    THRESHOLD_RULES,
     ConvertJob,
     CurveJob,
     DataSource,
     DemoJob,
     TrainAnnJob,
+    ann_training_from_options,
+    calibration_from_options,
+    convert_from_options,
     convert_job,
     curve_job,
     demo_job,
+    format_curve_table,
     train_ann_job,
 )
 
@@ -66,10 +72,10 @@ def cli() -> None:
 @click.option("--epochs", type=_positive, default=15, show_default=True)
 @click.option("--batch-size", type=_positive, default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--optimizer", type=click.Choice(Optimizer.names()), default="adam", show_default=True)
-@click.option("--schedule", type=click.Choice(Schedule.names()), default="one-cycle", show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="one-cycle", show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--augment", type=click.Choice(Augment.names()), default="none", show_default=True)
+@click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-limit", type=_positive, default=None, help="Train on the first N samples only.")
@@ -77,21 +83,14 @@ def cli() -> None:
 def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, optimizer, schedule,
                   weight_decay, augment, dropout, seed, train_limit, out) -> None:  # fmt: skip
     """Train a ReLU ANN and save a checkpoint that `convert` needs nothing else for."""
-    config = AnnTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                            optimizer=Optimizer.from_name(optimizer),
-                            schedule=Schedule.from_name(schedule), weight_decay=weight_decay,
-                            augment=Augment.from_name(augment), seed=seed)  # fmt: skip
+    config = ann_training_from_options(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                                       schedule=schedule, weight_decay=weight_decay, augment=augment,
+                                       seed=seed)  # fmt: skip
     job = TrainAnnJob(arch=arch, out=out, data=_source(dataset, data_root, download), train=config,
                       dropout=dropout, train_limit=train_limit,
                       command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
     result = train_ann_job(job, progress=_progress())
     click.echo(f"test accuracy {result.test_accuracy:.2f}% -> {result.path}")
-
-
-def _calibration(threshold: str, percentile: float, per_channel: bool) -> CalibrationConfig:
-    if threshold == "max":
-        return CalibrationConfig(default=MaxThreshold(per_channel=per_channel))
-    return CalibrationConfig(default=PercentileThreshold(percentile, per_channel=per_channel))
 
 
 @cli.command("convert")
@@ -101,16 +100,16 @@ def _calibration(threshold: str, percentile: float, per_channel: bool) -> Calibr
 @click.option("--calib-samples", type=_positive, default=2000, show_default=True,
               help="Training samples used to calibrate thresholds.")
 @click.option("--calib-seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--threshold", type=click.Choice(["percentile", "max"]), default="percentile",
+@click.option("--threshold", type=click.Choice(THRESHOLD_RULES), default="percentile",
               show_default=True, help="Threshold rule per activation site.")
 @click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.99,
               show_default=True)
 @click.option("--per-channel", is_flag=True, help="One threshold per channel instead of per layer.")
 @click.option("--v-init", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
               help="Initial membrane as a fraction of the threshold (0 = classic conversion).")
-@click.option("--reset", type=click.Choice([r.value for r in Reset]), default="subtract",
+@click.option("--reset", type=click.Choice(RESETS), default="subtract",
               show_default=True)
-@click.option("--encoding", type=click.Choice(["direct", "poisson"]), default="direct",
+@click.option("--encoding", type=click.Choice(ENCODINGS), default="direct",
               show_default=True, help="Input encoding: analog current, or Poisson spikes.")
 @click.option("--timesteps", type=_positive, default=64, show_default=True,
               help="Default simulation length stored with the SNN.")
@@ -121,10 +120,9 @@ def convert_cmd(model, dataset, data_root, download, out, calib_samples, calib_s
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file."""
     job = ConvertJob(model=model, out=out, data=_source(dataset, data_root, download),
                      calib_samples=calib_samples, calib_seed=calib_seed,
-                     calibration=_calibration(threshold, percentile, per_channel),
-                     convert=ConvertConfig(reset=Reset.from_name(reset), v_init=v_init,
-                                           encoding=encoding_from_name(encoding, seed=calib_seed),
-                                           timesteps=timesteps),
+                     calibration=calibration_from_options(threshold, percentile, per_channel),
+                     convert=convert_from_options(reset=reset, v_init=v_init, encoding=encoding,
+                                                  seed=calib_seed, timesteps=timesteps),
                      plan_json=plan_json)  # fmt: skip
     result = convert_job(job, progress=_progress())
     sites = len(result.plan.sites)
@@ -166,23 +164,32 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning user errors into one line and an exit status."""
+    """Entry point: run the CLI, turning every failure into one line and an exit status.
+
+    Exit status 2 is bad input (click's convention: options, files, data, models), 1 an internal
+    failure, 130 an interruption. ``SPIKECONV_DEBUG=1`` re-raises internal failures with their
+    traceback for bug reports.
+    """
     try:
         cli.main(args=argv, prog_name="spikeconv", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
-    except click.Abort:
-        click.echo("error: aborted", err=True)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         return exc.exit_code
     except SpikeconvError as exc:
         click.echo(f"error: {exc}", err=True)
+        return 2
+    except Exception as exc:  # never a traceback for users; SPIKECONV_DEBUG shows it
+        if os.environ.get("SPIKECONV_DEBUG"):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"error: internal error ({type(exc).__name__}: {reason}); rerun with SPIKECONV_DEBUG=1 "
+                   "and report it", err=True)  # fmt: skip
         return 1
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        return 130
     return 0
 
 

@@ -20,7 +20,6 @@ mean=..., std=..., batch_norm=...)`` and ``load_state_dict(state_dict)``.
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeconv._io import atomic_write
+from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -147,28 +146,7 @@ def load_ann_checkpoint(path: str | os.PathLike[str]) -> AnnCheckpoint:
 
 def _load_weights_only(path: Path) -> Any:
     """``torch.load`` with weights_only=True, turning every failure into a CheckpointError."""
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a file; pass the .pt file itself")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        text = str(error)
-        if "Unsupported global" in text or "Unsupported class" in text:
-            raise CheckpointError(
-                f"{path} holds pickled Python objects (e.g. a whole nn.Module), and spikeconv "
-                "will not execute them; save a state_dict with save_ann_checkpoint instead"
-            ) from None
-        raise CheckpointError(f"{path} is not a readable torch file (corrupt?)") from None
-    except Exception as error:
-        # The weights_only unpickler executes nothing, so any failure (RuntimeError from the zip
-        # reader, EOFError, or IndexError/KeyError on random bytes) means a damaged file.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
-        raise CheckpointError(
-            f"{path} is not a readable torch file (corrupt or truncated: "
-            f"{type(error).__name__}: {first_line})"
-        ) from None
+    return safe_torch_load(path)
 
 
 def _to_checkpoint(

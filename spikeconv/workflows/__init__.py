@@ -1,5 +1,6 @@
 """End-to-end jobs (train, convert, curve, demo) composed from the packages below."""
 
+from spikeconv.evaluation import format_curve_table
 from spikeconv.workflows.ann_files import LoadedAnn, load_ann, rebuild_ann
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
 from spikeconv.workflows.jobs import (
@@ -13,9 +14,30 @@ from spikeconv.workflows.jobs import (
     curve_job,
     train_ann_job,
 )
+from spikeconv.workflows.options import (
+    AUGMENTS,
+    ENCODINGS,
+    OPTIMIZERS,
+    RESETS,
+    SCHEDULES,
+    THRESHOLD_RULES,
+    ann_training_from_options,
+    calibration_from_options,
+    convert_from_options,
+)
 from spikeconv.workflows.snn_files import LoadedSnn, build_snn, load_snn, save_snn
 
 __all__ = [
+    "AUGMENTS",
+    "ENCODINGS",
+    "OPTIMIZERS",
+    "RESETS",
+    "SCHEDULES",
+    "THRESHOLD_RULES",
+    "ann_training_from_options",
+    "calibration_from_options",
+    "convert_from_options",
+    "format_curve_table",
     "ConvertJob",
     "ConvertResult",
     "CurveJob",

@@ -141,7 +141,7 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         "calibration": {"dataset": job.data.name, "samples": plan.num_samples, "seed": job.calib_seed,
                         "config": job.calibration.to_dict()},  # fmt: skip
         "ann_metadata": {k: v for k, v in ann.metadata.items() if k in ("test_accuracy", "dataset")},
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     save_snn(job.out, snn, ann_source=ann.source, info=info)
     if job.plan_json is not None:

@@ -13,15 +13,13 @@ plan and settings (no calibration data needed), then loads the SNN tensors.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spikeconv._io import atomic_write
+from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
 from spikeconv.errors import CheckpointError
@@ -63,13 +61,7 @@ def save_snn(path: str | Path, snn: SpikingNetwork, *, ann_source: dict, info: d
 
 
 def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"SNN file {path} does not exist; create it with `spikeconv convert`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError):  # fmt: skip
-        raise CheckpointError(f"{path} is not a readable spikeconv SNN file") from None
+    payload = safe_torch_load(path, what="SNN file")
     if not isinstance(payload, dict) or payload.get("format") != SNN_FORMAT:
         raise CheckpointError(
             f"{path} is not a spikeconv SNN file; convert a model first with `spikeconv convert`"

@@ -1,0 +1,83 @@
+"""spikeconv: convert trained ReLU networks into spiking neural networks, and measure them honestly.
+
+The public API, re-exported here; nothing else is public::
+
+    import spikeconv
+    snn = spikeconv.convert_model(model, calibration_batches)
+    curve = spikeconv.evaluate_curve(snn, test_loader, timesteps=32, ann=model)
+"""
+
+import logging
+
+from spikeconv.calibration import (
+    CalibrationConfig,
+    MaxThreshold,
+    PercentileThreshold,
+    ThresholdPlan,
+    attach_plan,
+    calibrate,
+    plan_of,
+    prepare,
+)
+from spikeconv.convert import ConvertConfig
+from spikeconv.data import Split, available_datasets, load_dataset
+from spikeconv.errors import (
+    CalibrationError,
+    CheckpointError,
+    ConfigError,
+    ConversionError,
+    DataError,
+    DatasetNotFoundError,
+    SpikeconvError,
+    UnsupportedLayerError,
+)
+from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.ingest import activation_sites, ingest_module
+from spikeconv.models import available_models, build_model
+from spikeconv.neurons import DirectEncoding, IFNeuron, PoissonEncoding, Reset, SpikingNetwork
+from spikeconv.workflows import load_snn, save_snn
+from spikeconv.workflows.api import convert_model, evaluate_curve
+
+logging.getLogger("spikeconv").addHandler(logging.NullHandler())
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CalibrationConfig",
+    "CalibrationError",
+    "CheckpointError",
+    "ConfigError",
+    "ConversionError",
+    "ConvertConfig",
+    "CurveResult",
+    "DataError",
+    "DatasetNotFoundError",
+    "DirectEncoding",
+    "IFNeuron",
+    "MaxThreshold",
+    "PercentileThreshold",
+    "PoissonEncoding",
+    "Reset",
+    "SpikeconvError",
+    "SpikingNetwork",
+    "Split",
+    "ThresholdPlan",
+    "UnsupportedLayerError",
+    "activation_sites",
+    "attach_plan",
+    "available_datasets",
+    "available_models",
+    "build_model",
+    "calibrate",
+    "convert_model",
+    "evaluate_curve",
+    "ingest_module",
+    "load_dataset",
+    "load_snn",
+    "plan_of",
+    "plot_curves",
+    "prepare",
+    "save_snn",
+    "timestep_accuracy_curve",
+    "write_curve_json",
+]

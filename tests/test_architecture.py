@@ -1,0 +1,72 @@
+"""The import table of style.md holds: dependencies between spikeconv's parts never loop."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "spikeconv"
+LEAVES = {"errors", "_fx", "_io"}  # _io (atomic writes) is a leaf like errors
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "_fx": set(),
+    "_io": set(),
+    "neurons": {"errors", "_fx", "_io"},
+    "data": {"errors", "_fx", "_io"},
+    "ingest": {"errors", "_fx", "_io"},
+    "calibration": {"errors", "_fx", "_io"},
+    "models": {"neurons", "errors", "_io"},
+    "training": {"neurons", "errors", "_io"},
+    "evaluation": {"neurons", "errors", "_io"},
+    "convert": {"neurons", "calibration", "_fx", "errors", "_io"},
+    "workflows": {"neurons", "data", "ingest", "calibration", "models", "training", "evaluation", "convert"} | LEAVES,
+    "cli": {"workflows", "errors", "data", "models", "neurons"},
+}
+CLI_REGISTRY_NAMES = {"available_datasets", "available_models", "available_if_kernels"}
+
+
+def _part_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.name != "__init__.py" else "__init__"
+
+
+def _imports(path: Path) -> list[tuple[str, tuple[str, ...], int]]:
+    """(imported spikeconv part, imported names, line) for every import in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "spikeconv":
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.append((parts[1], tuple(a.name for a in node.names), node.lineno))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "spikeconv" and len(parts) > 1:
+                    found.append((parts[1], (), node.lineno))
+    return found
+
+
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if _part_of(p) != "__init__")
+
+
+def test_every_part_is_in_the_table():
+    parts = {_part_of(p) for p in SOURCES}
+    assert parts <= set(ALLOWED), f"parts missing from the import table: {parts - set(ALLOWED)}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_follow_the_table(path: Path):
+    part = _part_of(path)
+    for target, names, line in _imports(path):
+        if target == part:
+            continue
+        assert target in ALLOWED[part], f"{path.name}:{line}: {part} may not import spikeconv.{target}"
+        if part == "cli" and target in {"data", "models", "neurons"}:
+            assert set(names) <= CLI_REGISTRY_NAMES, f"cli may use only name registries of {target}, not {names}"
+
+
+def test_nothing_imports_cli():
+    for path in SOURCES:
+        assert all(target != "cli" for target, _, _ in _imports(path)), path
