@@ -17,6 +17,7 @@ from spikeconv.data import available_datasets
 from spikeconv.errors import SpikeconvError
 from spikeconv.models import available_models
 from spikeconv.workflows import (
+    ACTIVATIONS,
     AUGMENTS,
     ENCODINGS,
     OPTIMIZERS,
@@ -28,6 +29,7 @@ from spikeconv.workflows import (
     DataSource,
     DemoJob,
     TrainAnnJob,
+    activation_from_options,
     ann_training_from_options,
     calibration_from_options,
     convert_from_options,
@@ -77,17 +79,21 @@ def cli() -> None:
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--activation", type=click.Choice(ACTIVATIONS), default="relu", show_default=True,
+              help="Hidden activation: relu, or qcfs (quantization-clip-floor-shift, for low-latency conversion).")
+@click.option("--levels", type=_positive, default=4, show_default=True, help="QCFS quantization levels L.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-limit", type=_positive, default=None, help="Train on the first N samples only.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint to write.")
 def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, optimizer, schedule,
-                  weight_decay, augment, dropout, seed, train_limit, out) -> None:  # fmt: skip
+                  weight_decay, augment, dropout, activation, levels, seed, train_limit, out) -> None:  # fmt: skip
     """Train a ReLU ANN and save a checkpoint that `convert` needs nothing else for."""
     config = ann_training_from_options(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                                        schedule=schedule, weight_decay=weight_decay, augment=augment,
                                        seed=seed)  # fmt: skip
     job = TrainAnnJob(arch=arch, out=out, data=_source(dataset, data_root, download), train=config,
                       dropout=dropout, train_limit=train_limit,
+                      activation=activation_from_options(activation, levels),
                       command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
     result = train_ann_job(job, progress=_progress())
     click.echo(f"test accuracy {result.test_accuracy:.2f}% -> {result.path}")

@@ -12,7 +12,7 @@ LEAVES = {"errors", "_fx", "_io"}  # _io (atomic writes) is a leaf like errors
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_fx": set(),
-    "_io": set(),
+    "_io": {"errors"},
     "neurons": {"errors", "_fx", "_io"},
     "data": {"errors", "_fx", "_io"},
     "ingest": {"errors", "_fx", "_io"},

@@ -3,11 +3,12 @@
 from spikeconv.calibration.config import (
     CalibrationConfig,
     MaxThreshold,
+    MseThreshold,
     PercentileThreshold,
     ThresholdRule,
     threshold_rule_from_dict,
 )
-from spikeconv.calibration.observers import MaxObserver, Observer, PercentileObserver
+from spikeconv.calibration.observers import MaxObserver, MseObserver, Observer, PercentileObserver
 from spikeconv.calibration.plan import ThresholdPlan
 from spikeconv.calibration.prepare import (
     OBSERVERS_KEY,
@@ -29,6 +30,8 @@ __all__ = [
     "CalibrationConfig",
     "MaxObserver",
     "MaxThreshold",
+    "MseObserver",
+    "MseThreshold",
     "Observer",
     "PercentileObserver",
     "PercentileThreshold",

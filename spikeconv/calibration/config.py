@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from torch import nn
 
-from spikeconv.calibration.observers import MaxObserver, Observer, PercentileObserver
+from spikeconv.calibration.observers import MaxObserver, MseObserver, Observer, PercentileObserver
 from spikeconv.errors import ConfigError
 
 
@@ -47,7 +47,28 @@ class PercentileThreshold:
         return {"kind": "percentile", "q": self.q, "per_channel": self.per_channel}
 
 
-ThresholdRule = MaxThreshold | PercentileThreshold
+@dataclass(frozen=True)
+class MseThreshold:
+    """Threshold minimising the rate-coding error for ``timesteps`` steps (MMSE search, Li et al. 2021).
+
+    ``shift`` is the rounding offset of the neuron's initial membrane (0.5 for V[0] = θ/2).
+    """
+
+    timesteps: int = 8
+    shift: float = 0.5
+    per_channel: bool = False
+
+    def __post_init__(self) -> None:
+        MseObserver(self.timesteps, shift=self.shift)  # validates
+
+    def make_observer(self) -> Observer:
+        return MseObserver(self.timesteps, shift=self.shift, per_channel=self.per_channel)
+
+    def to_dict(self) -> dict:
+        return {"kind": "mse", "timesteps": self.timesteps, "shift": self.shift, "per_channel": self.per_channel}
+
+
+ThresholdRule = MaxThreshold | PercentileThreshold | MseThreshold
 
 
 def threshold_rule_from_dict(data: Mapping) -> ThresholdRule:
@@ -58,7 +79,9 @@ def threshold_rule_from_dict(data: Mapping) -> ThresholdRule:
         return MaxThreshold(per_channel=per_channel)
     if kind == "percentile":
         return PercentileThreshold(float(data.get("q", 99.99)), per_channel=per_channel)
-    raise ConfigError(f"unknown threshold rule {kind!r}; choose max or percentile")
+    if kind == "mse":
+        return MseThreshold(int(data.get("timesteps", 8)), float(data.get("shift", 0.5)), per_channel=per_channel)
+    raise ConfigError(f"unknown threshold rule {kind!r}; choose max, percentile or mse")
 
 
 def _frozen(mapping: Mapping | None) -> Mapping:

@@ -1,8 +1,10 @@
 """Graph passes that bring a traced ANN into spikeconv's canonical form (in place on a copy).
 
 Canonical form: inference-only (no dropout), BatchNorm folded into the conv/linear before it, and
-every ReLU call site its own ``call_module`` to a fresh ``nn.ReLU`` named after the node. Before
-and after, for ``x -> conv -> bn -> relu (F.relu) -> dropout -> fc``::
+every activation call site its own ``call_module`` to a fresh module named after the node:
+``nn.ReLU`` for a plain ReLU, ``nn.Hardtanh(0, c)`` for a ReLU capped at ``c`` (ReLU6, clamp(0, c);
+see :mod:`spikeconv.ingest.activations`). Before and after, for
+``x -> conv -> bn -> relu (F.relu) -> dropout -> fc``::
 
     conv1 = self.conv1(x); bn = self.bn(conv1); relu = F.relu(bn); drop = self.drop(relu)
     conv1 = self.conv1(x); relu = self.relu(conv1); fc = self.fc(relu)
@@ -15,7 +17,8 @@ import copy
 import torch
 from torch import fx, nn
 
-from spikeconv._fx import add_submodule, is_relu_call, module_of
+from spikeconv._fx import add_submodule, module_of
+from spikeconv.ingest.activations import is_activation_site, is_inplace, site_cap, site_module
 from spikeconv.ingest.support import SUPPORTED_MODULES
 
 _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
@@ -40,27 +43,42 @@ def remove_dropout_(gm: fx.GraphModule) -> None:
             _bypass(gm, node)
 
 
-def canonicalize_relus_(gm: fx.GraphModule) -> list[str]:
-    """Give every ReLU call site its own ``nn.ReLU`` module named after the node.
+def _read_inplace_result_(node: fx.Node, order: dict[fx.Node, int]) -> None:
+    """Later readers of an in-place activation's input saw the activated tensor: make them read it."""
+    source = node.args[0]
+    for user in list(source.users):
+        if user is not node and order[user] > order[node]:
+            user.replace_input_with(source, node)
+
+
+def canonicalize_relus_(gm: fx.GraphModule) -> dict[str, float]:
+    """Give every activation call site its own module named after the node.
 
     torchvision's BasicBlock calls one ``nn.ReLU(inplace=True)`` twice; each call becomes its own
-    site (and later its own neuron). ``F.relu``, ``x.relu()`` and in-place variants are treated
-    alike. Returns the site (module) names in graph order.
+    site (and later its own neuron). ``F.relu``, ``x.relu()``, ``torch.clamp(x, 0)`` and in-place
+    variants become ``nn.ReLU``; capped ReLUs (``nn.ReLU6``, ``F.hardtanh(x, 0, c)``,
+    ``clamp(x, 0, c)``) become ``nn.Hardtanh(0, c)``, whose ``max_val`` records the cap.
+
+    Returns:
+        Site (module) name -> cap (``math.inf`` for a plain ReLU), in graph order.
     """
-    relus = [node for node in gm.graph.nodes if is_relu_call(gm, node)]
-    for index, node in enumerate(relus):
-        temporary = add_submodule(gm, f"_spikeconv_relu_{index}", nn.ReLU())
+    sites = [(node, site_cap(gm, node)) for node in gm.graph.nodes if is_activation_site(gm, node)]
+    order = {node: index for index, node in enumerate(gm.graph.nodes)}
+    for index, (node, cap) in enumerate(sites):
+        if is_inplace(gm, node):
+            _read_inplace_result_(node, order)
+        temporary = add_submodule(gm, f"_spikeconv_relu_{index}", site_module(cap))
         node.op, node.target = "call_module", temporary
         node.args, node.kwargs = (node.args[0],), {}
-    gm.delete_all_unused_submodules()  # the original, possibly shared, ReLU modules
-    names = []
-    for node in relus:
+    gm.delete_all_unused_submodules()  # the original, possibly shared, activation modules
+    caps = {}
+    for node, cap in sites:
         module = gm.get_submodule(node.target)
         delattr(gm, node.target)
         node.target = add_submodule(gm, node.name, module)
-        names.append(node.target)
+        caps[node.target] = cap
     gm.recompile()
-    return names
+    return caps
 
 
 def _fold_into(layer: nn.Module, bn: nn.Module) -> nn.Module:
@@ -103,9 +121,9 @@ def fold_batchnorm_(gm: fx.GraphModule) -> int:
 
 
 def assert_canonical(gm: fx.GraphModule) -> None:
-    """Internal check: only supported module types remain and ReLUs are call_module sites."""
+    """Internal check: only supported module types remain and every site is a call_module."""
     for node in gm.graph.nodes:
         module = module_of(gm, node)
         if module is not None:
             assert type(module) in SUPPORTED_MODULES, node.name
-        assert not is_relu_call(gm, node) or node.op == "call_module", node.name
+        assert not is_activation_site(gm, node) or node.op == "call_module", node.name

@@ -9,6 +9,7 @@ with ``torch.load(..., weights_only=True)`` and never executes code from the fil
         "input_shape": (1, 28, 28), "num_classes": 10,
         "normalization": {"mean": (...), "std": (...)} or None,
         "batch_norm": True,
+        "activation": {"kind": "qcfs", "levels": 4, ...} or None (ReLU),
         "state_dict": {name: tensor},           # CPU tensors
         "metadata": {...},                      # JSON-like: dataset, accuracy, config, command,
     }                                           # torch_version (added automatically)
@@ -57,6 +58,7 @@ class AnnCheckpoint:
         state_dict: The model's parameters and buffers (CPU tensors).
         metadata: JSON-like information about the run (dataset, accuracy, config, ...).
         format_version: Version of the file format.
+        activation: The hidden activation if not ReLU (e.g. ``{"kind": "qcfs", "levels": 4}``).
     """
 
     arch: str
@@ -68,6 +70,7 @@ class AnnCheckpoint:
     state_dict: dict[str, torch.Tensor] = field(repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
     format_version: int = ANN_CHECKPOINT_VERSION
+    activation: dict[str, Any] | None = None
 
 
 def save_ann_checkpoint(
@@ -80,6 +83,7 @@ def save_ann_checkpoint(
     mean: tuple[float, ...] | None,
     std: tuple[float, ...] | None,
     metadata: dict[str, Any],
+    activation: dict[str, Any] | None = None,
 ) -> None:
     """Write ``model``'s weights and how to rebuild it to ``path`` (atomically).
 
@@ -97,6 +101,7 @@ def save_ann_checkpoint(
     if not isinstance(metadata, dict):
         raise ConfigError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}")
     _check_json_like(metadata, "metadata")
+    _check_json_like(activation, "activation")
     payload = {
         "format": ANN_CHECKPOINT_FORMAT,
         "format_version": ANN_CHECKPOINT_VERSION,
@@ -107,6 +112,7 @@ def save_ann_checkpoint(
         if mean is None or std is None
         else {"mean": tuple(float(v) for v in mean), "std": tuple(float(v) for v in std)},
         "batch_norm": any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()),
+        "activation": activation,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": {"torch_version": str(torch.__version__), **metadata},
     }
@@ -176,6 +182,7 @@ def _to_checkpoint(
         state_dict=dict(state_dict),
         metadata=dict(payload.get("metadata") or {}),
         format_version=version,
+        activation=payload.get("activation"),
     )
 
 

@@ -15,12 +15,14 @@ from spikeconv.workflows.jobs import (
     train_ann_job,
 )
 from spikeconv.workflows.options import (
+    ACTIVATIONS,
     AUGMENTS,
     ENCODINGS,
     OPTIMIZERS,
     RESETS,
     SCHEDULES,
     THRESHOLD_RULES,
+    activation_from_options,
     ann_training_from_options,
     calibration_from_options,
     convert_from_options,
@@ -28,6 +30,8 @@ from spikeconv.workflows.options import (
 from spikeconv.workflows.snn_files import LoadedSnn, build_snn, load_snn, save_snn
 
 __all__ = [
+    "ACTIVATIONS",
+    "activation_from_options",
     "AUGMENTS",
     "ENCODINGS",
     "OPTIMIZERS",

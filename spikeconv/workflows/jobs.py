@@ -18,8 +18,8 @@ from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, p
 from spikeconv.convert import ConvertConfig, convert
 from spikeconv.data import Split, calibration_subset, dataset_info, load_dataset, make_loader
 from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
-from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
+from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_, init_qcfs_thresholds_
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.training import (
     AnnTrainConfig,
@@ -28,7 +28,7 @@ from spikeconv.training import (
     save_ann_checkpoint,
     train_ann,
 )
-from spikeconv.workflows.ann_files import LoadedAnn, load_ann
+from spikeconv.workflows.ann_files import LoadedAnn, canonical_graph, load_ann
 from spikeconv.workflows.data_checks import check_data_fits
 from spikeconv.workflows.snn_files import LoadedSnn, load_snn, save_snn
 
@@ -59,6 +59,7 @@ class TrainAnnJob:
     batch_norm: bool = True
     normalize: bool = True
     train_limit: int | None = None
+    activation: ActivationSpec = field(default_factory=ActivationSpec)
     command: str = ""
 
 
@@ -79,6 +80,11 @@ def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
     std = info.std if (info and job.normalize) else None
     model = build_model(job.arch, input_shape=input_shape, num_classes=train_data.num_classes,
                         mean=mean, std=std, batch_norm=job.batch_norm, dropout=job.dropout)  # fmt: skip
+    apply_activation_(model, job.activation)
+    if job.activation.kind is ActivationKind.QCFS:
+        probe = calibration_subset(train_data, num_samples=512, seed=job.train.seed)
+        x, _ = next(iter(make_loader(probe, batch_size=512, shuffle=False)))
+        init_qcfs_thresholds_(model, x)
     history = train_ann(model, train_data, config=job.train, eval_data=test_data,
                         progress=progress)  # fmt: skip
     accuracy = evaluate_classifier(model, test_data)
@@ -95,7 +101,8 @@ def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
     }
     save_ann_checkpoint(job.out, model=model, arch=job.arch, input_shape=input_shape,
                         num_classes=train_data.num_classes, mean=mean, std=std,
-                        metadata=metadata)  # fmt: skip
+                        metadata=metadata,
+                        activation=None if job.activation.kind is ActivationKind.RELU else job.activation.to_dict())  # fmt: skip
     return TrainAnnResult(history=history, test_accuracy=accuracy, path=job.out)
 
 
@@ -124,7 +131,7 @@ class ConvertResult:
 def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     """ANN file -> calibrated SNN file (and optionally the threshold plan as JSON)."""
     ann = load_ann(job.model)
-    graph = ingest_module(ann.model)
+    graph = canonical_graph(ann.source, ann.model)
     train = job.data.load(Split.TRAIN)
     check_data_fits(train, input_shape=ann.input_shape, num_classes=ann.num_classes,
                     what=f"calibration ({job.data.name})")  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold
 from spikeconv.convert import ConvertConfig
+from spikeconv.models.activations import ActivationKind, ActivationSpec
 from spikeconv.neurons import Reset, encoding_from_name
 from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule
 
@@ -17,6 +18,7 @@ OPTIMIZERS = tuple(Optimizer.names())
 SCHEDULES = tuple(Schedule.names())
 AUGMENTS = tuple(Augment.names())
 RESETS = tuple(r.value for r in Reset)
+ACTIVATIONS = tuple(k.value for k in ActivationKind)
 
 
 def calibration_from_options(rule: str, percentile: float, per_channel: bool) -> CalibrationConfig:
@@ -38,3 +40,8 @@ def ann_training_from_options(*, epochs: int, batch_size: int, lr: float, optimi
     return AnnTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=Optimizer.from_name(optimizer),
                           schedule=Schedule.from_name(schedule), weight_decay=weight_decay,
                           augment=Augment.from_name(augment), seed=seed)  # fmt: skip
+
+
+def activation_from_options(name: str, levels: int) -> ActivationSpec:
+    """Hidden activation from CLI strings (``levels`` matters for QCFS only)."""
+    return ActivationSpec(kind=ActivationKind.from_name(name), levels=levels)

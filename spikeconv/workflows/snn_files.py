@@ -23,9 +23,8 @@ from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
 from spikeconv.errors import CheckpointError
-from spikeconv.ingest import ingest_module
 from spikeconv.neurons import SpikingNetwork
-from spikeconv.workflows.ann_files import rebuild_ann
+from spikeconv.workflows.ann_files import canonical_graph, rebuild_ann
 
 SNN_FORMAT = "spikeconv-snn"
 SNN_VERSION = 1
@@ -40,9 +39,9 @@ class LoadedSnn:
     info: dict[str, Any]
 
 
-def build_snn(ann: torch.nn.Module, plan: ThresholdPlan, config: ConvertConfig) -> SpikingNetwork:
-    """Convert ``ann`` with a known plan (no calibration)."""
-    return convert(attach_plan(prepare(ingest_module(ann)), plan), config)
+def build_snn(graph: torch.fx.GraphModule, plan: ThresholdPlan, config: ConvertConfig) -> SpikingNetwork:
+    """Convert a canonical ANN graph with a known plan (no calibration)."""
+    return convert(attach_plan(prepare(graph), plan), config)
 
 
 def save_snn(path: str | Path, snn: SpikingNetwork, *, ann_source: dict, info: dict) -> None:
@@ -75,7 +74,7 @@ def load_snn(path: str | Path) -> LoadedSnn:
     """Load an SNN file written by :func:`save_snn`."""
     payload = _read(Path(path))
     ann = rebuild_ann(payload["ann"])
-    snn = build_snn(ann, ThresholdPlan.from_dict(payload["plan"]),
+    snn = build_snn(canonical_graph(payload["ann"], ann), ThresholdPlan.from_dict(payload["plan"]),
                     ConvertConfig.from_dict(payload["convert"]))  # fmt: skip
     try:
         snn.load_state_dict(payload["state_dict"])

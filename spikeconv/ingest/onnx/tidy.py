@@ -1,0 +1,135 @@
+"""ONNX-level clean-ups on a copy of the model, before the support scan and onnx2torch.
+
+None of them changes what the model computes; each removes a spelling onnx2torch cannot read:
+
+- every node gets a unique, non-empty name (errors and module names refer to it);
+- ``Constant`` nodes become initializers, so onnx2torch sees constant weights and bounds;
+- ``Identity`` and single-output ``Dropout`` nodes are bypassed (the TorchScript exporter writes
+  ``Identity`` for de-duplicated weights, which onnx2torch cannot feed to ``Conv``);
+- ``Reshape(allowzero=1)`` with a constant shape free of zeros is ``allowzero=0``;
+- a model with an op that onnx2torch has no converter for at the model's opset (e.g. ``Identity``
+  or ``ReduceMean`` at opset 18+) is lowered to opset 17 (:func:`lower_opset`), the newest that
+  onnx2torch covers for every op spikeconv supports. Lowering copies every weight, so it is
+  skipped when onnx2torch reads the model as it is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, version_converter
+
+from spikeconv.errors import UnsupportedLayerError
+
+TARGET_OPSET = 17
+_CONSTANT_ATTRIBUTES = {"value", "value_float", "value_floats", "value_int", "value_ints"}
+
+
+def _name_nodes_(graph: onnx.GraphProto) -> None:
+    taken: set[str] = set()
+    for index, node in enumerate(graph.node):
+        base = node.name or f"{node.op_type}_{index}"
+        name, suffix = base, 1
+        while name in taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        node.name = name
+        taken.add(name)
+
+
+def _constants_to_initializers_(graph: onnx.GraphProto) -> None:
+    keep = []
+    for node in graph.node:
+        attributes = {a.name: a for a in node.attribute}
+        if node.op_type == "Constant" and not node.domain and len(attributes) == 1 and set(attributes) <= _CONSTANT_ATTRIBUTES:
+            value = helper.get_attribute_value(next(iter(attributes.values())))
+            tensor = value if isinstance(value, onnx.TensorProto) else numpy_helper.from_array(_as_array(value))
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def _as_array(value: object) -> np.ndarray:
+    if isinstance(value, float) or (isinstance(value, list) and value and isinstance(value[0], float)):
+        return np.asarray(value, dtype=np.float32)
+    return np.asarray(value, dtype=np.int64)
+
+
+def _rename_input_(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name == old:
+                node.input[index] = new
+
+
+def _bypass_passthroughs_(graph: onnx.GraphProto) -> None:
+    outputs = {value.name for value in graph.output}
+    keep = []
+    for node in graph.node:
+        single = node.op_type == "Identity" or (node.op_type == "Dropout" and len([o for o in node.output if o]) == 1)
+        if single and not node.domain and node.output[0] not in outputs:
+            _rename_input_(graph, node.output[0], node.input[0])
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def _relax_reshape_allowzero_(graph: onnx.GraphProto) -> None:
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "Reshape" and attribute.name == "allowzero" and attribute.i == 1:
+                shape = constants.get(node.input[1])
+                if shape is not None and 0 not in numpy_helper.to_array(shape).tolist():
+                    attribute.i = 0
+
+
+def tidy_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A cleaned-up copy of ``model`` (see the module docstring); ``model`` is untouched."""
+    tidy = onnx.ModelProto()
+    tidy.CopyFrom(model)
+    _name_nodes_(tidy.graph)
+    _constants_to_initializers_(tidy.graph)
+    _bypass_passthroughs_(tidy.graph)
+    _relax_reshape_allowzero_(tidy.graph)
+    return tidy
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The version of the default (``ai.onnx``) opset the model imports."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def _onnx2torch_reads(model: onnx.ModelProto) -> bool:
+    """Whether onnx2torch has a converter for every node at the model's own opset."""
+    from onnx2torch.node_converters import get_converter  # imported here: slow, and ONNX-only
+
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    for node in model.graph.node:
+        try:
+            get_converter(operation_type=node.op_type, version=opsets.get(node.domain or "", 1), domain=node.domain or "")
+        except NotImplementedError:
+            return False
+    return True
+
+
+def lower_opset(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
+    """``model`` lowered to :data:`TARGET_OPSET` if it is newer and onnx2torch cannot read it as it is.
+
+    Raises:
+        UnsupportedLayerError: if the version converter cannot lower it.
+    """
+    opset = default_opset(model)
+    if opset <= TARGET_OPSET or _onnx2torch_reads(model):
+        return model
+    try:
+        return version_converter.convert_version(model, TARGET_OPSET)
+    except Exception as exc:  # the C++ converter raises RuntimeError/ValueError/IndexError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedLayerError(
+            f"cannot lower {label} from opset {opset} to {TARGET_OPSET} for onnx2torch ({reason}); "
+            f"re-export with torch.onnx.export(..., opset_version={TARGET_OPSET})"
+        ) from None
