@@ -2,13 +2,14 @@
 
 from spikeconv.calibration.config import (
     CalibrationConfig,
+    LearnedThreshold,
     MaxThreshold,
     MseThreshold,
     PercentileThreshold,
     ThresholdRule,
     threshold_rule_from_dict,
 )
-from spikeconv.calibration.observers import MaxObserver, MseObserver, Observer, PercentileObserver
+from spikeconv.calibration.observers import FixedObserver, MaxObserver, MseObserver, Observer, PercentileObserver
 from spikeconv.calibration.plan import ThresholdPlan
 from spikeconv.calibration.prepare import (
     OBSERVERS_KEY,
@@ -28,6 +29,8 @@ __all__ = [
     "SITES_KEY",
     "STAGE_KEY",
     "CalibrationConfig",
+    "FixedObserver",
+    "LearnedThreshold",
     "MaxObserver",
     "MaxThreshold",
     "MseObserver",

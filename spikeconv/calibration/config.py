@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from torch import nn
 
-from spikeconv.calibration.observers import MaxObserver, MseObserver, Observer, PercentileObserver
+from spikeconv.calibration.observers import FixedObserver, MaxObserver, MseObserver, Observer, PercentileObserver
 from spikeconv.errors import ConfigError
 
 
@@ -22,7 +22,7 @@ class MaxThreshold:
 
     per_channel: bool = False
 
-    def make_observer(self) -> Observer:
+    def make_observer(self, site_module: nn.Module | None = None) -> Observer:
         return MaxObserver(per_channel=self.per_channel)
 
     def to_dict(self) -> dict:
@@ -40,7 +40,7 @@ class PercentileThreshold:
         if not 0 < self.q <= 100:
             raise ConfigError(f"percentile must be in (0, 100], got {self.q}")
 
-    def make_observer(self) -> Observer:
+    def make_observer(self, site_module: nn.Module | None = None) -> Observer:
         return PercentileObserver(self.q, per_channel=self.per_channel)
 
     def to_dict(self) -> dict:
@@ -61,14 +61,34 @@ class MseThreshold:
     def __post_init__(self) -> None:
         MseObserver(self.timesteps, shift=self.shift)  # validates
 
-    def make_observer(self) -> Observer:
+    def make_observer(self, site_module: nn.Module | None = None) -> Observer:
         return MseObserver(self.timesteps, shift=self.shift, per_channel=self.per_channel)
 
     def to_dict(self) -> dict:
         return {"kind": "mse", "timesteps": self.timesteps, "shift": self.shift, "per_channel": self.per_channel}
 
 
-ThresholdRule = MaxThreshold | PercentileThreshold | MseThreshold
+@dataclass(frozen=True)
+class LearnedThreshold:
+    """Threshold = the activation's own learned clipping level (QCFS λ, Bu et al. 2022).
+
+    For sites whose activation module declares ``learned_threshold()``; calibration data is still
+    run (it checks the data fits) but does not change the threshold.
+    """
+
+    def make_observer(self, site_module: nn.Module | None = None) -> Observer:
+        learned = getattr(site_module, "learned_threshold", None)
+        if learned is None:
+            name = type(site_module).__name__ if site_module is not None else "a function"
+            raise ConfigError(f"the 'learned' threshold rule needs an activation with a learned threshold (e.g. QCFS), "
+                              f"but this site is {name}; use max, percentile or mse")  # fmt: skip
+        return FixedObserver(float(learned()))
+
+    def to_dict(self) -> dict:
+        return {"kind": "learned"}
+
+
+ThresholdRule = MaxThreshold | PercentileThreshold | MseThreshold | LearnedThreshold
 
 
 def threshold_rule_from_dict(data: Mapping) -> ThresholdRule:
@@ -79,9 +99,11 @@ def threshold_rule_from_dict(data: Mapping) -> ThresholdRule:
         return MaxThreshold(per_channel=per_channel)
     if kind == "percentile":
         return PercentileThreshold(float(data.get("q", 99.99)), per_channel=per_channel)
+    if kind == "learned":
+        return LearnedThreshold()
     if kind == "mse":
         return MseThreshold(int(data.get("timesteps", 8)), float(data.get("shift", 0.5)), per_channel=per_channel)
-    raise ConfigError(f"unknown threshold rule {kind!r}; choose max, percentile or mse")
+    raise ConfigError(f"unknown threshold rule {kind!r}; choose max, percentile, mse or learned")
 
 
 def _frozen(mapping: Mapping | None) -> Mapping:

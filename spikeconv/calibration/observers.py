@@ -189,3 +189,19 @@ class MseObserver(PercentileObserver):
             best = torch.where(better, theta.squeeze(1), best)
         total = hist.sum(dim=1)
         return torch.where(total > 0, best, torch.zeros_like(best)).float()
+
+
+class FixedObserver(Observer):
+    """A threshold known before calibration (e.g. a QCFS activation's learned λ); data only counts."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(per_channel=False)
+        if not value > 0:
+            raise ConfigError(f"a fixed threshold must be > 0, got {value}")
+        self.register_buffer("value", torch.tensor([float(value)]))
+
+    def _record(self, rows: Tensor) -> None:
+        return None
+
+    def _compute(self) -> Tensor:
+        return self.value.clone()

@@ -48,7 +48,7 @@ def prepare(ann: fx.GraphModule, config: CalibrationConfig | None = None) -> fx.
         producer = node.args[0]
         feeder = module_of(gm, producer) if isinstance(producer, fx.Node) else None
         rule = config.rule_for(site, type(feeder) if feeder is not None else None)
-        observer = rule.make_observer()
+        observer = rule.make_observer(module_of(gm, node))
         observer.site = site
         name = add_submodule(gm, f"{site}_observer", observer)
         with gm.graph.inserting_after(node):

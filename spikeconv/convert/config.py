@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spikeconv.convert.maxpool import MaxPoolMode
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import (
     DirectEncoding,
@@ -28,6 +29,8 @@ class ConvertConfig:
         timesteps: Default simulation length of the returned network.
         time_chunk: Steps simulated per graph call (bounds memory for long runs).
         kernel: Multi-step kernel for the IF neurons.
+        maxpool: What a max-pool on spike trains becomes: the spiking max-pool gate (reproduces
+            the ANN) or average pooling (an approximation, warned about and recorded).
     """
 
     reset: Reset = Reset.SUBTRACT
@@ -36,8 +39,11 @@ class ConvertConfig:
     timesteps: int = 64
     time_chunk: int | None = None
     kernel: Kernel = Kernel.INPLACE
+    maxpool: MaxPoolMode = MaxPoolMode.SPIKING
 
     def __post_init__(self) -> None:
+        if not isinstance(self.maxpool, MaxPoolMode):
+            raise ConfigError(f"maxpool must be a MaxPoolMode member, got {self.maxpool!r}")
         if not 0.0 <= self.v_init < 1.0:
             raise ConfigError(f"v_init must be in [0, 1) of the threshold, got {self.v_init}")
         check_timesteps(self.timesteps)
@@ -52,6 +58,7 @@ class ConvertConfig:
             "timesteps": self.timesteps,
             "time_chunk": self.time_chunk,
             "kernel": self.kernel.value,
+            "maxpool": self.maxpool.value,
         }
 
     @classmethod
@@ -63,4 +70,5 @@ class ConvertConfig:
             timesteps=int(data.get("timesteps", 64)),
             time_chunk=data.get("time_chunk"),
             kernel=Kernel.from_name(data.get("kernel", "inplace")),
+            maxpool=MaxPoolMode.from_name(data.get("maxpool", "spiking")),
         )

@@ -8,8 +8,10 @@ after, for ``conv -> relu -> fc``::
     fc = self.fc(relu_observer)
     conv = self.conv(x); relu = self.relu(conv, num_steps, static=True); fc = self.fc(relu)
 
-The last layer is not followed by a neuron, so the network's output is the readout current at
-each step (accumulated by the caller as the readout membrane).
+Max-pools on spike trains become spiking max-pools (or average pools, by :class:`MaxPoolMode`;
+see :mod:`spikeconv.convert.maxpool`). The last layer is not followed by a neuron, so the
+network's output is the readout current at each step (accumulated by the caller as the readout
+membrane).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import fx
 
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
+from spikeconv.convert.maxpool import rewrite_maxpools_
 from spikeconv.convert.time_layout import lay_out_time_
 from spikeconv.errors import ConversionError
 from spikeconv.neurons import IFNeuron, SpikingNetwork
@@ -72,11 +75,12 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
             setattr(gm, str(node.target), neuron)
             node.args = (node.args[0], steps)
             neurons.add(node)
-    lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
+    kinds = lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
+    maxpools = rewrite_maxpools_(gm, kinds, steps, config.maxpool)
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()
     gm.meta = {STAGE_KEY: "spiking"}
-    metadata = {"plan": plan.to_dict(), "convert": config.to_dict()}
+    metadata = {"plan": plan.to_dict(), "convert": config.to_dict(), "maxpool": maxpools}
     return SpikingNetwork(gm, encoding=config.encoding, timesteps=config.timesteps,
                           time_chunk=config.time_chunk, metadata=metadata)  # fmt: skip

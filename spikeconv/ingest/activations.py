@@ -48,7 +48,17 @@ def _cap_from_bounds(low: Any, high: Any) -> float | None:
     return float(high) if float(high) > 0.0 else None
 
 
+def is_declared_activation(module: nn.Module | None) -> bool:
+    """A module that declares itself a convertible activation (``spikeconv_activation`` class
+    attribute and a ``learned_threshold()`` method), e.g. :class:`spikeconv.neurons.QCFS`. It stays
+    in the ANN graph unchanged (its quantized output is the ANN's), and its learned clipping level
+    is the site's cap and, with the ``learned`` threshold rule, the neuron's threshold."""
+    return module is not None and bool(getattr(type(module), "spikeconv_activation", None)) and hasattr(module, "learned_threshold")
+
+
 def _module_cap(module: nn.Module | None) -> float | None:
+    if is_declared_activation(module):
+        return float(module.learned_threshold())
     if type(module) is nn.ReLU:
         return math.inf
     if isinstance(module, nn.Hardtanh):  # nn.ReLU6 is a Hardtanh(0, 6)

@@ -18,7 +18,7 @@ import torch
 from torch import fx, nn
 
 from spikeconv._fx import add_submodule, module_of
-from spikeconv.ingest.activations import is_activation_site, is_inplace, site_cap, site_module
+from spikeconv.ingest.activations import is_activation_site, is_declared_activation, is_inplace, site_cap, site_module
 from spikeconv.ingest.support import SUPPORTED_MODULES
 
 _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
@@ -67,7 +67,9 @@ def canonicalize_relus_(gm: fx.GraphModule) -> dict[str, float]:
     for index, (node, cap) in enumerate(sites):
         if is_inplace(gm, node):
             _read_inplace_result_(node, order)
-        temporary = add_submodule(gm, f"_spikeconv_relu_{index}", site_module(cap))
+        original = module_of(gm, node)
+        canonical = copy.deepcopy(original) if is_declared_activation(original) else site_module(cap)
+        temporary = add_submodule(gm, f"_spikeconv_relu_{index}", canonical)
         node.op, node.target = "call_module", temporary
         node.args, node.kwargs = (node.args[0],), {}
     gm.delete_all_unused_submodules()  # the original, possibly shared, activation modules

@@ -8,12 +8,22 @@ import torch
 from torch import fx, nn
 
 from spikeconv.errors import CheckpointError, UnsupportedLayerError
+from spikeconv.ingest.activations import is_declared_activation
 from spikeconv.ingest.canonical import make_canonical_
+
+
+class _Tracer(fx.Tracer):
+    """fx's tracer, keeping declared activations (e.g. QCFS) as single leaf call sites."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_declared_activation(m) or super().is_leaf_module(m, module_qualified_name)
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
     try:
-        return fx.symbolic_trace(model)
+        tracer = _Tracer()
+        graph = tracer.trace(model)
+        return fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as exc:  # fx raises many types for untraceable Python
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnsupportedLayerError(

@@ -21,8 +21,13 @@ from spikeconv.models.registry import (
     describe_model,
     register_model,
 )
+from spikeconv.models.resnet import BasicBlock, CifarResNet, resnet19, resnet20
+from spikeconv.models.vgg import VGG16_LAYERS, vgg16
 
 __all__ = [
+    "VGG16_LAYERS",
+    "BasicBlock",
+    "CifarResNet",
     "DIGITS_CNN",
     "FMNIST_CNN",
     "MLP",
@@ -42,4 +47,7 @@ __all__ = [
     "describe_model",
     "parse_notation",
     "register_model",
+    "resnet19",
+    "resnet20",
+    "vgg16",
 ]

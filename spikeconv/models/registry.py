@@ -17,6 +17,8 @@ from spikeconv.errors import ConfigError
 from spikeconv.models.builders import build_from_notation
 from spikeconv.models.notation import parse_notation
 from spikeconv.models.presets import digits_cnn, fmnist_cnn, mlp
+from spikeconv.models.resnet import resnet19_preset, resnet20_preset
+from spikeconv.models.vgg import vgg16_avg_preset, vgg16_preset
 
 __all__ = [
     "ModelBuilder",
@@ -140,3 +142,7 @@ def describe_model(
 register_model("digits-cnn", digits_cnn)
 register_model("fmnist-cnn", fmnist_cnn)
 register_model("mlp", mlp)
+register_model("resnet19", resnet19_preset)
+register_model("resnet20", resnet20_preset)
+register_model("vgg16", vgg16_preset)
+register_model("vgg16-avg", vgg16_avg_preset)

@@ -10,23 +10,56 @@ from spikeconv.training.checkpoint import (
     save_ann_checkpoint,
 )
 from spikeconv.training.config import AnnTrainConfig, Augment, Optimizer, Schedule
+from spikeconv.training.snn_checkpoint import (
+    SNN_CHECKPOINT_FORMAT,
+    SNN_CHECKPOINT_VERSION,
+    SnnCheckpoint,
+    load_snn_checkpoint,
+    save_snn_checkpoint,
+    snn_from_checkpoint,
+)
+from spikeconv.training.snn_config import SnnLoss, SnnTrainConfig
+from spikeconv.training.snn_history import SnnEpochRecord, SnnTrainHistory
+from spikeconv.training.snn_loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_snn
+from spikeconv.training.snn_losses import mean_readout_cross_entropy, per_step_mse, readout_loss
+from spikeconv.training.snn_spikify import spikify
+from spikeconv.training.snn_tdbn import apply_tdbn_
 
 __all__ = [
     "ANN_CHECKPOINT_FORMAT",
     "ANN_CHECKPOINT_VERSION",
-    "MAX_SHIFT",
     "AnnCheckpoint",
     "AnnTrainConfig",
     "Augment",
     "EpochRecord",
+    "MAX_SHIFT",
     "Optimizer",
+    "SNN_CHECKPOINT_FORMAT",
+    "SNN_CHECKPOINT_VERSION",
     "Schedule",
+    "SnnCheckpoint",
+    "SnnEpochRecord",
+    "SnnLoss",
+    "SnnTrainConfig",
+    "SnnTrainHistory",
+    "SnnTrainOutputs",
+    "SnnTrainResult",
     "TrainHistory",
+    "apply_tdbn_",
     "augment_batch",
     "evaluate_classifier",
+    "evaluate_snn",
     "load_ann_checkpoint",
+    "load_snn_checkpoint",
+    "mean_readout_cross_entropy",
+    "per_step_mse",
     "random_flip",
     "random_shift",
+    "readout_loss",
     "save_ann_checkpoint",
+    "save_snn_checkpoint",
+    "snn_from_checkpoint",
+    "spikify",
     "train_ann",
+    "train_snn",
 ]

@@ -93,10 +93,10 @@ def test_file_loads_with_plain_weights_only_torch_load(tmp_path: Path) -> None:
     _save(path, model, arch="mlp", input_shape=(1, 4, 4), num_classes=3, mean=None, std=None)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert raw["format"] == ANN_CHECKPOINT_FORMAT and raw["format_version"] == 1
-    assert raw["normalization"] is None and raw["batch_norm"] is False
+    assert raw["normalization"] is None and raw["batch_norm"] is False and raw["activation"] is None
     assert set(raw) == {
         "format", "format_version", "arch", "input_shape", "num_classes",
-        "normalization", "batch_norm", "state_dict", "metadata",
+        "normalization", "batch_norm", "activation", "state_dict", "metadata",
     }  # fmt: skip
     assert load_ann_checkpoint(path).mean is None
 

@@ -1,0 +1,66 @@
+"""The membrane potential rectifier (MPR) of InfLoR (Guo et al., ECCV 2022; arXiv:2307.04356).
+
+MPR redistributes the membrane potential *presented to the firing function* towards the spike
+values 0 and 1, without touching the potential that integrates input and is reset
+(methods.md §2.1-2.2)::
+
+    φ(u) = −(−u)^(1/3)                                   u < 0
+    φ(u) = tanh(3(u − 1/2)) / (2·tanh(3/2)) + 1/2         0 ≤ u ≤ 1
+    φ(u) = u^(1/3)                                       u > 1
+
+φ is continuous and strictly increasing with ``φ(0) = 0``, ``φ(1/2) = 1/2``, ``φ(1) = 1``, so
+with ``V_th = 0.5`` the forward spikes are exactly those without MPR (*firing invariance*); the
+rectified value lies closer to its spike value than u for ``u ≥ 0`` (*spike approaching*).
+MPR therefore acts only on training, through the surrogate evaluated at φ(H) and the extra
+chain factor φ'(H). The formula is as recalled in methods.md ([U]); the tests pin its table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["MPR_EPS", "mpr", "mpr_derivative"]
+
+_TANH_HALF_SPAN = math.tanh(1.5)
+MPR_EPS = 1e-3
+"""|u| floor inside the cube-root branches' derivative: φ'(u) = |u|^(-2/3)/3 is unbounded at 0⁻,
+so φ' is evaluated at ``max(|u|, MPR_EPS)`` there (at most ``MPR_EPS^(-2/3)/3 ≈ 33``)."""
+
+
+def _phi(u: Tensor) -> Tensor:
+    # Outer branches as sign(u)·|u|^(1/3): torch.pow of a negative base is NaN.
+    cube_root = torch.sign(u) * u.abs().pow(1.0 / 3.0)
+    middle = torch.tanh(3.0 * (u - 0.5)) / (2.0 * _TANH_HALF_SPAN) + 0.5
+    return torch.where((u >= 0) & (u <= 1), middle, cube_root)
+
+
+def mpr_derivative(u: Tensor) -> Tensor:
+    """φ'(u), with the cube-root branches' singularity at 0 clipped by :data:`MPR_EPS`.
+
+    ``φ'(u) = (3/(2·tanh(3/2)))·(1 − tanh²(3(u − 1/2)))`` on ``[0, 1]`` and ``|u|^(−2/3)/3``
+    outside.
+    """
+    middle = (3.0 / (2.0 * _TANH_HALF_SPAN)) * (1.0 - torch.tanh(3.0 * (u - 0.5)) ** 2)
+    outer = u.abs().clamp_min(MPR_EPS).pow(-2.0 / 3.0) / 3.0
+    return torch.where((u >= 0) & (u <= 1), middle, outer)
+
+
+class _Rectifier(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, u: Tensor) -> Tensor:
+        ctx.save_for_backward(u)
+        return _phi(u)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (u,) = ctx.saved_tensors
+        return grad * mpr_derivative(u)
+
+
+def mpr(u: Tensor) -> Tensor:
+    """φ(u) elementwise, any shape; the backward is :func:`mpr_derivative` (finite everywhere)."""
+    return _Rectifier.apply(u)

@@ -1,0 +1,249 @@
+"""Direct SNN training: BPTT through the spikified network, with resumable checkpoints.
+
+``train_snn`` turns the caller's ReLU network into a SpikingNetwork (:func:`spikify`), then
+trains it on the readout of ``T`` steps: autograd unrolls every neuron's time loop, and the
+surrogate gradients of the neuron configuration stand in for the spikes' derivatives. Every
+random draw comes from ``config.seed`` inside a forked RNG; after each epoch the checkpoint
+saves weights, optimizer, scheduler and both RNG states, so an interrupted run resumed from it
+ends with exactly the weights of an uninterrupted one (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from spikeconv._io import atomic_write
+from spikeconv.errors import CheckpointError, ConfigError, DataError
+from spikeconv.neurons import SpikingNetwork
+from spikeconv.training.ann import _cuda_indices, _make_optimizer, _make_scheduler, _model_device, _progress, _train_loader
+from spikeconv.training.augment import augment_batch
+from spikeconv.training.snn_checkpoint import SnnCheckpoint, load_snn_checkpoint, save_snn_checkpoint
+from spikeconv.training.snn_config import SnnTrainConfig
+from spikeconv.training.snn_history import SnnEpochRecord, SnnTrainHistory
+from spikeconv.training.snn_losses import readout_loss, readout_predictions
+from spikeconv.training.snn_spikify import spikify
+from spikeconv.training.snn_tdbn import apply_tdbn_
+
+__all__ = ["SnnTrainOutputs", "SnnTrainResult", "evaluate_snn", "train_snn"]
+
+logger = logging.getLogger("spikeconv")
+SNN_LOG_FORMAT = "spikeconv-snn-log"
+
+
+@dataclass(frozen=True)
+class SnnTrainOutputs:
+    """Where a run writes, and what its checkpoint records about the architecture.
+
+    Attributes:
+        checkpoint: Checkpoint path, rewritten atomically after every epoch (None: no file).
+        log: Per-epoch JSON log path, rewritten atomically after every epoch (None: no file).
+        arch: Opaque JSON-like dict the caller needs to rebuild the ANN (e.g. the
+            ``build_model`` arguments); stored in the checkpoint untouched.
+        metadata: Extra JSON-like facts for the checkpoint (dataset, command, ...).
+    """
+
+    checkpoint: Path | None = None
+    log: Path | None = None
+    arch: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SnnTrainResult:
+    """The trained network (eval mode) and the history of all its epochs."""
+
+    snn: SpikingNetwork
+    history: SnnTrainHistory
+
+
+@dataclass
+class _Run:
+    """The mutable objects of one training run, gathered so that they can be checkpointed."""
+
+    snn: SpikingNetwork
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    generator: torch.Generator
+    device: torch.device
+    records: list[SnnEpochRecord]
+
+
+def train_snn(
+    model: nn.Module,
+    train_data: Dataset,
+    *,
+    config: SnnTrainConfig,
+    eval_data: Dataset | None = None,
+    outputs: SnnTrainOutputs | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end: Callable[[SnnEpochRecord], None] | None = None,
+) -> SnnTrainResult:
+    """Spikify ``model`` with ``config.neuron`` and train it directly by BPTT.
+
+    ``model`` is not modified (spikify works on a copy); the SNN lives on ``model``'s device.
+
+    Args:
+        model: ReLU classifier ``[N, C, H, W] -> [N, K]`` (e.g. from ``build_model``).
+        train_data: Dataset of ``(image in [0, 1], int label)``.
+        config: Neuron, T, optimisation and seed.
+        eval_data: Optional held-out set, scored at the training T after every epoch.
+        outputs: Checkpoint/log paths and the ``arch`` dict to store.
+        resume: Continue from ``outputs.checkpoint`` if that file exists (its configuration
+            must equal ``config``); start fresh if it does not.
+        progress: Show a tqdm bar per epoch on stderr.
+        on_epoch_end: Called with each new epoch's record.
+
+    Raises:
+        DataError: ``train_data`` or ``eval_data`` is empty.
+        ConfigError: Bad options, the loss became NaN/inf, or ``resume`` without a checkpoint path.
+        CheckpointError: The checkpoint to resume from is unreadable or was made with another
+            configuration.
+    """
+    outputs = outputs or SnnTrainOutputs()
+    if len(train_data) == 0:  # type: ignore[arg-type]
+        raise DataError("train_data is empty; nothing to train on")
+    if resume and outputs.checkpoint is None:
+        raise ConfigError("resume needs a checkpoint path (SnnTrainOutputs.checkpoint)")
+    snn = spikify(model, config.neuron, timesteps=config.timesteps)
+    if config.tdbn:
+        apply_tdbn_(snn, threshold=config.neuron.threshold, alpha=config.tdbn_alpha)
+    device = _model_device(model)
+    with torch.random.fork_rng(devices=_cuda_indices(device)):
+        torch.manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        loader = _train_loader(train_data, config, generator)  # type: ignore[arg-type]
+        optimizer = _make_optimizer(snn, config)  # type: ignore[arg-type]
+        scheduler = _make_scheduler(optimizer, config, steps=config.epochs * len(loader))  # type: ignore[arg-type]
+        run = _Run(snn, optimizer, scheduler, generator, device, [])
+        if resume and outputs.checkpoint is not None and Path(outputs.checkpoint).exists():
+            _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint)
+        for epoch in range(len(run.records) + 1, config.epochs + 1):
+            record = _run_epoch(run, loader, config, eval_data, epoch, progress)
+            run.records.append(record)
+            _write_outputs(run, config, outputs)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+    snn.eval()
+    return SnnTrainResult(snn=snn, history=SnnTrainHistory(records=tuple(run.records)))
+
+
+def evaluate_snn(snn: SpikingNetwork, data: Dataset | Iterable, *, timesteps: int, batch_size: int = 256) -> float:
+    """Top-1 accuracy (percent) of the accumulated readout after ``timesteps`` steps.
+
+    Runs in eval mode without gradients and restores the training flag. ``data`` is a Dataset
+    of samples or an iterable of ``(x, y)`` batches.
+
+    Raises:
+        DataError: ``data`` holds no samples.
+    """
+    batches = DataLoader(data, batch_size=batch_size, shuffle=False) if isinstance(data, Dataset) else data
+    device = _model_device(snn)
+    was_training = snn.training
+    snn.eval()
+    correct = total = 0
+    try:
+        with torch.no_grad():
+            for images, labels in batches:
+                predictions = readout_predictions(snn(images.to(device), timesteps))
+                correct += int((predictions.cpu() == torch.as_tensor(labels).long()).sum())
+                total += len(labels)
+    finally:
+        snn.train(was_training)
+    if total == 0:
+        raise DataError("evaluation data is empty; cannot compute an accuracy")
+    return 100.0 * correct / total
+
+
+def _run_epoch(
+    run: _Run, loader: DataLoader, config: SnnTrainConfig, eval_data: Dataset | None, epoch: int, progress: bool
+) -> SnnEpochRecord:
+    start = time.perf_counter()
+    run.snn.train()
+    loss_sum, correct, total = 0.0, 0, 0
+    for images, labels in _progress(loader, epoch, config.epochs, progress):
+        images = augment_batch(images.to(run.device), config.augment, generator=run.generator)
+        labels = labels.to(run.device).long()
+        readout = run.snn(images, config.timesteps)
+        loss = readout_loss(readout, labels, config.loss)
+        if not math.isfinite(loss.item()):
+            raise ConfigError(f"training loss became {loss.item()} in epoch {epoch}; lower lr (now {config.lr:g}) or check the data")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        if run.scheduler is not None:
+            run.scheduler.step()
+        loss_sum += loss.item() * labels.shape[0]
+        correct += int((readout_predictions(readout.detach()) == labels).sum())
+        total += labels.shape[0]
+    eval_accuracy = None if eval_data is None else evaluate_snn(run.snn, eval_data, timesteps=config.timesteps)
+    record = SnnEpochRecord(
+        epoch=epoch,
+        train_loss=loss_sum / total,
+        train_accuracy=100.0 * correct / total,
+        eval_accuracy=eval_accuracy,
+        seconds=time.perf_counter() - start,
+        lr=float(run.optimizer.param_groups[0]["lr"]),
+    )
+    evaluated = "-" if eval_accuracy is None else f"{eval_accuracy:.2f}%"
+    logger.info("snn epoch %d/%d: loss %.4f, train %.2f%%, eval %s (%.1f s)", epoch, config.epochs, record.train_loss,
+                record.train_accuracy, evaluated, record.seconds)  # fmt: skip
+    return record
+
+
+def _training_state(run: _Run) -> dict[str, Any]:
+    cuda = [torch.cuda.get_rng_state(i) for i in _cuda_indices(run.device)] if run.device.type == "cuda" else None
+    return {
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "generator": run.generator.get_state(), "cuda": cuda},
+    }
+
+
+def _restore_(run: _Run, checkpoint: SnnCheckpoint, config: SnnTrainConfig, path: Path) -> None:
+    """Load weights, optimizer, scheduler, RNG states and history from ``checkpoint``."""
+    if checkpoint.config != config:
+        raise CheckpointError(f"{path} was written with other training options; resume with the same options or start a new run")
+    state = checkpoint.training_state
+    if state is None:
+        raise CheckpointError(f"{path} holds no optimizer/RNG state, so the run cannot be resumed exactly")
+    try:
+        run.snn.load_state_dict(checkpoint.state_dict, strict=True)
+        run.optimizer.load_state_dict(state["optimizer"])
+        if run.scheduler is not None:
+            run.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        run.generator.set_state(state["rng"]["generator"])
+        for index, cuda_state in zip(_cuda_indices(run.device), state["rng"]["cuda"] or [], strict=False):
+            torch.cuda.set_rng_state(cuda_state, index)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path} does not fit this model or run ({type(error).__name__}: {first})") from None
+    run.records[:] = checkpoint.history
+    logger.info("resumed SNN training from %s after epoch %d", path, checkpoint.epoch)
+
+
+def _write_outputs(run: _Run, config: SnnTrainConfig, outputs: SnnTrainOutputs) -> None:
+    """Rewrite the checkpoint and the JSON log (each atomically) after an epoch."""
+    if outputs.checkpoint is not None:
+        checkpoint = SnnCheckpoint(config=config, arch=dict(outputs.arch), state_dict=run.snn.state_dict(), epoch=len(run.records),
+                                   history=tuple(run.records), training_state=_training_state(run),
+                                   metadata=dict(outputs.metadata))  # fmt: skip
+        save_snn_checkpoint(outputs.checkpoint, checkpoint)
+    if outputs.log is not None:
+        log = {"format": SNN_LOG_FORMAT, "config": config.to_dict(), "arch": dict(outputs.arch),
+               "epochs": [record.to_dict() for record in run.records]}  # fmt: skip
+        with atomic_write(outputs.log, "w") as handle:
+            json.dump(log, handle, indent=2)
+            handle.write("\n")
