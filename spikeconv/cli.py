@@ -20,24 +20,30 @@ from spikeconv.workflows import (
     ACTIVATIONS,
     AUGMENTS,
     ENCODINGS,
+    METHODS,
     OPTIMIZERS,
     RESETS,
     SCHEDULES,
+    SNN_LOSSES,
     THRESHOLD_RULES,
+    TRAINABLE_NEURONS,
     ConvertJob,
     CurveJob,
     DataSource,
     DemoJob,
     TrainAnnJob,
+    TrainSnnJob,
     activation_from_options,
     ann_training_from_options,
-    calibration_from_options,
     convert_from_options,
     convert_job,
     curve_job,
     demo_job,
     format_curve_table,
+    settings_from_options,
+    snn_training_from_options,
     train_ann_job,
+    train_snn_job,
 )
 
 DATASET_HELP = (
@@ -103,16 +109,25 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.argument("model", type=click.Path(path_type=Path))
 @_data_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="SNN file to write.")
+@click.option("--method", type=click.Choice(METHODS), default="rate", show_default=True,
+              help="Conversion recipe (see docs/low_latency.md): rate; calibrated / calibrated-light (MMSE thresholds + "
+                   "potential / bias correction for --target-timesteps); qcfs / qcfs-calibrated (QCFS-trained ANNs); "
+                   "burst (up to 2 spikes per step).")  # fmt: skip
+@click.option("--target-timesteps", type=_positive, default=4, show_default=True,
+              help="The T that MMSE thresholds and corrections optimise for.")
 @click.option("--calib-samples", type=_positive, default=2000, show_default=True,
               help="Training samples used to calibrate thresholds.")
+@click.option("--correction-samples", type=_positive, default=512, show_default=True,
+              help="Of those, samples used by the potential/bias correction.")
 @click.option("--calib-seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--threshold", type=click.Choice(THRESHOLD_RULES), default="percentile",
-              show_default=True, help="Threshold rule per activation site.")
-@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.99,
-              show_default=True)
+@click.option("--threshold", type=click.Choice(THRESHOLD_RULES), default=None,
+              help="Threshold rule per activation site [default: the method's].")
+@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=None,
+              help="Percentile for --threshold percentile [default: the method's, 99.99].")
 @click.option("--per-channel", is_flag=True, help="One threshold per channel instead of per layer.")
 @click.option("--v-init", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
               help="Initial membrane as a fraction of the threshold (0 = classic conversion).")
+@click.option("--max-spikes", type=_positive, default=None, help="Spikes per step, Γ [default: the method's].")
 @click.option("--reset", type=click.Choice(RESETS), default="subtract",
               show_default=True)
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="direct",
@@ -120,19 +135,23 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--timesteps", type=_positive, default=64, show_default=True,
               help="Default simulation length stored with the SNN.")
 @click.option("--plan-json", type=click.Path(path_type=Path), default=None,
-              help="Also write the calibration record (thresholds) as JSON.")
-def convert_cmd(model, dataset, data_root, download, out, calib_samples, calib_seed, threshold,
-                percentile, per_channel, v_init, reset, encoding, timesteps, plan_json) -> None:  # fmt: skip
+              help="Also write the calibration record (thresholds, corrections) as JSON.")
+def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, calib_samples, correction_samples,
+                calib_seed, threshold, percentile, per_channel, v_init, max_spikes, reset, encoding, timesteps,
+                plan_json) -> None:  # fmt: skip
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file."""
+    base = convert_from_options(reset=reset, v_init=v_init, encoding=encoding, seed=calib_seed, timesteps=timesteps)
+    settings = settings_from_options(method, base, target_timesteps=target_timesteps,
+                                     correction_samples=min(correction_samples, calib_samples),
+                                     threshold=threshold, percentile=percentile, per_channel=per_channel,
+                                     max_spikes=max_spikes)  # fmt: skip
     job = ConvertJob(model=model, out=out, data=_source(dataset, data_root, download),
-                     calib_samples=calib_samples, calib_seed=calib_seed,
-                     calibration=calibration_from_options(threshold, percentile, per_channel),
-                     convert=convert_from_options(reset=reset, v_init=v_init, encoding=encoding,
-                                                  seed=calib_seed, timesteps=timesteps),
+                     calib_samples=calib_samples, calib_seed=calib_seed, calibration=settings.calibration,
+                     convert=settings.convert, correction=settings.correction, method=method,
                      plan_json=plan_json)  # fmt: skip
     result = convert_job(job, progress=_progress())
     sites = len(result.plan.sites)
-    click.echo(f"converted {model} -> {out} ({sites} spiking layers, calibrated on "
+    click.echo(f"converted {model} -> {out} with method {method} ({sites} spiking layers, calibrated on "
                f"{result.plan.num_samples} samples)")  # fmt: skip
 
 
@@ -167,6 +186,41 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
                               data=DataSource(root=data_root)), progress=_progress())  # fmt: skip
     click.echo(format_curve_table([result.curve]))
     click.echo(f"SNN: {result.snn_path}  curve: {result.json_path}  plot: {result.plot_path}")
+
+
+@cli.command("train-snn")
+@click.option("--arch", default="fmnist-cnn", show_default=True,
+              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@_data_options
+@click.option("--neuron", type=click.Choice(TRAINABLE_NEURONS), default="srif", show_default=True,
+              help="Spiking neuron at every ReLU: if/lif (hard reset), srif (soft reset), mtlif (multi-threshold LIF).")
+@click.option("--mpr", is_flag=True, help="Membrane potential rectifier (InfLoR); if, lif and srif only.")
+@click.option("--timesteps", type=_positive, default=4, show_default=True, help="T used in training.")
+@click.option("--epochs", type=_positive, default=20, show_default=True)
+@click.option("--batch-size", type=_positive, default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default: 0.1, or 0.005 for mtlif.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="Default: sgd (momentum 0.9), or adam for mtlif.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True)
+@click.option("--loss", type=click.Choice(SNN_LOSSES), default=None, help="Default: cross-entropy, or per-step-mse for mtlif.")
+@click.option("--tdbn/--no-tdbn", default=None, help="BatchNorm weights start at V_th (tdBN). Default: on for mtlif only.")
+@click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--train-limit", type=_positive, default=None, help="Train on the first N samples only.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint, rewritten after every epoch.")
+@click.option("--log", "log_path", type=click.Path(path_type=Path), default=None, help="Per-epoch JSON log [default: OUT.log.json].")
+@click.option("--resume", is_flag=True, help="Continue from OUT if it exists (same options); a finished run is not retrained.")
+def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, epochs, batch_size, lr, optimizer, schedule,
+                  loss, tdbn, augment, seed, train_limit, out, log_path, resume) -> None:  # fmt: skip
+    """Train a spiking network directly (BPTT with surrogate gradients); `curve` measures the checkpoint."""
+    config = snn_training_from_options(neuron=neuron, mpr=mpr, timesteps=timesteps, epochs=epochs, batch_size=batch_size,
+                                       lr=lr, optimizer=optimizer, schedule=schedule, loss=loss, tdbn=tdbn,
+                                       augment=augment, seed=seed)  # fmt: skip
+    job = TrainSnnJob(arch=arch, out=out, data=_source(dataset, data_root, download), train=config,
+                      train_limit=train_limit, resume=resume, log=log_path,
+                      command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+    result = train_snn_job(job, progress=_progress())
+    click.echo(f"test accuracy {result.test_accuracy:.2f}% at T={timesteps} after {len(result.history.records)} epochs "
+               f"({result.epochs_run} run now) -> {result.path}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,12 +26,17 @@ class ThresholdPlan:
         rules: Site name -> the rule used (``to_dict`` form), so a record says what it means.
         num_samples: Calibration samples seen.
         extra: Further JSON-serialisable facts (data set, seed, ...).
+        corrections: Site name -> low-latency corrections measured against the ANN (written by
+            :func:`spikeconv.convert.correct`): ``{"bias": [...], "bias_shape": [...],
+            "v_offset": [...], "v_offset_shape": [...]}`` (any subset), so that a conversion
+            replays exactly from the JSON record.
     """
 
     thresholds: Mapping[str, tuple[float, ...]]
     rules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     num_samples: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    corrections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         clean = {}
@@ -43,6 +48,13 @@ class ThresholdPlan:
         object.__setattr__(self, "thresholds", MappingProxyType(clean))
         object.__setattr__(self, "rules", MappingProxyType(dict(self.rules)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        for site, record in self.corrections.items():
+            if site not in clean:
+                raise CalibrationError(f"correction for unknown site {site!r}")
+            for key in ("bias", "v_offset"):
+                if key in record and math.prod(record.get(f"{key}_shape", [])) != len(record[key]):
+                    raise CalibrationError(f"site {site!r}: {key} does not match its recorded shape")
+        object.__setattr__(self, "corrections", MappingProxyType({s: dict(r) for s, r in self.corrections.items()}))
 
     def __deepcopy__(self, memo: dict) -> ThresholdPlan:
         return self  # immutable
@@ -62,6 +74,7 @@ class ThresholdPlan:
             "thresholds": {s: list(v) for s, v in self.thresholds.items()},
             "rules": {s: dict(r) for s, r in self.rules.items()},
             "extra": dict(self.extra),
+            "corrections": {s: dict(r) for s, r in self.corrections.items()},
         }
 
     @classmethod
@@ -73,6 +86,7 @@ class ThresholdPlan:
             rules=data.get("rules", {}),
             num_samples=int(data.get("num_samples", 0)),
             extra=data.get("extra", {}),
+            corrections=data.get("corrections", {}),
         )
 
     def save(self, path: str | Path) -> None:

@@ -31,6 +31,8 @@ class ConvertConfig:
         kernel: Multi-step kernel for the IF neurons.
         maxpool: What a max-pool on spike trains becomes: the spiking max-pool gate (reproduces
             the ANN) or average pooling (an approximation, warned about and recorded).
+        max_spikes: Γ, the most spikes a neuron may emit per step (burst spikes, Li & Zeng
+            2022); 1 is the ordinary IF neuron.
     """
 
     reset: Reset = Reset.SUBTRACT
@@ -40,8 +42,13 @@ class ConvertConfig:
     time_chunk: int | None = None
     kernel: Kernel = Kernel.INPLACE
     maxpool: MaxPoolMode = MaxPoolMode.SPIKING
+    max_spikes: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, int) or self.max_spikes < 1:
+            raise ConfigError(f"max_spikes must be an integer >= 1, got {self.max_spikes!r}")
+        if self.max_spikes > 1 and self.reset is not Reset.SUBTRACT:
+            raise ConfigError("burst spikes (max_spikes > 1) need reset by subtraction")
         if not isinstance(self.maxpool, MaxPoolMode):
             raise ConfigError(f"maxpool must be a MaxPoolMode member, got {self.maxpool!r}")
         if not 0.0 <= self.v_init < 1.0:
@@ -59,6 +66,7 @@ class ConvertConfig:
             "time_chunk": self.time_chunk,
             "kernel": self.kernel.value,
             "maxpool": self.maxpool.value,
+            "max_spikes": self.max_spikes,
         }
 
     @classmethod
@@ -71,4 +79,5 @@ class ConvertConfig:
             time_chunk=data.get("time_chunk"),
             kernel=Kernel.from_name(data.get("kernel", "inplace")),
             maxpool=MaxPoolMode.from_name(data.get("maxpool", "spiking")),
+            max_spikes=int(data.get("max_spikes", 1)),
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import fx
 
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
@@ -50,6 +51,15 @@ def _check_single_output(gm: fx.GraphModule) -> None:
         raise ConversionError("the model must return a single tensor of class scores")
 
 
+def _apply_corrections(neuron: IFNeuron, record: dict) -> None:
+    """Install the plan's measured bias / initial-potential corrections on one neuron."""
+    tensors = {}
+    for key in ("bias", "v_offset"):
+        if key in record:
+            tensors[key] = torch.tensor(record[key], dtype=torch.float32).reshape(record[f"{key}_shape"])
+    neuron.set_corrections(**tensors)
+
+
 def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> SpikingNetwork:
     """Turn a calibrated graph (from :func:`calibrate` or :func:`attach_plan`) into an SNN.
 
@@ -70,8 +80,9 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     neurons = set()
     for node in gm.graph.nodes:
         if node.op == "call_module" and node.target in plan.thresholds:
-            neuron = IFNeuron(plan.thresholds[node.target], v_init=config.v_init,
-                              reset=config.reset, kernel=config.kernel)  # fmt: skip
+            neuron = IFNeuron(plan.thresholds[node.target], v_init=config.v_init, reset=config.reset,
+                              kernel=config.kernel, max_spikes=config.max_spikes)  # fmt: skip
+            _apply_corrections(neuron, plan.corrections.get(str(node.target), {}))
             setattr(gm, str(node.target), neuron)
             node.args = (node.args[0], steps)
             neurons.add(node)

@@ -135,6 +135,8 @@ def _table_rows(curves: list[CurveResult], points: list[int]) -> list[list[str]]
                 gap = None if acc is None else acc - curve.ann_accuracy
                 row.append(_cell(gap, signed=True))
         rows.append(row)
+    if all(curve.ann_accuracy is None for curve in curves):
+        return rows  # e.g. directly trained SNNs: no ANN to compare with
     ann_row = ["ANN"]
     for curve in curves:
         ann_row.append(_cell(curve.ann_accuracy))
@@ -149,7 +151,7 @@ def format_curve_table(
     """A markdown table of accuracy (%) per timestep, one column per curve.
 
     Rows are the timesteps in ``points`` (default: powers of two up to the largest T, plus
-    that T), then an ``ANN`` row. Each curve with an ANN accuracy also gets a
+    that T), then an ``ANN`` row unless no curve has an ANN accuracy. Each curve with an ANN accuracy also gets a
     ``"<label> gap to ANN"`` column holding SNN − ANN in points (negative while the SNN is
     behind). Values have two decimals; ``-`` marks a timestep the curve did not record.
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, ConversionError
-from spikeconv.neurons.kernels import if_kernel
+from spikeconv.neurons.kernels import burst_if_reference, if_kernel
 from spikeconv.neurons.strategies import Kernel, Reset
 
 
@@ -35,6 +35,15 @@ class IFNeuron(SpikingNeuron):
     membrane is ``V[0] = v_init·θ``; ``v_init = 0.5`` is the half-threshold shift of QCFS and SNN
     calibration (Bu et al. 2022; Li et al. 2021) that centres the rounding error of rate coding.
 
+    Burst spikes (Li & Zeng, IJCAI 2022): with ``max_spikes = Γ > 1`` a neuron may emit up to Γ
+    spikes in one step (:func:`spikeconv.neurons.dynamics.multi_spike_if_step`), releasing charge
+    an ordinary IF neuron would carry into later steps.
+
+    Low-latency corrections (SNN calibration, Li et al. ICML 2021) are two buffers: ``bias``, a
+    current added to the input at every step (per channel), and ``v_offset``, a charge added to
+    the initial membrane (per neuron). Both are zero unless :func:`spikeconv.convert.correct`
+    measured them against the ANN.
+
     Shapes: input ``[K·N, C, ...]`` or static ``[N, C, ...]``; output ``[K·N, C, ...]``.
 
     Args:
@@ -42,6 +51,7 @@ class IFNeuron(SpikingNeuron):
         v_init: Initial membrane as a fraction of θ.
         reset: Reset rule.
         kernel: Which registered multi-step kernel runs the time loop.
+        max_spikes: Γ, the most spikes per step (1 = ordinary IF; > 1 needs soft reset).
     """
 
     def __init__(
@@ -51,8 +61,13 @@ class IFNeuron(SpikingNeuron):
         v_init: float = 0.5,
         reset: Reset = Reset.SUBTRACT,
         kernel: Kernel = Kernel.INPLACE,
+        max_spikes: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1:
+            raise ConfigError(f"max_spikes must be an integer >= 1, got {max_spikes!r}")
+        if max_spikes > 1 and reset is not Reset.SUBTRACT:
+            raise ConfigError("burst spikes (max_spikes > 1) need reset by subtraction")
         th = torch.as_tensor(threshold, dtype=torch.float32).reshape(-1).clone()
         if th.numel() == 0 or not torch.isfinite(th).all() or (th <= 0).any():
             raise ConfigError(f"neuron thresholds must be finite and > 0, got {th.tolist()[:8]}")
@@ -60,13 +75,26 @@ class IFNeuron(SpikingNeuron):
             raise ConfigError("reset and kernel must be Reset and Kernel members")
         self.register_buffer("threshold", th)
         self.register_buffer("v_init", torch.tensor(float(v_init)))
+        self.register_buffer("bias", torch.zeros(()))
+        self.register_buffer("v_offset", torch.zeros(()))
         self.reset = reset
         self.kernel = kernel
+        self.max_spikes = max_spikes
         self._v: Tensor | None = None
+
+    def set_corrections(self, *, bias: Tensor | None = None, v_offset: Tensor | None = None) -> None:
+        """Install measured corrections: ``bias`` broadcastable to one step's ``[C, ...]`` input
+        (without the batch dimension), ``v_offset`` likewise (usually the full ``[C, H, W]``)."""
+        if bias is not None:
+            self.bias = torch.as_tensor(bias, dtype=torch.float32).clone()
+        if v_offset is not None:
+            self.v_offset = torch.as_tensor(v_offset, dtype=torch.float32).clone()
 
     def extra_repr(self) -> str:
         kind = "per-channel" if self.threshold.numel() > 1 else f"θ={self.threshold.item():.4g}"
-        return f"{kind}, v_init={self.v_init.item():g}, reset={self.reset.value}"
+        extra = f", max_spikes={self.max_spikes}" if self.max_spikes > 1 else ""
+        extra += ", corrected" if self.bias.dim() or self.v_offset.dim() or self.bias.item() or self.v_offset.item() else ""
+        return f"{kind}, v_init={self.v_init.item():g}, reset={self.reset.value}{extra}"
 
     def reset_state(self) -> None:
         self._v = None
@@ -94,9 +122,14 @@ class IFNeuron(SpikingNeuron):
             sequence = x.reshape(num_steps, x.shape[0] // num_steps, *x.shape[1:])
             step_input = sequence[0]
         th = self.broadcast_threshold(step_input)
+        if self.bias.dim() or self.bias.item() != 0.0:
+            bias = self.bias.to(x.dtype)
+            step_input, sequence = step_input + bias, sequence + bias
         if self._v is None or self._v.shape != step_input.shape:
-            self._v = (self.v_init.to(x.dtype) * th).expand(step_input.shape).contiguous()
-        outputs, self._v = if_kernel(self.kernel)(
-            sequence, self._v, th, self.reset, num_steps, static
-        )
+            start = self.v_init.to(x.dtype) * th + self.v_offset.to(x.dtype)
+            self._v = start.expand(step_input.shape).contiguous()
+        if self.max_spikes > 1:
+            outputs, self._v = burst_if_reference(sequence, self._v, th, self.max_spikes, num_steps, static)
+        else:
+            outputs, self._v = if_kernel(self.kernel)(sequence, self._v, th, self.reset, num_steps, static)
         return outputs.flatten(0, 1)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from spikeconv.errors import ConfigError
-from spikeconv.neurons.dynamics import if_step
+from spikeconv.neurons.dynamics import if_step, multi_spike_if_step
 from spikeconv.neurons.strategies import Kernel, Reset
 
 IFKernel = Callable[[Tensor, Tensor, Tensor, Reset, int, bool], tuple[Tensor, Tensor]]
@@ -54,6 +54,17 @@ def if_inplace(
         else:
             v.masked_fill_(fired, 0.0)
     return outputs, v
+
+
+def burst_if_reference(
+    x: Tensor, v: Tensor, threshold: Tensor, max_spikes: int, num_steps: int, static: bool
+) -> tuple[Tensor, Tensor]:
+    """Loop :func:`multi_spike_if_step` (up to ``max_spikes`` spikes per step, soft reset) over time."""
+    outputs = []
+    for t in range(num_steps):
+        out, v = multi_spike_if_step(_step_input(x, t, static), v, threshold, max_spikes)
+        outputs.append(out)
+    return torch.stack(outputs), v
 
 
 _IF_KERNELS: dict[Kernel, IFKernel] = {}

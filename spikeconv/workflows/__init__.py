@@ -14,6 +14,7 @@ from spikeconv.workflows.jobs import (
     curve_job,
     train_ann_job,
 )
+from spikeconv.workflows.methods import METHODS, ConversionMethod, MethodSettings, method_settings
 from spikeconv.workflows.options import (
     ACTIVATIONS,
     AUGMENTS,
@@ -21,15 +22,25 @@ from spikeconv.workflows.options import (
     OPTIMIZERS,
     RESETS,
     SCHEDULES,
+    SNN_LOSSES,
     THRESHOLD_RULES,
+    TRAINABLE_NEURONS,
     activation_from_options,
     ann_training_from_options,
     calibration_from_options,
     convert_from_options,
+    settings_from_options,
+    snn_training_from_options,
 )
 from spikeconv.workflows.snn_files import LoadedSnn, build_snn, load_snn, save_snn
+from spikeconv.workflows.train_snn import TrainSnnJob, TrainSnnResult, train_snn_job
 
 __all__ = [
+    "METHODS",
+    "ConversionMethod",
+    "MethodSettings",
+    "method_settings",
+    "settings_from_options",
     "ACTIVATIONS",
     "activation_from_options",
     "AUGMENTS",
@@ -37,10 +48,13 @@ __all__ = [
     "OPTIMIZERS",
     "RESETS",
     "SCHEDULES",
+    "SNN_LOSSES",
     "THRESHOLD_RULES",
+    "TRAINABLE_NEURONS",
     "ann_training_from_options",
     "calibration_from_options",
     "convert_from_options",
+    "snn_training_from_options",
     "format_curve_table",
     "ConvertJob",
     "ConvertResult",
@@ -52,6 +66,8 @@ __all__ = [
     "LoadedSnn",
     "TrainAnnJob",
     "TrainAnnResult",
+    "TrainSnnJob",
+    "TrainSnnResult",
     "build_snn",
     "convert_job",
     "curve_job",
@@ -62,4 +78,5 @@ __all__ = [
     "rebuild_ann",
     "save_snn",
     "train_ann_job",
+    "train_snn_job",
 ]

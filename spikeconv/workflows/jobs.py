@@ -15,7 +15,7 @@ import torch
 
 from spikeconv._io import atomic_write
 from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, plan_of, prepare
-from spikeconv.convert import ConvertConfig, convert
+from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
 from spikeconv.data import Split, calibration_subset, dataset_info, load_dataset, make_loader
 from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
 from spikeconv.models import build_model
@@ -118,6 +118,8 @@ class ConvertJob:
     calib_seed: int = 0
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
+    correction: CorrectionConfig | None = None
+    method: str = "rate"
     plan_json: Path | None = None
 
 
@@ -139,12 +141,15 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     extra = {"dataset": job.data.name, "split": "train", "seed": job.calib_seed}
     calibrated = calibrate(prepare(graph, job.calibration), make_loader(subset, batch_size=256, shuffle=False),
                            progress=progress, extra=extra)  # fmt: skip
+    if job.correction is not None:
+        calibrated = correct(calibrated, make_loader(subset, batch_size=256, shuffle=False), job.correction, job.convert)
     snn = convert(calibrated, job.convert)
     plan = plan_of(calibrated)
     info = {
         "input_shape": list(ann.input_shape),
         "num_classes": ann.num_classes,
         "preprocessing": ann.preprocessing,
+        "method": job.method,
         "calibration": {"dataset": job.data.name, "samples": plan.num_samples, "seed": job.calib_seed,
                         "config": job.calibration.to_dict()},  # fmt: skip
         "ann_metadata": {k: v for k, v in ann.metadata.items() if k in ("test_accuracy", "dataset")},

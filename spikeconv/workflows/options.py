@@ -6,13 +6,17 @@ come from here; the library below never parses strings.
 
 from __future__ import annotations
 
+import dataclasses
+
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold
 from spikeconv.convert import ConvertConfig
+from spikeconv.errors import ConfigError
 from spikeconv.models.activations import ActivationKind, ActivationSpec
-from spikeconv.neurons import Reset, encoding_from_name
-from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule
+from spikeconv.neurons import MultiThresholdConfig, Reset, available_trainable_neurons, encoding_from_name, trainable_neuron_config
+from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule, SnnLoss, SnnTrainConfig
+from spikeconv.workflows.methods import ConversionMethod, MethodOverrides, MethodSettings, method_settings
 
-THRESHOLD_RULES = ("percentile", "max")
+THRESHOLD_RULES = ("percentile", "max", "mse", "learned")
 ENCODINGS = ("direct", "poisson")
 OPTIMIZERS = tuple(Optimizer.names())
 SCHEDULES = tuple(Schedule.names())
@@ -45,3 +49,51 @@ def ann_training_from_options(*, epochs: int, batch_size: int, lr: float, optimi
 def activation_from_options(name: str, levels: int) -> ActivationSpec:
     """Hidden activation from CLI strings (``levels`` matters for QCFS only)."""
     return ActivationSpec(kind=ActivationKind.from_name(name), levels=levels)
+
+
+TRAINABLE_NEURONS = tuple(available_trainable_neurons())
+SNN_LOSSES = tuple(SnnLoss.names())
+
+
+def snn_training_from_options(*, neuron: str, mpr: bool, timesteps: int, epochs: int, batch_size: int, lr: float | None,
+                              optimizer: str | None, schedule: str, loss: str | None, tdbn: bool | None, augment: str,
+                              seed: int) -> SnnTrainConfig:  # fmt: skip
+    """Direct SNN training settings from CLI strings; ``None`` takes the neuron family's recipe.
+
+    The multi-threshold LIF follows Xu, Liu & Yang (2021): Adam, lr 0.005, per-step MSE, and tdBN
+    on (with plain BatchNorm no neuron reaches V_th = 10 at initialisation). The binary neurons
+    follow InfLoR: SGD with momentum, lr 0.1, cross-entropy on the mean readout, tdBN off.
+
+    Raises:
+        ConfigError: Unknown neuron, MPR asked of a neuron without it, or an invalid value.
+    """
+    config = trainable_neuron_config(neuron)
+    if mpr and not _has_mpr(neuron):
+        with_mpr = ", ".join(n for n in TRAINABLE_NEURONS if _has_mpr(n))
+        raise ConfigError(f"--mpr applies to the neurons {with_mpr}, not {neuron!r}; drop --mpr or pick one of them")
+    if mpr:
+        config = dataclasses.replace(config, mpr=True)
+    multi = isinstance(config, MultiThresholdConfig)
+    return SnnTrainConfig(
+        neuron=config, timesteps=timesteps, epochs=epochs, batch_size=batch_size,
+        lr=lr if lr is not None else (0.005 if multi else 0.1),
+        optimizer=Optimizer.from_name(optimizer) if optimizer is not None else (Optimizer.ADAM if multi else Optimizer.SGD),
+        schedule=Schedule.from_name(schedule),
+        loss=SnnLoss.from_name(loss) if loss is not None else (SnnLoss.PER_STEP_MSE if multi else SnnLoss.CROSS_ENTROPY),
+        tdbn=tdbn if tdbn is not None else multi,
+        augment=Augment.from_name(augment), seed=seed,
+    )  # fmt: skip
+
+
+def _has_mpr(neuron: str) -> bool:
+    """Whether the preset ``neuron`` has the membrane potential rectifier switch (binary neurons)."""
+    return "mpr" in {f.name for f in dataclasses.fields(trainable_neuron_config(neuron))}
+
+
+def settings_from_options(method: str, base: ConvertConfig, *, target_timesteps: int, correction_samples: int,
+                          threshold: str | None, percentile: float | None, per_channel: bool,
+                          max_spikes: int | None) -> MethodSettings:  # fmt: skip
+    """A conversion method's settings, with the user's explicit flags winning."""
+    overrides = MethodOverrides(threshold=threshold, percentile=percentile, per_channel=per_channel, max_spikes=max_spikes)
+    return method_settings(ConversionMethod.from_name(method), base, target_timesteps=target_timesteps,
+                           correction_samples=correction_samples, overrides=overrides)  # fmt: skip

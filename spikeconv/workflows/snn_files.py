@@ -9,10 +9,17 @@ An SNN file is a ``torch.save`` of tensors and primitives only (it loads with
 
 Loading rebuilds the ANN, replays ingest -> prepare -> attach_plan -> convert with the recorded
 plan and settings (no calibration data needed), then loads the SNN tensors.
+
+:func:`load_snn` also reads the checkpoints of directly trained SNNs (``spikeconv train-snn``,
+see :mod:`spikeconv.training.snn_checkpoint`), so that ``curve`` and the Python API treat both
+kinds alike. Both kinds carry ``"format": "spikeconv-snn"``; a training checkpoint is the one
+with a ``"config"`` (training options) and no ``"plan"``. It has no ANN reference: the network
+was never an ANN with those weights, so its ``LoadedSnn.ann`` is None.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +29,10 @@ import torch
 from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
-from spikeconv.errors import CheckpointError
+from spikeconv.errors import CheckpointError, SpikeconvError
+from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork
+from spikeconv.training import SNN_CHECKPOINT_FORMAT, load_snn_checkpoint, snn_from_checkpoint
 from spikeconv.workflows.ann_files import canonical_graph, rebuild_ann
 
 SNN_FORMAT = "spikeconv-snn"
@@ -32,10 +41,13 @@ SNN_VERSION = 1
 
 @dataclass(frozen=True)
 class LoadedSnn:
-    """A converted SNN with the ANN it came from and the facts recorded at conversion."""
+    """An SNN with the ANN it came from (None if directly trained) and the facts recorded with it.
+
+    ``info`` always holds ``input_shape``, ``num_classes`` and ``preprocessing``.
+    """
 
     snn: SpikingNetwork
-    ann: torch.nn.Module
+    ann: torch.nn.Module | None
     info: dict[str, Any]
 
 
@@ -61,18 +73,24 @@ def save_snn(path: str | Path, snn: SpikingNetwork, *, ann_source: dict, info: d
 
 def _read(path: Path) -> dict:
     payload = safe_torch_load(path, what="SNN file")
-    if not isinstance(payload, dict) or payload.get("format") != SNN_FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in (SNN_FORMAT, SNN_CHECKPOINT_FORMAT):
         raise CheckpointError(
-            f"{path} is not a spikeconv SNN file; convert a model first with `spikeconv convert`"
+            f"{path} is not a spikeconv SNN file; make one with `spikeconv convert` or `spikeconv train-snn`"
         )
     if payload.get("format_version", 0) > SNN_VERSION:
         raise CheckpointError(f"{path} was written by a newer spikeconv; upgrade spikeconv")
     return payload
 
 
+def _is_trained(payload: dict) -> bool:
+    return payload.get("format") == SNN_CHECKPOINT_FORMAT and "config" in payload and "plan" not in payload
+
+
 def load_snn(path: str | Path) -> LoadedSnn:
-    """Load an SNN file written by :func:`save_snn`."""
+    """Load an SNN file written by :func:`save_snn`, or a directly trained SNN checkpoint."""
     payload = _read(Path(path))
+    if _is_trained(payload):
+        return _load_trained(Path(path))
     ann = rebuild_ann(payload["ann"])
     snn = build_snn(canonical_graph(payload["ann"], ann), ThresholdPlan.from_dict(payload["plan"]),
                     ConvertConfig.from_dict(payload["convert"]))  # fmt: skip
@@ -81,3 +99,44 @@ def load_snn(path: str | Path) -> LoadedSnn:
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: stored SNN tensors do not fit: {str(exc).splitlines()[0]}") from None
     return LoadedSnn(snn=snn.eval(), ann=ann, info=dict(payload.get("info", {})))
+
+
+def model_from_arch(arch: Mapping[str, Any], *, where: str = "arch") -> torch.nn.Module:
+    """Build the (untrained) ANN a training checkpoint's ``arch`` record describes.
+
+    ``arch`` holds the :func:`spikeconv.models.build_model` arguments: ``name`` (a preset or layer
+    notation; ``notation`` is read too), ``input_shape``, ``num_classes``, and optionally
+    ``mean``/``std``, ``batch_norm`` (default True) and ``dropout``.
+
+    Raises:
+        CheckpointError: A key is missing or the record does not build a model; names ``where``.
+    """
+    name = arch.get("name", arch.get("notation"))
+    missing = [key for key, value in (("name", name), ("input_shape", arch.get("input_shape")),
+                                      ("num_classes", arch.get("num_classes"))) if value is None]  # fmt: skip
+    if missing:
+        raise CheckpointError(f"{where} lacks {', '.join(missing)}, so its network cannot be rebuilt; retrain with train-snn")
+    try:
+        return build_model(str(name), input_shape=tuple(int(v) for v in arch["input_shape"]), num_classes=int(arch["num_classes"]),
+                           mean=arch.get("mean"), std=arch.get("std"), batch_norm=bool(arch.get("batch_norm", True)),
+                           dropout=float(arch.get("dropout", 0.0)))  # fmt: skip
+    except (SpikeconvError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{where} does not describe a buildable network ({error})") from None
+
+
+def _load_trained(path: Path) -> LoadedSnn:
+    """A directly trained SNN checkpoint as a LoadedSnn without an ANN reference."""
+    checkpoint = load_snn_checkpoint(path)
+    arch = checkpoint.arch
+    snn = snn_from_checkpoint(checkpoint, model_from_arch(arch, where=f"{path}: arch"))
+    last = checkpoint.history[-1] if checkpoint.history else None
+    info = {
+        "origin": "train-snn",
+        "input_shape": [int(v) for v in arch["input_shape"]],
+        "num_classes": int(arch["num_classes"]),
+        "preprocessing": None if arch.get("mean") is None else {"mean": list(arch["mean"]), "std": list(arch["std"])},
+        "training": {"config": checkpoint.config.to_dict(), "epochs_done": checkpoint.epoch,
+                     "test_accuracy": None if last is None else last.eval_accuracy},  # fmt: skip
+        "metadata": dict(checkpoint.metadata),
+    }
+    return LoadedSnn(snn=snn, ann=None, info=info)

@@ -1,0 +1,139 @@
+"""The train-snn job: train a spiking network directly (BPTT, surrogate gradients) from a preset.
+
+Follows :mod:`spikeconv.workflows.jobs`' train-ann job: the data come from a :class:`DataSource`,
+the model is normalised with the data set's mean/std, and everything is validated before the
+first batch, so a bad option costs nothing and leaves no file. Unlike an ANN run, the checkpoint
+(and a JSON log beside it) is rewritten after every epoch, so ``resume=True`` continues an
+interrupted run exactly and returns at once for a finished one. The checkpoint is read back by
+:func:`spikeconv.workflows.load_snn`, so ``spikeconv curve`` measures it like a converted SNN.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from spikeconv.data import Split, dataset_info
+from spikeconv.errors import ConfigError
+from spikeconv.neurons import SpikingNetwork
+from spikeconv.training import SnnTrainConfig, SnnTrainHistory, SnnTrainOutputs, evaluate_snn, train_snn
+from spikeconv.workflows.data_checks import check_data_fits
+from spikeconv.workflows.jobs import DataSource
+from spikeconv.workflows.snn_files import model_from_arch
+
+__all__ = ["TrainSnnJob", "TrainSnnResult", "train_snn_job"]
+
+
+@dataclass(frozen=True)
+class TrainSnnJob:
+    """Train a registered architecture (or layer notation) as an SNN and checkpoint every epoch.
+
+    Attributes:
+        arch: Model preset name (``fmnist-cnn``, ``digits-cnn``, ...) or layer notation.
+        out: Checkpoint path (rewritten atomically after every epoch).
+        data: Training and test data.
+        train: Neuron, T, epochs and optimisation (see ``snn_training_from_options`` for the
+            per-neuron recipes behind the CLI defaults).
+        normalize: Build the data set's mean/std normalisation into the model.
+        train_limit: Train on the first N training samples only.
+        resume: Continue from ``out`` if it exists (same options required); a finished run
+            returns without training.
+        log: Per-epoch JSON log; None means ``<out>.log.json``.
+        command: The command line, recorded in the checkpoint.
+    """
+
+    arch: str
+    out: Path
+    data: DataSource = field(default_factory=DataSource)
+    train: SnnTrainConfig = field(default_factory=SnnTrainConfig)
+    normalize: bool = True
+    train_limit: int | None = None
+    resume: bool = False
+    log: Path | None = None
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arch, str) or not self.arch.strip():
+            raise ConfigError(f"arch must name a model preset or layer notation, got {self.arch!r}")
+        if not isinstance(self.train, SnnTrainConfig):
+            raise ConfigError(f"train must be an SnnTrainConfig (see snn_training_from_options), got {type(self.train).__name__}")
+        limit = self.train_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"train_limit must be an integer >= 1 or None, got {limit!r}")
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "log", Path(self.log) if self.log is not None else self.out.with_name(self.out.name + ".log.json"))
+        for what, path in (("checkpoint", self.out), ("log", self.log)):
+            if path.is_dir():
+                raise ConfigError(f"{what} path {path} is a folder; pass a file name, e.g. {path / 'snn.pt'}")
+        if self.log == self.out:
+            raise ConfigError(f"the log and the checkpoint are both {self.out}; pass another log path")
+
+
+@dataclass(frozen=True)
+class TrainSnnResult:
+    """What a train-snn job produced.
+
+    Attributes:
+        snn: The trained network (eval mode).
+        history: Every epoch of the run, resumed ones included.
+        test_accuracy: Accuracy (%) on the full test split at the training T.
+        path: The checkpoint.
+        log: The per-epoch JSON log.
+        epochs_run: Epochs trained by this call (0 when resuming a finished run).
+    """
+
+    snn: SpikingNetwork
+    history: SnnTrainHistory
+    test_accuracy: float
+    path: Path
+    log: Path
+    epochs_run: int
+
+
+def train_snn_job(job: TrainSnnJob, *, progress: bool = True) -> TrainSnnResult:
+    """Train (or resume), score the full test split at the trained T, and keep the checkpoint.
+
+    Raises:
+        ConfigError: Unknown architecture or invalid options.
+        DataError: Missing data, or data that does not fit the architecture.
+        CheckpointError: ``resume`` from a foreign checkpoint or one made with other options.
+    """
+    info = dataset_info(job.data.name) if ":" not in job.data.name else None
+    train_data = job.data.load(Split.TRAIN, job.train_limit)
+    test_data = job.data.load(Split.TEST)
+    input_shape = tuple(int(v) for v in train_data.sample_shape)
+    check_data_fits(test_data, input_shape=input_shape, num_classes=train_data.num_classes,
+                    what=f"test ({job.data.name})")  # fmt: skip
+    normalized = info is not None and job.normalize
+    arch = {
+        "name": job.arch,
+        "input_shape": list(input_shape),
+        "num_classes": int(train_data.num_classes),
+        "mean": list(info.mean) if normalized else None,
+        "std": list(info.std) if normalized else None,
+        "batch_norm": True,
+    }
+    with torch.random.fork_rng(devices=[]):  # the initial weights follow the seed, the caller's RNG is untouched
+        torch.manual_seed(job.train.seed)
+        model = model_from_arch(arch, where=f"--arch {job.arch!r}")
+    metadata = {
+        "dataset": job.data.name,
+        "train_samples": len(train_data),
+        "test_samples": len(test_data),
+        "command": job.command,
+        "machine": platform.platform(),
+    }
+    outputs = SnnTrainOutputs(checkpoint=job.out, log=job.log, arch=arch, metadata=metadata)
+    new_epochs: list[int] = []
+    result = train_snn(model, train_data, config=job.train, eval_data=test_data, outputs=outputs,
+                       resume=job.resume, progress=progress, on_epoch_end=lambda record: new_epochs.append(record.epoch))  # fmt: skip
+    records = result.history.records
+    accuracy = records[-1].eval_accuracy if records and records[-1].eval_accuracy is not None else None
+    if accuracy is None:  # a resumed checkpoint written without evaluation data
+        accuracy = evaluate_snn(result.snn, test_data, timesteps=job.train.timesteps)
+    return TrainSnnResult(snn=result.snn, history=result.history, test_accuracy=accuracy, path=job.out, log=job.log,
+                          epochs_run=len(new_epochs))  # fmt: skip
+
