@@ -112,7 +112,7 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--method", type=click.Choice(METHODS), default="rate", show_default=True,
               help="Conversion recipe (see docs/low_latency.md): rate; calibrated / calibrated-light (MMSE thresholds + "
                    "potential / bias correction for --target-timesteps); qcfs / qcfs-calibrated (QCFS-trained ANNs); "
-                   "burst (up to 2 spikes per step).")  # fmt: skip
+                   "burst (up to 2 spikes per step); bsnn (bistable neurons, a reconstruction).")  # fmt: skip
 @click.option("--target-timesteps", type=_positive, default=4, show_default=True,
               help="The T that MMSE thresholds and corrections optimise for.")
 @click.option("--calib-samples", type=_positive, default=2000, show_default=True,
@@ -128,6 +128,9 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--v-init", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
               help="Initial membrane as a fraction of the threshold (0 = classic conversion).")
 @click.option("--max-spikes", type=_positive, default=None, help="Spikes per step, Γ [default: the method's].")
+@click.option("--half-period", type=_positive, default=None, help="bsnn: steps per integrate/fire state, P [default: 1].")
+@click.option("--synchronous/--no-synchronous", default=True, show_default=True,
+              help="bsnn: delay shallower inputs of residual joins so both arrive in the same phase.")
 @click.option("--reset", type=click.Choice(RESETS), default="subtract",
               show_default=True)
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="direct",
@@ -137,14 +140,15 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--plan-json", type=click.Path(path_type=Path), default=None,
               help="Also write the calibration record (thresholds, corrections) as JSON.")
 def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, calib_samples, correction_samples,
-                calib_seed, threshold, percentile, per_channel, v_init, max_spikes, reset, encoding, timesteps,
-                plan_json) -> None:  # fmt: skip
+                calib_seed, threshold, percentile, per_channel, v_init, max_spikes, half_period, synchronous, reset,
+                encoding, timesteps, plan_json) -> None:  # fmt: skip
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file."""
     base = convert_from_options(reset=reset, v_init=v_init, encoding=encoding, seed=calib_seed, timesteps=timesteps)
     settings = settings_from_options(method, base, target_timesteps=target_timesteps,
                                      correction_samples=min(correction_samples, calib_samples),
                                      threshold=threshold, percentile=percentile, per_channel=per_channel,
-                                     max_spikes=max_spikes)  # fmt: skip
+                                     max_spikes=max_spikes, half_period=half_period,
+                                     synchronous=synchronous)  # fmt: skip
     job = ConvertJob(model=model, out=out, data=_source(dataset, data_root, download),
                      calib_samples=calib_samples, calib_seed=calib_seed, calibration=settings.calibration,
                      convert=settings.convert, correction=settings.correction, method=method,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
+from spikeconv.convert.bistable import BistableConfig
 from spikeconv.convert.maxpool import MaxPoolMode
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import (
@@ -15,6 +17,20 @@ from spikeconv.neurons import (
     encoding_from_dict,
     encoding_to_dict,
 )
+
+
+class NeuronKind(Enum):
+    """The neuron every activation site becomes."""
+
+    IF = "if"  # integrate-and-fire (Γ spikes per step at most, see max_spikes)
+    BISTABLE = "bistable"  # BSNN reconstruction: integrate / fire states in anti-phase
+
+    @classmethod
+    def from_name(cls, name: str) -> NeuronKind:
+        for member in cls:
+            if member.value == str(name).strip().lower():
+                return member
+        raise ConfigError(f"unknown neuron kind {name!r}; choose one of {', '.join(m.value for m in cls)}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,8 @@ class ConvertConfig:
             the ANN) or average pooling (an approximation, warned about and recorded).
         max_spikes: Γ, the most spikes a neuron may emit per step (burst spikes, Li & Zeng
             2022); 1 is the ordinary IF neuron.
+        neuron: IF, or the bistable neurons of the BSNN reconstruction (``bistable`` settings).
+        bistable: Half-cycle, spikes per step and synchronous delays for ``NeuronKind.BISTABLE``.
     """
 
     reset: Reset = Reset.SUBTRACT
@@ -43,8 +61,12 @@ class ConvertConfig:
     kernel: Kernel = Kernel.INPLACE
     maxpool: MaxPoolMode = MaxPoolMode.SPIKING
     max_spikes: int = 1
+    neuron: NeuronKind = NeuronKind.IF
+    bistable: BistableConfig = field(default_factory=BistableConfig)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.neuron, NeuronKind):
+            raise ConfigError(f"neuron must be a NeuronKind member, got {self.neuron!r}")
         if isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, int) or self.max_spikes < 1:
             raise ConfigError(f"max_spikes must be an integer >= 1, got {self.max_spikes!r}")
         if self.max_spikes > 1 and self.reset is not Reset.SUBTRACT:
@@ -67,6 +89,8 @@ class ConvertConfig:
             "kernel": self.kernel.value,
             "maxpool": self.maxpool.value,
             "max_spikes": self.max_spikes,
+            "neuron": self.neuron.value,
+            "bistable": self.bistable.to_dict(),
         }
 
     @classmethod
@@ -80,4 +104,6 @@ class ConvertConfig:
             kernel=Kernel.from_name(data.get("kernel", "inplace")),
             maxpool=MaxPoolMode.from_name(data.get("maxpool", "spiking")),
             max_spikes=int(data.get("max_spikes", 1)),
+            neuron=NeuronKind.from_name(data.get("neuron", "if")),
+            bistable=BistableConfig.from_dict(data.get("bistable")),
         )

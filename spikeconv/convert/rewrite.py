@@ -22,7 +22,8 @@ import torch
 from torch import fx
 
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
-from spikeconv.convert.config import ConvertConfig
+from spikeconv.convert.bistable import make_bistable_
+from spikeconv.convert.config import ConvertConfig, NeuronKind
 from spikeconv.convert.maxpool import rewrite_maxpools_
 from spikeconv.convert.time_layout import lay_out_time_
 from spikeconv.errors import ConversionError
@@ -88,10 +89,13 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
             neurons.add(node)
     kinds = lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
     maxpools = rewrite_maxpools_(gm, kinds, steps, config.maxpool)
+    bistable = make_bistable_(gm, neurons, kinds, steps, config.bistable) if config.neuron is NeuronKind.BISTABLE else None
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()
     gm.meta = {STAGE_KEY: "spiking"}
     metadata = {"plan": plan.to_dict(), "convert": config.to_dict(), "maxpool": maxpools}
+    if bistable is not None:
+        metadata["bistable"] = bistable
     return SpikingNetwork(gm, encoding=config.encoding, timesteps=config.timesteps,
                           time_chunk=config.time_chunk, metadata=metadata)  # fmt: skip

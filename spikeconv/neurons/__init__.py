@@ -1,5 +1,6 @@
 """Spiking neurons, encoders and the SpikingNetwork that runs them over time."""
 
+from spikeconv.neurons.bistable import BistableIFNeuron, SynchronousDelay, bistable_phase
 from spikeconv.neurons.dynamics import if_step, multi_spike_if_step
 from spikeconv.neurons.encoding import (
     DirectEncoding,
@@ -43,6 +44,9 @@ from spikeconv.neurons.trainable_presets import (
 )
 
 __all__ = [
+    "BistableIFNeuron",
+    "SynchronousDelay",
+    "bistable_phase",
     "Atan",
     "BinaryNeuronConfig",
     "BinarySpikingNeuron",

@@ -99,9 +99,19 @@ def _is_onnx(path: Path) -> bool:
     return head[:2] not in (b"PK", b"\x80\x02") and head[:1] == b"\x08"  # protobuf field 1 (ir_version)
 
 
+def _self_contained_onnx_bytes(path: Path) -> bytes:
+    """The model with any external weight files (the dynamo exporter writes ``.onnx.data``) inlined."""
+    import onnx
+    from onnx.external_data_helper import convert_model_from_external_data
+
+    proto = onnx.load(str(path), load_external_data=True)
+    convert_model_from_external_data(proto)
+    return proto.SerializeToString()
+
+
 def _load_onnx_ann(path: Path) -> LoadedAnn:
-    data = path.read_bytes()
     graph = ingest_onnx(path)
+    data = _self_contained_onnx_bytes(path)
     probe_shape = graph.meta["spikeconv_onnx_check"]["probe_shape"]
     input_shape = tuple(int(v) for v in probe_shape[1:])
     with torch.no_grad():

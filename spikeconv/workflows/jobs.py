@@ -180,7 +180,7 @@ class CurveJob:
 
 
 def curve_job(job: CurveJob, *, progress: bool = True) -> CurveResult:
-    """Timestep-accuracy curve of an SNN file on a test split, with its ANN as the reference."""
+    """Timestep-accuracy curve of an SNN file on a test split, with its ANN (if converted) as the reference."""
     loaded = load_snn(job.snn)
     return curve_of_loaded(loaded, job, progress=progress)
 

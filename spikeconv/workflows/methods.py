@@ -11,6 +11,7 @@ its defaults. Every choice lands in the SNN file and the threshold-plan JSON.
 | ``qcfs`` | the ANN's learned λ | soft-reset IF, V[0] = θ/2 | none | Bu et al. 2022 (QCFS-trained ANN) |
 | ``qcfs-calibrated`` | the ANN's learned λ | soft-reset IF, V[0] = θ/2 | initial potential | QCFS + Li et al. 2021 |
 | ``burst`` | 99.9th percentile | up to Γ = 2 spikes per step | none | Li & Zeng 2022 |
+| ``bsnn`` | 99.9th percentile | bistable IF, P = 1, 2 spikes per step, synchronous delays | none | BSNN (reconstruction) |
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from spikeconv.calibration import (
     MseThreshold,
     PercentileThreshold,
 )
-from spikeconv.convert import ConvertConfig, Correction, CorrectionConfig
+from spikeconv.convert import BistableConfig, ConvertConfig, Correction, CorrectionConfig, NeuronKind
 from spikeconv.errors import ConfigError
 
 
@@ -38,6 +39,7 @@ class ConversionMethod(Enum):
     QCFS = "qcfs"
     QCFS_CALIBRATED = "qcfs-calibrated"
     BURST = "burst"
+    BSNN = "bsnn"
 
     @classmethod
     def from_name(cls, name: str) -> ConversionMethod:
@@ -68,6 +70,8 @@ class MethodOverrides:
     per_channel: bool = False
     v_init: float | None = None
     max_spikes: int | None = None
+    half_period: int | None = None
+    synchronous: bool = True
 
 
 def _rule(kind: str, *, percentile: float, per_channel: bool, target: int):
@@ -90,6 +94,7 @@ _DEFAULTS: dict[ConversionMethod, dict] = {
     ConversionMethod.QCFS_CALIBRATED: {"threshold": "learned", "percentile": 99.99, "max_spikes": 1,
                                        "correction": Correction.POTENTIAL},  # fmt: skip
     ConversionMethod.BURST: {"threshold": "percentile", "percentile": 99.9, "max_spikes": 2, "correction": None},
+    ConversionMethod.BSNN: {"threshold": "percentile", "percentile": 99.9, "max_spikes": 2, "correction": None},
 }
 
 
@@ -117,6 +122,10 @@ def method_settings(
                  per_channel=overrides.per_channel, target=target_timesteps)  # fmt: skip
     convert = replace(base, v_init=overrides.v_init if overrides.v_init is not None else base.v_init,
                       max_spikes=overrides.max_spikes or defaults["max_spikes"])  # fmt: skip
+    if method is ConversionMethod.BSNN:
+        bistable = BistableConfig(half_period=overrides.half_period or 1, spikes_per_step=convert.max_spikes,
+                                  synchronous=overrides.synchronous)  # fmt: skip
+        convert = replace(convert, neuron=NeuronKind.BISTABLE, bistable=bistable, max_spikes=1)
     kind = defaults["correction"]
     correction = None if kind is None else CorrectionConfig(kind, timesteps=target_timesteps, max_samples=correction_samples)
     return MethodSettings(calibration=CalibrationConfig(default=rule), convert=convert, correction=correction)

@@ -92,8 +92,10 @@ def _has_mpr(neuron: str) -> bool:
 
 def settings_from_options(method: str, base: ConvertConfig, *, target_timesteps: int, correction_samples: int,
                           threshold: str | None, percentile: float | None, per_channel: bool,
-                          max_spikes: int | None) -> MethodSettings:  # fmt: skip
+                          max_spikes: int | None, half_period: int | None = None,
+                          synchronous: bool = True) -> MethodSettings:  # fmt: skip
     """A conversion method's settings, with the user's explicit flags winning."""
-    overrides = MethodOverrides(threshold=threshold, percentile=percentile, per_channel=per_channel, max_spikes=max_spikes)
+    overrides = MethodOverrides(threshold=threshold, percentile=percentile, per_channel=per_channel, max_spikes=max_spikes,
+                                half_period=half_period, synchronous=synchronous)  # fmt: skip
     return method_settings(ConversionMethod.from_name(method), base, target_timesteps=target_timesteps,
                            correction_samples=correction_samples, overrides=overrides)  # fmt: skip

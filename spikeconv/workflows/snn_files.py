@@ -29,7 +29,7 @@ import torch
 from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
-from spikeconv.errors import CheckpointError, SpikeconvError
+from spikeconv.errors import CheckpointError, ConfigError
 from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SNN_CHECKPOINT_FORMAT, load_snn_checkpoint, snn_from_checkpoint
@@ -109,26 +109,28 @@ def model_from_arch(arch: Mapping[str, Any], *, where: str = "arch") -> torch.nn
     ``mean``/``std``, ``batch_norm`` (default True) and ``dropout``.
 
     Raises:
-        CheckpointError: A key is missing or the record does not build a model; names ``where``.
+        CheckpointError: A key is missing; the message names ``where``.
+        ConfigError: The name is neither a preset nor layer notation, or the shapes do not fit.
     """
     name = arch.get("name", arch.get("notation"))
     missing = [key for key, value in (("name", name), ("input_shape", arch.get("input_shape")),
                                       ("num_classes", arch.get("num_classes"))) if value is None]  # fmt: skip
     if missing:
         raise CheckpointError(f"{where} lacks {', '.join(missing)}, so its network cannot be rebuilt; retrain with train-snn")
-    try:
-        return build_model(str(name), input_shape=tuple(int(v) for v in arch["input_shape"]), num_classes=int(arch["num_classes"]),
-                           mean=arch.get("mean"), std=arch.get("std"), batch_norm=bool(arch.get("batch_norm", True)),
-                           dropout=float(arch.get("dropout", 0.0)))  # fmt: skip
-    except (SpikeconvError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{where} does not describe a buildable network ({error})") from None
+    return build_model(str(name), input_shape=tuple(int(v) for v in arch["input_shape"]), num_classes=int(arch["num_classes"]),
+                       mean=arch.get("mean"), std=arch.get("std"), batch_norm=bool(arch.get("batch_norm", True)),
+                       dropout=float(arch.get("dropout", 0.0)))  # fmt: skip
 
 
 def _load_trained(path: Path) -> LoadedSnn:
     """A directly trained SNN checkpoint as a LoadedSnn without an ANN reference."""
     checkpoint = load_snn_checkpoint(path)
     arch = checkpoint.arch
-    snn = snn_from_checkpoint(checkpoint, model_from_arch(arch, where=f"{path}: arch"))
+    try:
+        model = model_from_arch(arch, where=f"{path}: arch")
+    except (ConfigError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its arch record does not build a network ({error})") from None
+    snn = snn_from_checkpoint(checkpoint, model)
     last = checkpoint.history[-1] if checkpoint.history else None
     info = {
         "origin": "train-snn",

@@ -118,7 +118,7 @@ def train_snn_job(job: TrainSnnJob, *, progress: bool = True) -> TrainSnnResult:
     }
     with torch.random.fork_rng(devices=[]):  # the initial weights follow the seed, the caller's RNG is untouched
         torch.manual_seed(job.train.seed)
-        model = model_from_arch(arch, where=f"--arch {job.arch!r}")
+        model = model_from_arch(arch)
     metadata = {
         "dataset": job.data.name,
         "train_samples": len(train_data),
