@@ -4,7 +4,7 @@ A ``torch.save`` of a dict holding only tensors and primitives, read back with
 ``torch.load(..., weights_only=True)``::
 
     {
-        "format": "spikeconv-snn", "format_version": 1,
+        "format": "spikeconv-snn-trained", "format_version": 1,
         "arch": {...},                  # opaque JSON-like dict from the caller (rebuilds the ANN)
         "config": {...},                # SnnTrainConfig.to_dict(), neuron included
         "neuron": {...}, "timesteps": T,  # repeated from config for readers of the file
@@ -47,7 +47,7 @@ __all__ = [
     "snn_from_checkpoint",
 ]
 
-SNN_CHECKPOINT_FORMAT = "spikeconv-snn"
+SNN_CHECKPOINT_FORMAT = "spikeconv-snn-trained"
 SNN_CHECKPOINT_VERSION = 1
 _REQUIRED = ("arch", "config", "epoch", "history", "state_dict")
 

@@ -12,8 +12,8 @@ plan and settings (no calibration data needed), then loads the SNN tensors.
 
 :func:`load_snn` also reads the checkpoints of directly trained SNNs (``spikeconv train-snn``,
 see :mod:`spikeconv.training.snn_checkpoint`), so that ``curve`` and the Python API treat both
-kinds alike. Both kinds carry ``"format": "spikeconv-snn"``; a training checkpoint is the one
-with a ``"config"`` (training options) and no ``"plan"``. It has no ANN reference: the network
+kinds alike; a training checkpoint carries ``"format": "spikeconv-snn-trained"``. It has no ANN
+reference: the network
 was never an ANN with those weights, so its ``LoadedSnn.ann`` is None.
 """
 
@@ -83,7 +83,7 @@ def _read(path: Path) -> dict:
 
 
 def _is_trained(payload: dict) -> bool:
-    return payload.get("format") == SNN_CHECKPOINT_FORMAT and "config" in payload and "plan" not in payload
+    return payload.get("format") == SNN_CHECKPOINT_FORMAT
 
 
 def load_snn(path: str | Path) -> LoadedSnn:

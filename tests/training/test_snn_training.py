@@ -133,7 +133,7 @@ def test_checkpoint_rebuilds_the_network_and_guards_resume(tmp_path):
     assert checkpoint.config == config and checkpoint.neuron == config.neuron
     assert checkpoint.metadata["torch_version"] == str(torch.__version__)
     payload = torch.load(outputs.checkpoint, weights_only=True)
-    assert payload["format"] == "spikeconv-snn" and payload["neuron"] == config.neuron.to_dict()
+    assert payload["format"] == "spikeconv-snn-trained" and payload["neuron"] == config.neuron.to_dict()
 
     rebuilt = snn_from_checkpoint(checkpoint, small_mlp(seed=7))
     x = torch.rand(6, 1, 8, 8)
