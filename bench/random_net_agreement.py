@@ -20,6 +20,9 @@ Metrics per T, against the ANN's logits on the same probes:
   i.e. agreement on what distinguishes the samples (a random network gives all inputs a similar
   logit vector, which makes ``cos`` easy).
 
+The JSON also records ``ann_margin``: quantiles of the ANN's top-1 − top-2 logit gap relative to
+the centred logit norm, which bounds how much SNN error top-1 agreement tolerates.
+
 Synthetic images: per sample a 3x8x8 uniform image, bilinearly upsampled to the input size,
 plus N(0, 0.1²) pixel noise, then standardised with mean 0.5 and std 0.25 (about [-2, 2]).
 Calibration and probe sets use different seeds.
