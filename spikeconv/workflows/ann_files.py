@@ -96,7 +96,7 @@ def _is_onnx(path: Path) -> bool:
             head = handle.read(4)
     except OSError:
         return False
-    return head[:2] not in (b"PK", b"\x80\x02") and head[:1] == b"\x08"  # protobuf field 1 (ir_version)
+    return head[:1] == b"\x08"  # protobuf field 1 (ir_version); torch files start with b"PK" or a pickle opcode
 
 
 def _self_contained_onnx_bytes(path: Path) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold
 from spikeconv.convert import ConvertConfig
 from spikeconv.errors import ConfigError
 from spikeconv.models.activations import ActivationKind, ActivationSpec
@@ -23,13 +22,6 @@ SCHEDULES = tuple(Schedule.names())
 AUGMENTS = tuple(Augment.names())
 RESETS = tuple(r.value for r in Reset)
 ACTIVATIONS = tuple(k.value for k in ActivationKind)
-
-
-def calibration_from_options(rule: str, percentile: float, per_channel: bool) -> CalibrationConfig:
-    """One threshold rule for every activation site."""
-    if rule == "max":
-        return CalibrationConfig(default=MaxThreshold(per_channel=per_channel))
-    return CalibrationConfig(default=PercentileThreshold(percentile, per_channel=per_channel))
 
 
 def convert_from_options(*, reset: str, v_init: float, encoding: str, seed: int, timesteps: int) -> ConvertConfig:
