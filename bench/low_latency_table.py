@@ -31,11 +31,16 @@ from spikeconv.workflows import (
 POINTS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def run_method(ann: Path, method: str, *, target: int, limit: int | None, workdir: Path) -> dict:
+def run_method(ann: Path, spec: str, *, target: int, limit: int | None, workdir: Path) -> dict:
+    """``spec`` is a method name with optional ``+`` flags: ``+signed`` / ``+isi`` (SIN correction),
+    ``+per-channel`` (one threshold per channel), e.g. ``calibrated+signed+per-channel``."""
+    method, *flags = spec.split("+")
+    sin = next((f for f in flags if f in ("signed", "isi")), None)
     base = convert_from_options(reset="subtract", v_init=0.5, encoding="direct", seed=0, timesteps=64)
     settings = settings_from_options(method, base, target_timesteps=target, correction_samples=512, threshold=None,
-                                     percentile=None, per_channel=False, max_spikes=None)  # fmt: skip
-    snn_path = workdir / f"{ann.stem}.{method}.snn.pt"
+                                     percentile=None, per_channel="per-channel" in flags, max_spikes=None,
+                                     sin_correction=sin)  # fmt: skip
+    snn_path = workdir / f"{ann.stem}.{spec}.snn.pt"
     start = time.perf_counter()
     convert_job(ConvertJob(model=ann, out=snn_path, data=DataSource("fashion-mnist"), calib_samples=2000,
                            calibration=settings.calibration, convert=settings.convert,
@@ -45,7 +50,7 @@ def run_method(ann: Path, method: str, *, target: int, limit: int | None, workdi
                       progress=False)  # fmt: skip
     done = time.perf_counter()
     return {
-        "method": method,
+        "method": spec,
         "ann": ann.name,
         "ann_accuracy": curve.ann_accuracy,
         "num_samples": curve.num_samples,

@@ -49,6 +49,7 @@ from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThr
 from spikeconv.convert import ConvertConfig, MaxPoolMode, convert
 from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
+from spikeconv.neurons import SinCorrection
 
 NETS = ("vgg16_bn", "resnet18", "resnet34", "resnet20", "vgg16")
 STEPS = (16, 32, 64, 128, 256)
@@ -138,7 +139,8 @@ def run_net(name: str, args) -> dict:
     rule = threshold_rule(args.threshold, args.per_channel)
     prepared = prepare(ingest_module(model), CalibrationConfig(default=rule))
     calibrated = calibrate(prepared, calib.split(args.batch))
-    config = ConvertConfig(v_init=args.v_init, time_chunk=args.time_chunk, maxpool=MaxPoolMode.from_name(args.maxpool))
+    config = ConvertConfig(v_init=args.v_init, time_chunk=args.time_chunk, maxpool=MaxPoolMode.from_name(args.maxpool),
+                           sin_correction=SinCorrection.from_name(args.sin_correction))
     snn = convert(calibrated, config)
     with torch.inference_mode():
         ann = torch.cat([model(chunk) for chunk in probes.split(args.batch)])
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--per-channel", action="store_true")
     parser.add_argument("--v-init", type=float, default=0.5)
     parser.add_argument("--maxpool", default="spiking", choices=[m.value for m in MaxPoolMode])
+    parser.add_argument("--sin-correction", default="none", choices=[m.value for m in SinCorrection],
+                        help="retraction of spikes of inactivated neurons (signed: negative spikes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")

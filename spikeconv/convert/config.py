@@ -13,6 +13,7 @@ from spikeconv.neurons import (
     Encoding,
     Kernel,
     Reset,
+    SinCorrection,
     check_timesteps,
     encoding_from_dict,
     encoding_to_dict,
@@ -51,6 +52,9 @@ class ConvertConfig:
             2022); 1 is the ordinary IF neuron.
         neuron: IF, or the bistable neurons of the BSNN reconstruction (``bistable`` settings).
         bistable: Half-cycle, spikes per step and synchronous delays for ``NeuronKind.BISTABLE``.
+        sin_correction: Retraction of spikes of inactivated neurons by IF neurons (negative
+            spikes; SpiCalib's problem), see :class:`spikeconv.neurons.SinCorrection`.
+        isi_allowance: Extra silent steps for ``SinCorrection.ISI``.
     """
 
     reset: Reset = Reset.SUBTRACT
@@ -63,8 +67,18 @@ class ConvertConfig:
     max_spikes: int = 1
     neuron: NeuronKind = NeuronKind.IF
     bistable: BistableConfig = field(default_factory=BistableConfig)
+    sin_correction: SinCorrection = SinCorrection.NONE
+    isi_allowance: float = 1.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sin_correction, SinCorrection):
+            raise ConfigError(f"sin_correction must be a SinCorrection member, got {self.sin_correction!r}")
+        if self.sin_correction is not SinCorrection.NONE and (
+            self.max_spikes > 1 or self.reset is not Reset.SUBTRACT or self.neuron is not NeuronKind.IF
+        ):
+            raise ConfigError("SIN correction needs IF neurons with reset by subtraction and one spike per step")
+        if self.isi_allowance < 0:
+            raise ConfigError(f"isi_allowance must be >= 0, got {self.isi_allowance}")
         if not isinstance(self.neuron, NeuronKind):
             raise ConfigError(f"neuron must be a NeuronKind member, got {self.neuron!r}")
         if isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, int) or self.max_spikes < 1:
@@ -91,6 +105,8 @@ class ConvertConfig:
             "max_spikes": self.max_spikes,
             "neuron": self.neuron.value,
             "bistable": self.bistable.to_dict(),
+            "sin_correction": self.sin_correction.value,
+            "isi_allowance": self.isi_allowance,
         }
 
     @classmethod
@@ -106,4 +122,6 @@ class ConvertConfig:
             max_spikes=int(data.get("max_spikes", 1)),
             neuron=NeuronKind.from_name(data.get("neuron", "if")),
             bistable=BistableConfig.from_dict(data.get("bistable")),
+            sin_correction=SinCorrection.from_name(data.get("sin_correction", "none")),
+            isi_allowance=float(data.get("isi_allowance", 1.0)),
         )

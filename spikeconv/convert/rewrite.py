@@ -82,7 +82,8 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     for node in gm.graph.nodes:
         if node.op == "call_module" and node.target in plan.thresholds:
             neuron = IFNeuron(plan.thresholds[node.target], v_init=config.v_init, reset=config.reset,
-                              kernel=config.kernel, max_spikes=config.max_spikes)  # fmt: skip
+                              kernel=config.kernel, max_spikes=config.max_spikes,
+                              sin_correction=config.sin_correction, isi_allowance=config.isi_allowance)  # fmt: skip
             _apply_corrections(neuron, plan.corrections.get(str(node.target), {}))
             setattr(gm, str(node.target), neuron)
             node.args = (node.args[0], steps)

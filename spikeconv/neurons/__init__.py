@@ -15,8 +15,9 @@ from spikeconv.neurons.kernels import available_if_kernels, if_kernel, register_
 from spikeconv.neurons.mpr import MPR_EPS, mpr, mpr_derivative
 from spikeconv.neurons.multi_threshold import MultiThresholdConfig, MultiThresholdLIF, ResetDecay, multi_threshold_step
 from spikeconv.neurons.network import SpikingNetwork, check_timesteps
+from spikeconv.neurons.sin_correction import isi_if_step, signed_if_step
 from spikeconv.neurons.spiking_maxpool import SpikingMaxPool2d, max_pool_gate_step
-from spikeconv.neurons.strategies import Kernel, Reset
+from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
 from spikeconv.neurons.surrogates import (
     Atan,
     BinarySurrogate,
@@ -58,6 +59,9 @@ __all__ = [
     "DirectEncoding",
     "Encoding",
     "IFNeuron",
+    "SinCorrection",
+    "isi_if_step",
+    "signed_if_step",
     "Kernel",
     "MPR_EPS",
     "MultiSpikeSurrogate",

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, ConversionError
 from spikeconv.neurons.kernels import burst_if_reference, if_kernel
-from spikeconv.neurons.strategies import Kernel, Reset
+from spikeconv.neurons.sin_correction import IsiState, isi_if_loop, signed_if_loop
+from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
 
 
 class SpikingNeuron(nn.Module):
@@ -44,6 +45,11 @@ class IFNeuron(SpikingNeuron):
     the initial membrane (per neuron). Both are zero unless :func:`spikeconv.convert.correct`
     measured them against the ANN.
 
+    Spikes of inactivated neurons (SpiCalib, Li et al. 2022): ``sin_correction`` lets a neuron
+    take back spikes its later input contradicts (negative spikes, see
+    :mod:`spikeconv.neurons.sin_correction`), so that deep networks whose units see large
+    cancelling inputs do not accumulate early wrong spikes.
+
     Shapes: input ``[K·N, C, ...]`` or static ``[N, C, ...]``; output ``[K·N, C, ...]``.
 
     Args:
@@ -52,6 +58,8 @@ class IFNeuron(SpikingNeuron):
         reset: Reset rule.
         kernel: Which registered multi-step kernel runs the time loop.
         max_spikes: Γ, the most spikes per step (1 = ordinary IF; > 1 needs soft reset).
+        sin_correction: Retraction of spikes of inactivated neurons (needs soft reset, Γ = 1).
+        isi_allowance: Extra silent steps the ``ISI`` rule waits beyond the mean interval.
     """
 
     def __init__(
@@ -62,8 +70,14 @@ class IFNeuron(SpikingNeuron):
         reset: Reset = Reset.SUBTRACT,
         kernel: Kernel = Kernel.INPLACE,
         max_spikes: int = 1,
+        sin_correction: SinCorrection = SinCorrection.NONE,
+        isi_allowance: float = 1.0,
     ) -> None:
         super().__init__()
+        if not isinstance(sin_correction, SinCorrection):
+            raise ConfigError("sin_correction must be a SinCorrection member")
+        if sin_correction is not SinCorrection.NONE and (max_spikes > 1 or reset is not Reset.SUBTRACT):
+            raise ConfigError("SIN correction needs reset by subtraction and one spike per step")
         if isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1:
             raise ConfigError(f"max_spikes must be an integer >= 1, got {max_spikes!r}")
         if max_spikes > 1 and reset is not Reset.SUBTRACT:
@@ -80,7 +94,11 @@ class IFNeuron(SpikingNeuron):
         self.reset = reset
         self.kernel = kernel
         self.max_spikes = max_spikes
+        self.sin_correction = sin_correction
+        self.isi_allowance = float(isi_allowance)
         self._v: Tensor | None = None
+        self._sin_state: Tensor | IsiState | None = None
+        self._step = 0
 
     def set_corrections(self, *, bias: Tensor | None = None, v_offset: Tensor | None = None) -> None:
         """Install measured corrections: ``bias`` broadcastable to one step's ``[C, ...]`` input
@@ -93,11 +111,14 @@ class IFNeuron(SpikingNeuron):
     def extra_repr(self) -> str:
         kind = "per-channel" if self.threshold.numel() > 1 else f"θ={self.threshold.item():.4g}"
         extra = f", max_spikes={self.max_spikes}" if self.max_spikes > 1 else ""
+        extra += f", sin={self.sin_correction.value}" if self.sin_correction is not SinCorrection.NONE else ""
         extra += ", corrected" if self.bias.dim() or self.v_offset.dim() or self.bias.item() or self.v_offset.item() else ""
         return f"{kind}, v_init={self.v_init.item():g}, reset={self.reset.value}{extra}"
 
     def reset_state(self) -> None:
         self._v = None
+        self._sin_state = None
+        self._step = 0
 
     def broadcast_threshold(self, step_input: Tensor) -> Tensor:
         """θ shaped to broadcast against one step's input ``[N, C, ...]``."""
@@ -128,8 +149,23 @@ class IFNeuron(SpikingNeuron):
         if self._v is None or self._v.shape != step_input.shape:
             start = self.v_init.to(x.dtype) * th + self.v_offset.to(x.dtype)
             self._v = start.expand(step_input.shape).contiguous()
-        if self.max_spikes > 1:
+            self._sin_state, self._step = None, 0
+        if self.sin_correction is not SinCorrection.NONE:
+            outputs = self._run_sin_corrected(sequence, th, num_steps, static)
+        elif self.max_spikes > 1:
             outputs, self._v = burst_if_reference(sequence, self._v, th, self.max_spikes, num_steps, static)
         else:
             outputs, self._v = if_kernel(self.kernel)(sequence, self._v, th, self.reset, num_steps, static)
         return outputs.flatten(0, 1)
+
+    def _run_sin_corrected(self, sequence: Tensor, th: Tensor, num_steps: int, static: bool) -> Tensor:
+        if self.sin_correction is SinCorrection.SIGNED:
+            count = torch.zeros_like(self._v) if self._sin_state is None else self._sin_state
+            low = (2.0 * self.v_init.to(th.dtype) - 1.0) * th
+            outputs, self._v, self._sin_state = signed_if_loop(sequence, self._v, count, th, low, num_steps, static)
+        else:
+            state = IsiState.zeros_like(self._v) if self._sin_state is None else self._sin_state
+            outputs, self._v, self._sin_state = isi_if_loop(sequence, self._v, state, th, self._step,
+                                                            self.isi_allowance, num_steps, static)  # fmt: skip
+        self._step += num_steps
+        return outputs

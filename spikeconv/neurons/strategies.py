@@ -42,3 +42,23 @@ class Kernel(_NamedEnum):
 
     REFERENCE = "reference"
     INPLACE = "inplace"
+
+
+class SinCorrection(_NamedEnum):
+    """How a converted IF neuron takes back spikes it should not have emitted.
+
+    A neuron whose ANN activation is 0 (an *inactivated* neuron) can still fire early in a
+    simulation, when positive inputs arrive before the negative ones that cancel them; those
+    spikes of inactivated neurons (SIN) are never retracted by a plain IF neuron and accumulate
+    through depth (Li et al., SpiCalib, arXiv:2207.02702).
+
+    ``NONE`` is the ordinary IF neuron. ``SIGNED`` lets a neuron emit a negative spike (−θ) when
+    its membrane falls a full rounding interval below its start while it has net positive spikes
+    outstanding, so its spike count tracks the rounded running mean of its input and never goes
+    below zero. ``ISI`` is the SpiCalib heuristic: a neuron that stays silent longer than its
+    mean inter-spike interval (plus an allowance) retracts one spike.
+    """
+
+    NONE = "none"
+    SIGNED = "signed"
+    ISI = "isi"

@@ -28,6 +28,7 @@ from spikeconv.calibration import (
 )
 from spikeconv.convert import BistableConfig, ConvertConfig, Correction, CorrectionConfig, NeuronKind
 from spikeconv.errors import ConfigError
+from spikeconv.neurons import SinCorrection
 
 
 class ConversionMethod(Enum):
@@ -72,6 +73,7 @@ class MethodOverrides:
     max_spikes: int | None = None
     half_period: int | None = None
     synchronous: bool = True
+    sin_correction: SinCorrection | None = None
 
 
 def _rule(kind: str, *, percentile: float, per_channel: bool, target: int):
@@ -121,7 +123,8 @@ def method_settings(
                  percentile=overrides.percentile if overrides.percentile is not None else defaults["percentile"],
                  per_channel=overrides.per_channel, target=target_timesteps)  # fmt: skip
     convert = replace(base, v_init=overrides.v_init if overrides.v_init is not None else base.v_init,
-                      max_spikes=overrides.max_spikes or defaults["max_spikes"])  # fmt: skip
+                      max_spikes=overrides.max_spikes or defaults["max_spikes"],
+                      sin_correction=overrides.sin_correction or defaults.get("sin_correction", SinCorrection.NONE))  # fmt: skip
     if method is ConversionMethod.BSNN:
         bistable = BistableConfig(half_period=overrides.half_period or 1, spikes_per_step=convert.max_spikes,
                                   synchronous=overrides.synchronous)  # fmt: skip

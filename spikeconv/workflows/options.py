@@ -11,7 +11,7 @@ import dataclasses
 from spikeconv.convert import ConvertConfig
 from spikeconv.errors import ConfigError
 from spikeconv.models.activations import ActivationKind, ActivationSpec
-from spikeconv.neurons import MultiThresholdConfig, Reset, available_trainable_neurons, encoding_from_name, trainable_neuron_config
+from spikeconv.neurons import MultiThresholdConfig, Reset, SinCorrection, available_trainable_neurons, encoding_from_name, trainable_neuron_config
 from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule, SnnLoss, SnnTrainConfig
 from spikeconv.workflows.methods import ConversionMethod, MethodOverrides, MethodSettings, method_settings
 
@@ -85,9 +85,10 @@ def _has_mpr(neuron: str) -> bool:
 def settings_from_options(method: str, base: ConvertConfig, *, target_timesteps: int, correction_samples: int,
                           threshold: str | None, percentile: float | None, per_channel: bool,
                           max_spikes: int | None, half_period: int | None = None,
-                          synchronous: bool = True) -> MethodSettings:  # fmt: skip
+                          synchronous: bool = True, sin_correction: str | None = None) -> MethodSettings:  # fmt: skip
     """A conversion method's settings, with the user's explicit flags winning."""
+    sin = None if sin_correction is None else SinCorrection.from_name(sin_correction)
     overrides = MethodOverrides(threshold=threshold, percentile=percentile, per_channel=per_channel, max_spikes=max_spikes,
-                                half_period=half_period, synchronous=synchronous)  # fmt: skip
+                                half_period=half_period, synchronous=synchronous, sin_correction=sin)  # fmt: skip
     return method_settings(ConversionMethod.from_name(method), base, target_timesteps=target_timesteps,
                            correction_samples=correction_samples, overrides=overrides)  # fmt: skip
