@@ -227,6 +227,54 @@ def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, ep
                f"({result.epochs_run} run now) -> {result.path}")  # fmt: skip
 
 
+@cli.command("compare")
+@click.option("--arch", default="fmnist-cnn", show_default=True,
+              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@_data_options
+@click.option("--methods", default="ann,calibrated,srif-mpr,mtlif", show_default=True,
+              help="Comma-separated: ann; a conversion method of `convert --method` (rate, calibrated, burst, ...); or a "
+                   "directly trained neuron (if, lif, srif, mtlif; -mpr adds the rectifier, e.g. srif-mpr).")  # fmt: skip
+@click.option("--timesteps", default="1,2,4,8,16,32,64", show_default=True,
+              help="Comma-separated budgets T; every SNN is simulated once for the largest.")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True, help="Report folder.")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="METHOD=PATH",
+              help="Use this file instead of training/converting: ann=ANN checkpoint or ONNX; a conversion method=SNN file "
+                   "from `convert`; a direct method=checkpoint from `train-snn`. Repeatable.")  # fmt: skip
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Trained/converted networks, keyed by their settings [default: OUT_DIR/cache].")
+@click.option("--epochs", multiple=True, metavar="[METHOD=]N",
+              help="Training epochs: N for every trained model, METHOD=N for one (ann included) [default: 15 ANN, 20 SNN].")
+@click.option("--train-timesteps", multiple=True, metavar="[METHOD=]T",
+              help="T of direct training, for all or per method [default: 2 for mtlif, 4 otherwise].")
+@click.option("--target-timesteps", type=_positive, default=4, show_default=True,
+              help="The T conversion methods optimise thresholds and corrections for.")
+@click.option("--calib-samples", type=_positive, default=2000, show_default=True, help="Training samples for calibration.")
+@click.option("--limit", type=_positive, default=None, help="Use the first N test samples only.")
+@click.option("--train-limit", type=_positive, default=None, help="Train on the first N samples only.")
+@click.option("--batch-size", type=_positive, default=256, show_default=True, help="Evaluation batch size.")
+@click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--e-ac", type=click.FloatRange(min=0), default=0.9, show_default=True, help="Energy per accumulate (pJ).")
+@click.option("--e-mac", type=click.FloatRange(min=0), default=4.6, show_default=True, help="Energy per multiply-accumulate (pJ).")
+@click.option("--resume/--fresh", default=True, show_default=True,
+              help="Reuse finished results with identical settings, or recompute them (cached networks are kept).")
+def compare_cmd(arch, dataset, data_root, download, methods, timesteps, out_dir, checkpoints, cache_dir, epochs,
+                train_timesteps, target_timesteps, calib_samples, limit, train_limit, batch_size, augment, seed, e_ac,
+                e_mac, resume) -> None:  # fmt: skip
+    """ANN, conversion and direct training side by side: accuracy, spikes, operations and energy per T."""
+    from spikeconv.workflows import compare_job, compare_job_from_options  # kept local: the imports above are shared
+
+    job = compare_job_from_options(arch=arch, data=_source(dataset, data_root, download), out_dir=out_dir, methods=methods,
+                                   timesteps=timesteps, checkpoints=checkpoints, epochs=epochs,
+                                   train_timesteps=train_timesteps, cache_dir=cache_dir, limit=limit,
+                                   train_limit=train_limit, batch_size=batch_size, augment=augment, seed=seed,
+                                   target_timesteps=target_timesteps, calib_samples=calib_samples, e_ac=e_ac, e_mac=e_mac,
+                                   resume=resume, command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+    result = compare_job(job, progress=_progress(), on_model=lambda line: click.echo(line, err=True))
+    click.echo(result.table)
+    click.echo(f"report: {result.files['markdown']} ({result.report['meta']['wall_seconds']} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning every failure into one line and an exit status.
 

@@ -1,11 +1,17 @@
-"""Evaluation: timestep–accuracy curves of spiking networks, their JSON files, tables and plots."""
+"""Evaluation: timestep–accuracy curves, spike and operation counts, energy, comparison reports and plots."""
 
+from spikeconv.evaluation.compare_plots import accuracy_figure, energy_figure, save_figure, spike_rate_figure
+from spikeconv.evaluation.compare_report import accuracy_table, ann_result, build_report, report_markdown, snn_result
+from spikeconv.evaluation.counters import OperationCounter, count_operations
 from spikeconv.evaluation.curve import (
     CurveResult,
     ann_accuracy,
     as_curve_list,
     timestep_accuracy_curve,
 )
+from spikeconv.evaluation.energy import HOROWITZ_2014, EnergyModel
+from spikeconv.evaluation.fanout import dense_ops, fanout_map
+from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
 from spikeconv.evaluation.plots import curve_figure, plot_curves
 from spikeconv.evaluation.report_io import (
     default_table_points,
@@ -16,7 +22,25 @@ from spikeconv.evaluation.report_io import (
 )
 
 __all__ = [
+    "HOROWITZ_2014",
     "CurveResult",
+    "EnergyModel",
+    "LayerOps",
+    "NeuronOps",
+    "OperationCounter",
+    "OperationCounts",
+    "accuracy_figure",
+    "accuracy_table",
+    "ann_result",
+    "build_report",
+    "count_operations",
+    "dense_ops",
+    "energy_figure",
+    "fanout_map",
+    "report_markdown",
+    "save_figure",
+    "snn_result",
+    "spike_rate_figure",
     "ann_accuracy",
     "as_curve_list",
     "curve_figure",

@@ -2,6 +2,16 @@
 
 from spikeconv.evaluation import format_curve_table
 from spikeconv.workflows.ann_files import LoadedAnn, load_ann, rebuild_ann
+from spikeconv.workflows.compare import CompareJob, CompareResult, compare_job, compare_job_from_options
+from spikeconv.workflows.compare_methods import (
+    COMPARE_METHODS,
+    DEFAULT_COMPARE_METHODS,
+    DEFAULT_COMPARE_TIMESTEPS,
+    CompareMethod,
+    MethodKind,
+    compare_method,
+)
+from spikeconv.workflows.compare_models import TrainingBudget
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
 from spikeconv.workflows.jobs import (
     ConvertJob,
@@ -35,6 +45,17 @@ from spikeconv.workflows.snn_files import LoadedSnn, build_snn, load_snn, save_s
 from spikeconv.workflows.train_snn import TrainSnnJob, TrainSnnResult, train_snn_job
 
 __all__ = [
+    "COMPARE_METHODS",
+    "DEFAULT_COMPARE_METHODS",
+    "DEFAULT_COMPARE_TIMESTEPS",
+    "CompareJob",
+    "CompareMethod",
+    "CompareResult",
+    "MethodKind",
+    "TrainingBudget",
+    "compare_job",
+    "compare_job_from_options",
+    "compare_method",
     "METHODS",
     "ConversionMethod",
     "MethodSettings",

@@ -1,0 +1,207 @@
+"""Count spikes and synaptic operations per timestep while a network is being evaluated.
+
+:func:`count_operations` attaches forward hooks for the duration of a ``with`` block, so the
+counts come from the very simulation that measures accuracy (one run of T_max steps gives every
+T: the counts up to step t are prefix sums). What is counted, per step and summed over samples:
+
+* **spiking layers** (:class:`~spikeconv.neurons.IFNeuron` and its burst/bistable variants,
+  trainable neurons): spikes (an IF output ``θ·k`` is ``|k|`` spikes, negative spikes included;
+  a multi-threshold LIF output ``k`` is ``k`` spikes) and events (neurons that emitted anything
+  at that step);
+* **conv/linear layers**: if the layer receives spikes (it runs after a spiking neuron),
+  accumulates ``AC = Σ_i [s_i ≠ 0]·fanout(i)`` — one synaptic event per non-zero input, whatever
+  its value (a burst of k spikes or a graded spike is one event; average pooling in between
+  makes fractional inputs, still one event each). If it receives the analog input (it runs
+  before the first neuron, e.g. the first conv of a direct-encoded image), the dense
+  ``MAC = Σ_i fanout(i)`` at every step;
+* **average pooling**: additions, counted like the conv case (AC per event and covering window
+  on spikes, dense on analog input).
+
+An ordinary ANN (any module not a :class:`~spikeconv.neurons.SpikingNetwork`) gets one "step"
+per forward: the dense MACs of its conv/linear layers and the additions of its average pools.
+Max pooling, BatchNorm (folded into the preceding layer), biases, the neurons' own updates and
+memory traffic are not counted.
+
+Time layout (``neurons/network.py``): layers before the first neuron may run once on ``[N, ...]``
+(static) while later ones run on ``[K·N, ...]`` with ``K`` the steps of the current body call;
+time chunks call the body several times. The hooks read ``N`` from the network's input and ``K``
+from each body call, and keep a step offset across chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spikeconv.errors import DataError
+from spikeconv.evaluation.fanout import OP_MODULES, SYNAPTIC_MODULES, fanout_map
+from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
+from spikeconv.neurons import IFNeuron, SpikingNetwork, TrainableNeuron
+
+__all__ = ["OperationCounter", "count_operations"]
+
+COUNTED_NEURONS = (IFNeuron, TrainableNeuron)
+"""Neurons whose spikes are counted (max-pool gates and delays forward spikes, they make none)."""
+
+
+@dataclass
+class _Tally:
+    """Per-step totals of one layer, grown as steps appear."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, key: str, first: int, per_step: list[float]) -> None:
+        row = self.values.setdefault(key, [])
+        if len(row) < first + len(per_step):
+            row.extend([0.0] * (first + len(per_step) - len(row)))
+        for offset, value in enumerate(per_step):
+            row[first + offset] += value
+
+
+class OperationCounter:
+    """Hook state of :func:`count_operations`; read the totals with :meth:`result`.
+
+    Not thread-safe; one counter per model and ``with`` block.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.spiking = isinstance(model, SpikingNetwork)
+        self.samples = 0
+        self._batch = 0  # N of the current forward
+        self._steps = 1  # K of the current body call
+        self._offset = 0  # steps simulated so far in this forward (time chunks)
+        self._neuron_seen = False
+        self._fanouts: dict[tuple[str, tuple[int, ...]], Tensor] = {}
+        self._kinds: dict[str, str] = {}
+        self._sizes: dict[str, int] = {}
+        self._tallies: dict[str, _Tally] = {}
+        self._order: list[str] = []
+
+    # ------------------------------------------------------------------ hooks
+    def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        x = args[0] if args else kwargs.get("x", kwargs.get("input"))
+        if not isinstance(x, Tensor) or x.dim() < 1:
+            raise DataError("operation counting needs the model's first argument to be a batch tensor [N, ...]")
+        self._batch = int(x.shape[0])
+        self.samples += self._batch
+        self._offset, self._steps, self._neuron_seen = 0, 1, False
+
+    def _on_body(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        steps = args[1] if len(args) > 1 else kwargs.get("num_steps")
+        self._steps = int(steps)
+        self._neuron_seen = False
+
+    def _after_body(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        self._offset += self._steps
+
+    def _tally(self, name: str) -> _Tally:
+        if name not in self._tallies:
+            self._tallies[name] = _Tally()
+            self._order.append(name)
+        return self._tallies[name]
+
+    def _fanout(self, name: str, module: nn.Module, sample_shape: tuple[int, ...]) -> Tensor:
+        key = (name, sample_shape)
+        if key not in self._fanouts:
+            self._fanouts[key] = fanout_map(module, sample_shape)
+        return self._fanouts[key]
+
+    def _layout(self, x: Tensor) -> str:
+        """``"static"`` ([N, ...], same at every step) or ``"steps"`` ([K·N, ...])."""
+        n, k = self._batch, self._steps
+        if x.shape[0] == n * k:  # with K = 1 both layouts agree; the neuron order decides
+            return "steps"
+        if x.shape[0] == n:
+            return "static"
+        raise DataError(f"a layer received a batch of {x.shape[0]} rows, neither N={n} nor K·N={k * n}; "
+                        "operation counting needs the time-flattened layout of SpikingNetwork")  # fmt: skip
+
+    def _on_layer(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        x = args[0]
+        kind = "pool" if not isinstance(module, SYNAPTIC_MODULES) else ("linear" if isinstance(module, nn.Linear) else "conv")
+        self._kinds[name] = kind
+        tally = self._tally(name)
+        fanout = self._fanout(name, module, tuple(x.shape[1:]))
+        if not self.spiking:
+            dense = float(fanout.sum()) * x.shape[0]
+            tally.add("ac" if kind == "pool" else "mac", 0, [dense])
+            return
+        layout = self._layout(x)
+        steps = self._steps
+        if layout == "static" or not self._neuron_seen:  # analog input: dense at every step
+            dense = float(fanout.sum()) * self._batch
+            tally.add("ac" if kind == "pool" else "mac", self._offset, [dense] * steps)
+            return
+        active = (x != 0).reshape(steps, self._batch, -1).sum(1, dtype=torch.float64)
+        tally.add("ac", self._offset, (active @ fanout.reshape(-1)).tolist())
+
+    def _on_neuron(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        self._neuron_seen = True
+        if not isinstance(output, Tensor):
+            return
+        steps = self._steps
+        sequence = output.detach().reshape(steps, output.shape[0] // steps, *output.shape[1:])
+        unit = module.broadcast_threshold(sequence[0]) if isinstance(module, IFNeuron) else 1.0
+        # |·|: a retracted (negative) spike of a SIN-corrected neuron is a spike too
+        counts = (torch.round(sequence.to(torch.float64) / unit) if isinstance(module, IFNeuron) else sequence.to(torch.float64)).abs()
+        self._sizes[name] = int(sequence[0, 0].numel())
+        tally = self._tally(name)
+        tally.add("spikes", self._offset, counts.reshape(steps, -1).sum(1).tolist())
+        tally.add("events", self._offset, (sequence != 0).reshape(steps, -1).sum(1, dtype=torch.float64).tolist())
+
+    # ------------------------------------------------------------------ result
+    def result(self) -> OperationCounts:
+        """The counts so far, as an immutable :class:`OperationCounts`."""
+        layers, neurons = [], []
+        for name in self._order:
+            values = self._tallies[name].values
+            if name in self._sizes:
+                neurons.append(NeuronOps(name=name, size=self._sizes[name], spikes=tuple(values.get("spikes", ())),
+                                         events=tuple(values.get("events", ()))))  # fmt: skip
+            else:
+                length = max(len(values.get("ac", ())), len(values.get("mac", ())))
+                ac, mac = (tuple(values.get(k, ())) + (0.0,) * (length - len(values.get(k, ()))) for k in ("ac", "mac"))
+                layers.append(LayerOps(name=name, kind=self._kinds[name], ac=ac, mac=mac))
+        return OperationCounts(samples=self.samples, spiking=self.spiking, layers=tuple(layers), neurons=tuple(neurons))
+
+
+def _named(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    prefix = "body." if isinstance(model, SpikingNetwork) else ""
+    for name, module in model.named_modules():
+        yield (name.removeprefix(prefix) or type(module).__name__), module
+
+
+@contextlib.contextmanager
+def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
+    """Count spikes and operations of every forward of ``model`` inside the block.
+
+    Example::
+
+        with count_operations(snn) as counter:
+            curve = timestep_accuracy_curve(snn, data, timesteps=64)
+        counts = counter.result()          # counts.totals(8): cost of the first 8 steps
+
+    The hooks are removed when the block ends, even on error; the model is otherwise untouched
+    and its outputs do not change.
+    """
+    counter = OperationCounter(model)
+    handles = [model.register_forward_pre_hook(counter._on_forward, with_kwargs=True)]
+    if counter.spiking:
+        handles.append(model.body.register_forward_pre_hook(counter._on_body, with_kwargs=True))
+        handles.append(model.body.register_forward_hook(counter._after_body, with_kwargs=True))
+    try:
+        for name, module in _named(model):
+            if isinstance(module, OP_MODULES):
+                handles.append(module.register_forward_hook(lambda m, a, o, name=name: counter._on_layer(name, m, a, o)))
+            elif counter.spiking and isinstance(module, COUNTED_NEURONS):
+                handles.append(module.register_forward_hook(lambda m, a, o, name=name: counter._on_neuron(name, m, a, o)))
+        yield counter
+    finally:
+        for handle in handles:
+            handle.remove()

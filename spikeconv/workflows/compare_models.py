@@ -1,0 +1,232 @@
+"""Where each compared network comes from: a user checkpoint, the cache, or a training/conversion run.
+
+Every trained or converted network is cached under a name holding the hash of everything that
+determines it (architecture, data set, training or conversion settings, and for conversions the
+ANN's own identity), so a rerun with the same settings finds it and skips the work, and a change of
+any setting makes a new file instead of silently reusing a stale one. The existing jobs do the
+work (``train_ann_job``, ``convert_job``, ``train_snn_job``), so a cached file is exactly what the
+matching ``spikeconv`` command would write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeconv.errors import CheckpointError
+from spikeconv.workflows.compare_methods import CompareMethod, MethodKind, compare_method
+from spikeconv.workflows.jobs import ConvertJob, DataSource, TrainAnnJob, convert_job, train_ann_job
+from spikeconv.workflows.methods import MethodSettings
+from spikeconv.workflows.options import (
+    ann_training_from_options,
+    convert_from_options,
+    settings_from_options,
+    snn_training_from_options,
+)
+from spikeconv.workflows.train_snn import TrainSnnJob, train_snn_job
+
+__all__ = ["ModelPlan", "TrainingBudget", "file_sha256", "make_model", "plan_models"]
+
+ANN_EPOCHS = 15  # spikeconv train-ann's default
+SNN_EPOCHS = 20  # spikeconv train-snn's default
+BATCH_SIZE = 128
+
+
+def _sha(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """What the compare job trains with; per-method maps use ``"*"`` for every method.
+
+    Attributes:
+        arch: Preset or layer notation.
+        data: Training data (and the test split the jobs score).
+        epochs: Epochs per method (``"ann"`` for the ANN); defaults 15 (ANN) and 20 (SNNs).
+        train_timesteps: T of direct training per method; defaults 2 for ``mtlif``, else 4.
+        train_limit: Train on the first N training samples only.
+        augment: Augmentation name for every training run.
+        seed: Seed of every training run and of the calibration subset.
+        target_timesteps: The T conversion methods optimise thresholds and corrections for.
+        calib_samples: Training samples conversion calibrates on.
+    """
+
+    arch: str
+    data: DataSource = field(default_factory=DataSource)
+    epochs: dict[str, int] = field(default_factory=dict)
+    train_timesteps: dict[str, int] = field(default_factory=dict)
+    train_limit: int | None = None
+    augment: str = "none"
+    seed: int = 0
+    target_timesteps: int = 4
+    calib_samples: int = 2000
+
+    def epochs_for(self, method: CompareMethod) -> int:
+        default = ANN_EPOCHS if method.kind is MethodKind.ANN else SNN_EPOCHS
+        return self.epochs.get(method.name, self.epochs.get("*", default))
+
+    def timesteps_for(self, method: CompareMethod) -> int:
+        return self.train_timesteps.get(method.name, self.train_timesteps.get("*", 2 if method.neuron == "mtlif" else 4))
+
+    def data_flags(self) -> list[str]:
+        flags = ["--dataset", self.data.name]
+        if self.data.root is not None:
+            flags += ["--data-root", str(self.data.root)]
+        return flags + (["--train-limit", str(self.train_limit)] if self.train_limit is not None else [])
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """Where one method's network file is (or will be), and what identifies it.
+
+    Attributes:
+        method: The method.
+        path: The file: a user checkpoint, or a cache entry (which may not exist yet).
+        model_id: ``file:<sha256>`` for a user checkpoint, ``train:``/``convert:<hash of settings>``
+            otherwise; known before any training, so finished results can be recognised.
+        from_checkpoint: The user passed the file with ``--checkpoint``.
+        settings: JSON record of the training or conversion settings (empty for checkpoints).
+        command: The ``spikeconv`` command that makes the file (empty for checkpoints).
+        train_timesteps: T of direct training (None for conversions and the ANN).
+    """
+
+    method: CompareMethod
+    path: Path
+    model_id: str
+    from_checkpoint: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    train_timesteps: int | None = None
+
+
+def _ann_config(method: CompareMethod, budget: TrainingBudget):
+    """spikeconv train-ann's defaults, with the compare job's epochs, augmentation and seed."""
+    return ann_training_from_options(epochs=budget.epochs_for(method), batch_size=BATCH_SIZE, lr=2e-3, optimizer="adam",
+                                     schedule="one-cycle", weight_decay=0.0, augment=budget.augment, seed=budget.seed)  # fmt: skip
+
+
+def _ann_plan(budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path]) -> ModelPlan:
+    method = compare_method("ann")
+    if "ann" in checkpoints:
+        return ModelPlan(method, checkpoints["ann"], f"file:{file_sha256(checkpoints['ann'])}", True)
+    config = _ann_config(method, budget)
+    settings = {"kind": "train-ann", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
+                "train": config.to_dict(), "dropout": 0.0, "normalize": True}  # fmt: skip
+    key = _sha(settings)
+    path = cache / f"ann-{key[:16]}.pt"
+    command = shlex.join(["spikeconv", "train-ann", "--arch", budget.arch, *budget.data_flags(), "--epochs",
+                          str(config.epochs), "--augment", budget.augment, "--seed", str(budget.seed), "--out", str(path)])  # fmt: skip
+    return ModelPlan(method, path, f"train:{key}", False, settings, command)
+
+
+def _conversion_settings(method: CompareMethod, budget: TrainingBudget) -> MethodSettings:
+    """``spikeconv convert --method NAME``'s defaults, with the compare job's target T, samples and seed."""
+    base = convert_from_options(reset="subtract", v_init=0.5, encoding="direct", seed=budget.seed, timesteps=64)
+    return settings_from_options(method.name, base, target_timesteps=budget.target_timesteps,
+                                 correction_samples=min(512, budget.calib_samples), threshold=None, percentile=None,
+                                 per_channel=False, max_spikes=None)  # fmt: skip
+
+
+def _conversion_plan(method: CompareMethod, ann: ModelPlan, budget: TrainingBudget, cache: Path,
+                     checkpoints: dict[str, Path]) -> ModelPlan:  # fmt: skip
+    if method.name in checkpoints:
+        path = checkpoints[method.name]
+        return ModelPlan(method, path, f"file:{file_sha256(path)}", True)
+    recipe = _conversion_settings(method, budget)
+    settings = {"kind": "convert", "method": method.name, "ann": ann.model_id, "dataset": budget.data.name,
+                "target_timesteps": budget.target_timesteps, "calib_samples": budget.calib_samples,
+                "correction_samples": min(512, budget.calib_samples), "calib_seed": budget.seed,
+                "calibration": recipe.calibration.to_dict(), "convert": recipe.convert.to_dict(),
+                "correction": None if recipe.correction is None else recipe.correction.to_dict()}  # fmt: skip
+    key = _sha(settings)
+    path = cache / f"{method.name}-{key[:16]}.snn.pt"
+    flags = ["--dataset", budget.data.name] + (["--data-root", str(budget.data.root)] if budget.data.root else [])
+    command = shlex.join(["spikeconv", "convert", str(ann.path), *flags, "--method", method.name, "--target-timesteps",
+                          str(budget.target_timesteps), "--calib-samples", str(budget.calib_samples), "--calib-seed",
+                          str(budget.seed), "--out", str(path)])  # fmt: skip
+    return ModelPlan(method, path, f"convert:{key}", False, settings, command)
+
+
+def _snn_config(method: CompareMethod, budget: TrainingBudget):
+    return snn_training_from_options(neuron=method.neuron, mpr=method.mpr, timesteps=budget.timesteps_for(method),
+                                     epochs=budget.epochs_for(method), batch_size=BATCH_SIZE, lr=None, optimizer=None,
+                                     schedule="cosine", loss=None, tdbn=None, augment=budget.augment, seed=budget.seed)  # fmt: skip
+
+
+def _direct_plan(method: CompareMethod, budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path]) -> ModelPlan:
+    if method.name in checkpoints:
+        path = checkpoints[method.name]
+        return ModelPlan(method, path, f"file:{file_sha256(path)}", True)
+    config = _snn_config(method, budget)
+    settings = {"kind": "train-snn", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
+                "train": config.to_dict(), "normalize": True}  # fmt: skip
+    key = _sha(settings)
+    path = cache / f"{method.name}-{key[:16]}.pt"
+    command = shlex.join(["spikeconv", "train-snn", "--arch", budget.arch, *budget.data_flags(), "--neuron", method.neuron,
+                          *(["--mpr"] if method.mpr else []), "--timesteps", str(config.timesteps), "--epochs",
+                          str(config.epochs), "--augment", budget.augment, "--seed", str(budget.seed), "--out", str(path),
+                          "--resume"])  # fmt: skip
+    return ModelPlan(method, path, f"train:{key}", False, settings, command, config.timesteps)
+
+
+def plan_models(methods: tuple[CompareMethod, ...], budget: TrainingBudget, cache: Path,
+                checkpoints: dict[str, Path]) -> dict[str, ModelPlan]:  # fmt: skip
+    """A plan per method, plus ``"ann"`` whenever the ANN or a conversion is compared.
+
+    Raises:
+        CheckpointError: A ``--checkpoint`` file does not exist.
+    """
+    for name, path in checkpoints.items():
+        if not Path(path).is_file():
+            raise CheckpointError(f"--checkpoint {name}={path}: no such file; check the path")
+    plans: dict[str, ModelPlan] = {}
+    if any(m.kind in (MethodKind.ANN, MethodKind.CONVERSION) for m in methods):
+        plans["ann"] = _ann_plan(budget, cache, checkpoints)
+    for method in methods:
+        if method.kind is MethodKind.CONVERSION:
+            plans[method.name] = _conversion_plan(method, plans["ann"], budget, cache, checkpoints)
+        elif method.kind is MethodKind.DIRECT:
+            plans[method.name] = _direct_plan(method, budget, cache, checkpoints)
+    return plans
+
+
+def make_model(plan: ModelPlan, plans: dict[str, ModelPlan], budget: TrainingBudget, *, progress: bool) -> str:
+    """Make sure ``plan.path`` holds the finished network; returns what was done.
+
+    Returns:
+        ``"checkpoint"`` (a user file), ``"cached"`` (found in the cache), ``"trained"`` or
+        ``"converted"``. Direct training resumes an interrupted cache entry epoch by epoch.
+    """
+    if plan.from_checkpoint:
+        return "checkpoint"
+    method = plan.method
+    if method.kind is MethodKind.DIRECT:
+        job = TrainSnnJob(arch=budget.arch, out=plan.path, data=budget.data, train=_snn_config(method, budget),
+                          train_limit=budget.train_limit, resume=True, command=plan.command)  # fmt: skip
+        return "trained" if train_snn_job(job, progress=progress).epochs_run else "cached"
+    if plan.path.is_file():
+        return "cached"
+    if method.kind is MethodKind.ANN:
+        train_ann_job(TrainAnnJob(arch=budget.arch, out=plan.path, data=budget.data, train=_ann_config(method, budget),
+                                  train_limit=budget.train_limit, command=plan.command), progress=progress)  # fmt: skip
+        return "trained"
+    make_model(plans["ann"], plans, budget, progress=progress)
+    settings = _conversion_settings(method, budget)
+    convert_job(ConvertJob(model=plans["ann"].path, out=plan.path, data=budget.data, calib_samples=budget.calib_samples,
+                           calib_seed=budget.seed, calibration=settings.calibration, convert=settings.convert,
+                           correction=settings.correction, method=method.name), progress=progress)  # fmt: skip
+    return "converted"
