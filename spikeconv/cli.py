@@ -6,6 +6,7 @@ non-zero exit status; outputs are written atomically by the workflows.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -20,10 +21,12 @@ from spikeconv.workflows import (
     ACTIVATIONS,
     AUGMENTS,
     ENCODINGS,
+    MAXPOOL_MODES,
     METHODS,
     OPTIMIZERS,
     RESETS,
     SCHEDULES,
+    SIN_CORRECTIONS,
     SNN_LOSSES,
     THRESHOLD_RULES,
     TRAINABLE_NEURONS,
@@ -39,7 +42,9 @@ from spikeconv.workflows import (
     convert_job,
     curve_job,
     demo_job,
+    describe_conversion,
     format_curve_table,
+    model_spec_from_options,
     settings_from_options,
     snn_training_from_options,
     train_ann_job,
@@ -47,7 +52,8 @@ from spikeconv.workflows import (
 )
 
 DATASET_HELP = (
-    f"Data set: one of {', '.join(available_datasets())}, or imagefolder:PATH."
+    f"Data set: one of {', '.join(available_datasets())}; imagefolder:PATH (one sub-folder per class, resized to the "
+    "model's input); or npz:PATH[:X,Y] (arrays x and y of one .npz file, which has no train/test split)."
 )
 _positive = click.IntRange(min=1)
 
@@ -57,6 +63,38 @@ def _data_options(func):
     func = click.option("--data-root", type=click.Path(path_type=Path), default=None,
                         help="Folder holding the data files (else $SPIKECONV_DATA, then system paths).")(func)  # fmt: skip
     return click.option("--dataset", default="fashion-mnist", show_default=True, help=DATASET_HELP)(func)
+
+
+def _model_options(func):
+    """The options that say what a model file does not; the command receives them as one ``model_spec``."""
+
+    @functools.wraps(func)
+    def command(*args, arch, model_factory, num_classes, input_shape, mean, std, trust_pickle, **kwargs):
+        spec = model_spec_from_options(arch=arch, factory=model_factory, num_classes=num_classes, input_shape=input_shape,
+                                       mean=mean, std=std, trust_pickle=trust_pickle)  # fmt: skip
+        return func(*args, model_spec=spec, **kwargs)
+
+    options = [
+        click.option("--trust-pickle", is_flag=True,
+                     help="Allow MODEL to be a pickled nn.Module (torch.save(model)); unpickling can run code from the file."),
+        click.option("--std", default=None, metavar="S[,S...]",
+                     help="Input standard deviation(s) the model was trained with on [0, 1] pixels, one or one per channel "
+                          "[default: 1; spikeconv checkpoints record their own]."),
+        click.option("--mean", default=None, metavar="M[,M...]",
+                     help="Input mean(s) the model was trained with on [0, 1] pixels, one or one per channel "
+                          "[default: 0, i.e. no normalisation; spikeconv checkpoints record their own]."),
+        click.option("--input-shape", default=None, metavar="C,H,W",
+                     help="Input shape where the model file does not fix it [default: the data's sample shape]."),
+        click.option("--num-classes", type=_positive, default=None, help="Number of outputs, checked against the model."),
+        click.option("--model-factory", default=None, metavar="FILE.py:FUNCTION",
+                     help="Python function (or package.module:FUNCTION) that returns the network, called without "
+                          "arguments; MODEL is then its state_dict, or omitted if the function loads trained weights."),
+        click.option("--arch", default=None, metavar="SPEC",
+                     help=f"Network of a state_dict MODEL: a preset ({', '.join(available_models())}) or layer notation."),
+    ]  # fmt: skip
+    for option in options:
+        command = option(command)
+    return command
 
 
 def _source(dataset: str, data_root: Path | None, download: bool) -> DataSource:
@@ -106,8 +144,9 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 
 
 @cli.command("convert")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path), required=False)
 @_data_options
+@_model_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="SNN file to write.")
 @click.option("--method", type=click.Choice(METHODS), default="rate", show_default=True,
               help="Conversion recipe (see docs/low_latency.md): rate; calibrated / calibrated-light (MMSE thresholds + "
@@ -116,7 +155,7 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--target-timesteps", type=_positive, default=4, show_default=True,
               help="The T that MMSE thresholds and corrections optimise for.")
 @click.option("--calib-samples", type=_positive, default=2000, show_default=True,
-              help="Training samples used to calibrate thresholds.")
+              help="Training samples used to calibrate thresholds (drawn with --calib-seed).")
 @click.option("--correction-samples", type=_positive, default=512, show_default=True,
               help="Of those, samples used by the potential/bias correction.")
 @click.option("--calib-seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -131,6 +170,12 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--half-period", type=_positive, default=None, help="bsnn: steps per integrate/fire state, P [default: 1].")
 @click.option("--synchronous/--no-synchronous", default=True, show_default=True,
               help="bsnn: delay shallower inputs of residual joins so both arrive in the same phase.")
+@click.option("--maxpool", type=click.Choice(MAXPOOL_MODES), default="spiking", show_default=True,
+              help="Max-pooling on spikes: spiking (LIPooling gate, exact rates) or average (replaced by average "
+                   "pooling, an approximation; recorded in the SNN file).")  # fmt: skip
+@click.option("--sin-correction", type=click.Choice(SIN_CORRECTIONS), default=None,
+              help="Take back spikes of inactivated neurons: signed (negative spikes when a neuron has over-fired) or "
+                   "isi (SpiCalib rule) [default: the method's; none for rate].")  # fmt: skip
 @click.option("--reset", type=click.Choice(RESETS), default="subtract",
               show_default=True)
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="direct",
@@ -140,23 +185,29 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--plan-json", type=click.Path(path_type=Path), default=None,
               help="Also write the calibration record (thresholds, corrections) as JSON.")
 def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, calib_samples, correction_samples,
-                calib_seed, threshold, percentile, per_channel, v_init, max_spikes, half_period, synchronous, reset,
-                encoding, timesteps, plan_json) -> None:  # fmt: skip
-    """Calibrate MODEL on training data and convert it into a soft-reset SNN file."""
-    base = convert_from_options(reset=reset, v_init=v_init, encoding=encoding, seed=calib_seed, timesteps=timesteps)
+                calib_seed, threshold, percentile, per_channel, v_init, max_spikes, half_period, synchronous, maxpool,
+                sin_correction, reset,
+                encoding, timesteps, plan_json, model_spec) -> None:  # fmt: skip
+    """Calibrate MODEL on training data and convert it into a soft-reset SNN file.
+
+    MODEL is a spikeconv checkpoint, an ONNX file, a torch.export program (.pt2), or a state_dict
+    with --arch or --model-factory; the format is read from the file. See docs/own_model.md.
+    """
+    base = convert_from_options(reset=reset, v_init=v_init, encoding=encoding, seed=calib_seed, timesteps=timesteps,
+                                maxpool=maxpool)  # fmt: skip
     settings = settings_from_options(method, base, target_timesteps=target_timesteps,
                                      correction_samples=min(correction_samples, calib_samples),
                                      threshold=threshold, percentile=percentile, per_channel=per_channel,
                                      max_spikes=max_spikes, half_period=half_period,
-                                     synchronous=synchronous)  # fmt: skip
+                                     synchronous=synchronous, sin_correction=sin_correction)  # fmt: skip
     job = ConvertJob(model=model, out=out, data=_source(dataset, data_root, download),
                      calib_samples=calib_samples, calib_seed=calib_seed, calibration=settings.calibration,
                      convert=settings.convert, correction=settings.correction, method=method,
-                     plan_json=plan_json)  # fmt: skip
+                     plan_json=plan_json, model_spec=model_spec)  # fmt: skip
     result = convert_job(job, progress=_progress())
     sites = len(result.plan.sites)
-    click.echo(f"converted {model} -> {out} with method {method} ({sites} spiking layers, calibrated on "
-               f"{result.plan.num_samples} samples)")  # fmt: skip
+    click.echo(f"converted {model or model_spec.factory} -> {out} with method {method} ({sites} spiking layers; "
+               f"{describe_conversion(result)})")  # fmt: skip
 
 
 @cli.command("curve")

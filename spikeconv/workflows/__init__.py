@@ -1,7 +1,7 @@
 """End-to-end jobs (train, convert, curve, demo) composed from the packages below."""
 
 from spikeconv.evaluation import format_curve_table
-from spikeconv.workflows.ann_files import LoadedAnn, load_ann, rebuild_ann
+from spikeconv.workflows.ann_files import LoadedAnn, ModelSpec, load_ann, rebuild_ann
 from spikeconv.workflows.compare import CompareJob, CompareResult, compare_job, compare_job_from_options
 from spikeconv.workflows.compare_methods import (
     COMPARE_METHODS,
@@ -22,6 +22,7 @@ from spikeconv.workflows.jobs import (
     TrainAnnResult,
     convert_job,
     curve_job,
+    describe_conversion,
     train_ann_job,
 )
 from spikeconv.workflows.methods import METHODS, ConversionMethod, MethodSettings, method_settings
@@ -29,18 +30,22 @@ from spikeconv.workflows.options import (
     ACTIVATIONS,
     AUGMENTS,
     ENCODINGS,
+    MAXPOOL_MODES,
     OPTIMIZERS,
     RESETS,
     SCHEDULES,
+    SIN_CORRECTIONS,
     SNN_LOSSES,
     THRESHOLD_RULES,
     TRAINABLE_NEURONS,
     activation_from_options,
     ann_training_from_options,
     convert_from_options,
+    model_spec_from_options,
     settings_from_options,
     snn_training_from_options,
 )
+from spikeconv.workflows.preprocessing import Preprocessing
 from spikeconv.workflows.snn_files import LoadedSnn, build_snn, load_snn, save_snn
 from spikeconv.workflows.train_snn import TrainSnnJob, TrainSnnResult, train_snn_job
 
@@ -65,8 +70,10 @@ __all__ = [
     "activation_from_options",
     "AUGMENTS",
     "ENCODINGS",
+    "MAXPOOL_MODES",
     "OPTIMIZERS",
     "RESETS",
+    "SIN_CORRECTIONS",
     "SCHEDULES",
     "SNN_LOSSES",
     "THRESHOLD_RULES",
@@ -83,6 +90,8 @@ __all__ = [
     "DemoResult",
     "LoadedAnn",
     "LoadedSnn",
+    "ModelSpec",
+    "Preprocessing",
     "TrainAnnJob",
     "TrainAnnResult",
     "TrainSnnJob",
@@ -91,6 +100,8 @@ __all__ = [
     "convert_job",
     "curve_job",
     "demo_job",
+    "describe_conversion",
+    "model_spec_from_options",
     "load_ann",
     "load_snn",
     "pretrained_path",

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 
-from spikeconv.convert import ConvertConfig
+from spikeconv.convert import ConvertConfig, MaxPoolMode
 from spikeconv.errors import ConfigError
 from spikeconv.models.activations import ActivationKind, ActivationSpec
-from spikeconv.neurons import MultiThresholdConfig, Reset, SinCorrection, available_trainable_neurons, encoding_from_name, trainable_neuron_config
+from spikeconv.neurons import (
+    MultiThresholdConfig,
+    Reset,
+    SinCorrection,
+    available_trainable_neurons,
+    encoding_from_name,
+    trainable_neuron_config,
+)
 from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule, SnnLoss, SnnTrainConfig
+from spikeconv.workflows.ann_files import ModelSpec
 from spikeconv.workflows.methods import ConversionMethod, MethodOverrides, MethodSettings, method_settings
+from spikeconv.workflows.preprocessing import Preprocessing
 
 THRESHOLD_RULES = ("percentile", "max", "mse", "learned")
 ENCODINGS = ("direct", "poisson")
@@ -21,13 +30,16 @@ OPTIMIZERS = tuple(Optimizer.names())
 SCHEDULES = tuple(Schedule.names())
 AUGMENTS = tuple(Augment.names())
 RESETS = tuple(r.value for r in Reset)
+SIN_CORRECTIONS = tuple(s.value for s in SinCorrection)
+MAXPOOL_MODES = tuple(m.value for m in MaxPoolMode)
 ACTIVATIONS = tuple(k.value for k in ActivationKind)
 
 
-def convert_from_options(*, reset: str, v_init: float, encoding: str, seed: int, timesteps: int) -> ConvertConfig:
+def convert_from_options(*, reset: str, v_init: float, encoding: str, seed: int, timesteps: int,
+                         maxpool: str = "spiking") -> ConvertConfig:  # fmt: skip
     """Conversion settings from CLI strings."""
-    return ConvertConfig(reset=Reset.from_name(reset), v_init=v_init,
-                         encoding=encoding_from_name(encoding, seed=seed), timesteps=timesteps)  # fmt: skip
+    return ConvertConfig(reset=Reset.from_name(reset), v_init=v_init, encoding=encoding_from_name(encoding, seed=seed),
+                         timesteps=timesteps, maxpool=MaxPoolMode.from_name(maxpool))  # fmt: skip
 
 
 def ann_training_from_options(*, epochs: int, batch_size: int, lr: float, optimizer: str, schedule: str,
@@ -92,3 +104,26 @@ def settings_from_options(method: str, base: ConvertConfig, *, target_timesteps:
                                 half_period=half_period, synchronous=synchronous, sin_correction=sin)  # fmt: skip
     return method_settings(ConversionMethod.from_name(method), base, target_timesteps=target_timesteps,
                            correction_samples=correction_samples, overrides=overrides)  # fmt: skip
+
+
+def _numbers(text: str, option: str, kind: type) -> tuple:
+    try:
+        values = tuple(kind(part) for part in text.replace(" ", "").split(","))
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated numbers, got {text!r}") from None
+    return values
+
+
+def model_spec_from_options(*, arch: str | None, factory: str | None, num_classes: int | None, input_shape: str | None,
+                            mean: str | None, std: str | None, trust_pickle: bool) -> ModelSpec:  # fmt: skip
+    """What the model file does not say, from CLI strings: ``--input-shape 1,28,28``, ``--mean 0.5`` or ``--mean 0.49,0.48,0.45``.
+
+    Giving only one of ``--mean``/``--std`` leaves the other at its neutral value (0 or 1).
+    """
+    shape = None if input_shape is None else _numbers(input_shape, "--input-shape", int)
+    preprocessing = None
+    if mean is not None or std is not None:
+        preprocessing = Preprocessing(mean=_numbers(mean, "--mean", float) if mean is not None else (0.0,),
+                                      std=_numbers(std, "--std", float) if std is not None else (1.0,))  # fmt: skip
+    return ModelSpec(arch=arch, factory=factory, num_classes=num_classes, input_shape=shape, preprocessing=preprocessing,
+                     trust_pickle=trust_pickle)  # fmt: skip
