@@ -3,8 +3,11 @@
 The public API, re-exported here; nothing else is public::
 
     import spikeconv
-    snn = spikeconv.convert_model(model, calibration_batches)
+    snn = spikeconv.convert(model, calibration_batches, method="calibrated", timesteps=4)
     curve = spikeconv.evaluate_curve(snn, test_loader, timesteps=32, ann=model)
+
+``spikeconv.convert`` is the conversion function; the subpackage of the same name stays importable
+as ``from spikeconv.convert import ...``.
 """
 
 import logging
@@ -35,28 +38,44 @@ from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_cur
 from spikeconv.ingest import activation_sites, ingest_module
 from spikeconv.models import available_models, build_model
 from spikeconv.neurons import DirectEncoding, IFNeuron, PoissonEncoding, Reset, SpikingNetwork
-from spikeconv.workflows import load_snn, save_snn
-from spikeconv.workflows.api import convert_model, evaluate_curve
+from spikeconv.workflows import (
+    METHODS,
+    ConversionMethod,
+    LoadedAnn,
+    LoadedSnn,
+    ModelSpec,
+    Preprocessing,
+    load_ann,
+    load_snn,
+    save_snn,
+)
+from spikeconv.workflows.api import convert, convert_model, evaluate_curve  # noqa: F811  (the function shadows the subpackage)
 
 logging.getLogger("spikeconv").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "METHODS",
     "CalibrationConfig",
     "CalibrationError",
     "CheckpointError",
     "ConfigError",
     "ConversionError",
+    "ConversionMethod",
     "ConvertConfig",
     "CurveResult",
     "DataError",
     "DatasetNotFoundError",
     "DirectEncoding",
     "IFNeuron",
+    "LoadedAnn",
+    "LoadedSnn",
     "MaxThreshold",
+    "ModelSpec",
     "PercentileThreshold",
     "PoissonEncoding",
+    "Preprocessing",
     "Reset",
     "SpikeconvError",
     "SpikingNetwork",
@@ -69,9 +88,11 @@ __all__ = [
     "available_models",
     "build_model",
     "calibrate",
+    "convert",
     "convert_model",
     "evaluate_curve",
     "ingest_module",
+    "load_ann",
     "load_dataset",
     "load_snn",
     "plan_of",

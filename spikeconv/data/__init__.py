@@ -1,4 +1,4 @@
-"""Data sets by name (Fashion-MNIST, digits, user folders); nothing is downloaded unless asked."""
+"""Data sets by name (Fashion-MNIST, digits, user folders and .npz files); nothing is downloaded unless asked."""
 
 from spikeconv.data.array_dataset import ArrayDataset
 from spikeconv.data.digits import load_digits_split
@@ -11,6 +11,7 @@ from spikeconv.data.idx import read_idx
 from spikeconv.data.image_folder import ImageFolderDataset, ImageFolderOptions, load_image_folder
 from spikeconv.data.info import DatasetInfo
 from spikeconv.data.loaders import calibration_subset, make_loader
+from spikeconv.data.npz import NpzSource, load_npz
 from spikeconv.data.registry import (
     DatasetLoader,
     available_datasets,
@@ -28,6 +29,7 @@ __all__ = [
     "DatasetLoader",
     "ImageFolderDataset",
     "ImageFolderOptions",
+    "NpzSource",
     "Split",
     "available_datasets",
     "calibration_subset",
@@ -40,6 +42,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_folder",
     "load_mnist",
+    "load_npz",
     "make_loader",
     "read_idx",
     "register_dataset",

@@ -19,8 +19,8 @@ def _to_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32, copy=True)
 
 
-def _check_images(images: torch.Tensor, name: str) -> None:
-    """Raise DataError unless ``images`` is a non-empty N,C,H,W uint8 or finite [0, 1] float."""
+def _check_images(images: torch.Tensor, name: str, *, unit_range: bool = True) -> None:
+    """Raise DataError unless ``images`` is a non-empty N,C,H,W uint8 or finite float ([0, 1] if ``unit_range``)."""
     if not isinstance(images, torch.Tensor):
         raise DataError(f"data set {name}: images must be a tensor, not {type(images).__name__}")
     if images.ndim != 4:
@@ -34,7 +34,9 @@ def _check_images(images: torch.Tensor, name: str) -> None:
     if not images.dtype.is_floating_point:
         raise DataError(f"data set {name}: images must be uint8 or float, not {images.dtype}")
     if not bool(torch.isfinite(images).all()):
-        raise DataError(f"data set {name}: images contain NaN or Inf values")
+        raise DataError(f"data set {name}: images contain NaN or Inf values; clean or drop those samples")
+    if not unit_range:
+        return
     low, high = float(images.min()), float(images.max())
     if low < 0.0 or high > 1.0:
         raise DataError(
@@ -73,22 +75,25 @@ class ArrayDataset(Dataset):
         labels: ``(N,)`` integer labels in ``[0, num_classes)``.
         num_classes: Number of classes of the data set (a subset may not contain them all).
         name: Registry name of the data set, e.g. ``"fashion-mnist"``.
+        unit_range: Require float images to lie in [0, 1]. Users' own arrays (``npz:PATH``) may
+            hold floats already preprocessed in their own way, so they pass False.
 
     Raises:
         DataError: Empty data, wrong shapes, NaN/Inf or out-of-range pixels, non-integer labels.
     """
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, name: str
+        self, images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, name: str, unit_range: bool = True
     ) -> None:
         if num_classes < 1:
             raise ConfigError(f"data set {name}: num_classes must be >= 1, got {num_classes}")
-        _check_images(images, name)
+        _check_images(images, name, unit_range=unit_range)
         _check_labels(labels, int(images.shape[0]), num_classes, name)
         self.images = images
         self.labels = labels.to(torch.int64)
         self.num_classes = int(num_classes)
         self.name = name
+        self.unit_range = unit_range
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
@@ -118,9 +123,8 @@ class ArrayDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         if index.numel() and (int(index.min()) < -len(self) or int(index.max()) >= len(self)):
             raise ConfigError(f"data set {self.name}: subset index out of range 0..{len(self) - 1}")
-        return ArrayDataset(
-            self.images[index], self.labels[index], num_classes=self.num_classes, name=self.name
-        )
+        return ArrayDataset(self.images[index], self.labels[index], num_classes=self.num_classes, name=self.name,
+                            unit_range=self.unit_range)  # fmt: skip
 
     def head(self, n: int) -> ArrayDataset:
         """Return the first ``n`` samples (all of them when ``n >= len(self)``).

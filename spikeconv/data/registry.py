@@ -1,13 +1,15 @@
 """Data sets by name: one registry dict, one entry point :func:`load_dataset`.
 
-Built-in names: ``cifar10``, ``cifar100``, ``digits``, ``fashion-mnist``, ``mnist``. The form
-``imagefolder:PATH`` is accepted as well and reads a folder of class sub-folders. Only
+Built-in names: ``cifar10``, ``cifar100``, ``digits``, ``fashion-mnist``, ``mnist``. The forms
+``imagefolder:PATH`` (a folder of class sub-folders) and ``npz:PATH[:IMAGES,LABELS]`` (arrays in
+one ``.npz`` file, see :mod:`spikeconv.data.npz`) are accepted as well. Only
 ``digits`` and (once ``dataset-fashion-mnist`` is installed) ``fashion-mnist`` are present on the
 project's machines; the others need the user's files or an explicit ``download=True``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +20,8 @@ from spikeconv.data.digits import DIGITS_INFO, load_digits_split
 from spikeconv.data.fashion_mnist import FASHION_MNIST_INFO, load_fashion_mnist
 from spikeconv.data.image_folder import PREFIX, ImageFolderOptions, load_image_folder
 from spikeconv.data.info import DatasetInfo
+from spikeconv.data.npz import PREFIX as NPZ_PREFIX
+from spikeconv.data.npz import load_npz
 from spikeconv.data.split import Split
 from spikeconv.data.torchvision_sets import (
     CIFAR10_INFO,
@@ -28,6 +32,8 @@ from spikeconv.data.torchvision_sets import (
     load_mnist,
 )
 from spikeconv.errors import ConfigError
+
+logger = logging.getLogger("spikeconv")
 
 
 class DatasetLoader(Protocol):
@@ -61,7 +67,7 @@ def register_dataset(name: str, loader: DatasetLoader, *, info: DatasetInfo | No
         ConfigError: The name is taken, empty, contains ``:``, or differs from ``info.name``.
     """
     if not name or ":" in name:
-        raise ConfigError(f"data set name {name!r} must be non-empty and contain no ':'")
+        raise ConfigError(f"data set name {name!r} must be non-empty and contain no ':' (imagefolder: and npz: are reserved)")
     if name in _DATASETS:
         raise ConfigError(f"data set {name!r} is already registered")
     if info is not None and info.name != name:
@@ -70,13 +76,13 @@ def register_dataset(name: str, loader: DatasetLoader, *, info: DatasetInfo | No
 
 
 def available_datasets() -> list[str]:
-    """Return the registered names, sorted (``imagefolder:PATH`` is accepted besides these)."""
+    """Return the registered names, sorted (``imagefolder:PATH`` and ``npz:PATH`` are accepted besides these)."""
     return sorted(_DATASETS)
 
 
 def _unknown(name: str) -> ConfigError:
     names = ", ".join(available_datasets())
-    return ConfigError(f"unknown data set {name!r}; choose one of: {names}, or imagefolder:PATH")
+    return ConfigError(f"unknown data set {name!r}; choose one of: {names}, or imagefolder:PATH, or npz:PATH")
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -86,9 +92,9 @@ def dataset_info(name: str) -> DatasetInfo:
         ConfigError: Unknown name, a registration without info, or ``imagefolder:PATH`` (whose
             classes and image size are known only once it is loaded).
     """
-    if name.startswith(PREFIX):
+    if name.startswith((PREFIX, NPZ_PREFIX)):
         raise ConfigError(
-            f"{name}: no fixed facts for an image folder; load it and read num_classes and "
+            f"{name}: no fixed facts for a user's folder or file; load it and read num_classes and "
             "sample_shape from the returned data set"
         )
     if name not in _DATASETS:
@@ -128,7 +134,8 @@ def load_dataset(
     """Load one split of a data set by name.
 
     Args:
-        name: One of :func:`available_datasets`, or ``imagefolder:PATH``.
+        name: One of :func:`available_datasets`, ``imagefolder:PATH``, or ``npz:PATH[:IMAGES,LABELS]``
+            (an ``.npz`` file has no split: both splits are the whole file).
         split: ``Split.TRAIN`` or ``Split.TEST``.
         root: Folder holding the files (``--data-root``); see each loader for where it looks.
         download: Allow fetching missing files (network needed). Never done unless True.
@@ -153,6 +160,11 @@ def load_dataset(
         if not folder:
             raise ConfigError("imagefolder: needs a folder, as in imagefolder:/data/my_images")
         dataset: Dataset = load_image_folder(folder, split=split, options=image_options)
+    elif name.startswith(NPZ_PREFIX):
+        if download or image_options is not None:
+            raise ConfigError(f"{name}: an npz file is read as it is; drop --download and image options")
+        dataset = load_npz(name)
+        logger.warning("%s has no train/test split: the same samples serve as the %s split", name, split.value)
     else:
         if name not in _DATASETS:
             raise _unknown(name)

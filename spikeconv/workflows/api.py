@@ -1,21 +1,103 @@
 """Five-line Python API: convert any nn.Module with any iterable of batches, then measure it.
 
-These are the same objects the CLI uses: ``convert_model`` is ingest -> prepare -> calibrate ->
-convert; ``evaluate_curve`` is :func:`spikeconv.evaluation.timestep_accuracy_curve`.
+These are the same objects the CLI uses: :func:`convert` applies a named conversion method with
+the settings ``spikeconv convert --method`` uses (calibration rule, neurons, correction);
+``convert_model`` is the plain ingest -> prepare -> calibrate -> convert; ``evaluate_curve`` is
+:func:`spikeconv.evaluation.timestep_accuracy_curve`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
-from torch import nn
+from torch import fx, nn
 
 from spikeconv.calibration import CalibrationConfig, calibrate, prepare
-from spikeconv.convert import ConvertConfig, convert
+from spikeconv.convert import ConvertConfig, correct
+from spikeconv.convert import convert as convert_graph
+from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, timestep_accuracy_curve
-from spikeconv.ingest import ingest_module
-from spikeconv.neurons import SpikingNetwork
+from spikeconv.ingest import STAGE_KEY, ingest_module
+from spikeconv.neurons import SpikingNetwork, check_timesteps
+from spikeconv.workflows.ann_files import LoadedAnn, load_ann
+from spikeconv.workflows.methods import ConversionMethod, method_settings
+
+
+def _graph_of(model: nn.Module | LoadedAnn | str | os.PathLike) -> fx.GraphModule:
+    """The canonical ANN graph of a module, a loaded ANN, or a model file (format detected from the file)."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load_ann(model)
+    if isinstance(model, LoadedAnn):
+        model = model.model
+    if isinstance(model, fx.GraphModule) and model.meta.get(STAGE_KEY) == "ann":
+        return model
+    return ingest_module(model)
+
+
+def _reusable(data: Iterable[Any]) -> Iterable[Any]:
+    """Batches that can be read twice (a correction reads them after calibration): one-shot iterators become lists."""
+    if isinstance(data, Iterator):
+        return list(data)
+    return data
+
+
+def convert(
+    model: nn.Module | LoadedAnn | str | os.PathLike,
+    calibration_data: Iterable[Any],
+    *,
+    method: str | ConversionMethod = "rate",
+    timesteps: int = 64,
+    max_samples: int | None = None,
+    correction_samples: int = 512,
+    config: ConvertConfig | None = None,
+    progress: bool = False,
+) -> SpikingNetwork:
+    """Convert a trained ReLU network with a named method, as ``spikeconv convert --method`` does.
+
+    Example::
+
+        snn = spikeconv.convert(model, loader, method="calibrated", timesteps=4)
+        curve = spikeconv.evaluate_curve(snn, test_loader, timesteps=32, ann=model)
+
+    Args:
+        model: An ``nn.Module`` (deep-copied, never modified), a :class:`LoadedAnn`, or a model
+            file whose format is detected (spikeconv checkpoint, ONNX, ``.pt2``; for a
+            state_dict use ``load_ann(path, ModelSpec(arch=...))``). The model takes the
+            batches as they come: put any input normalisation inside it.
+        calibration_data: Batches of inputs: a DataLoader, a list of tensors, or ``(x, y)`` pairs.
+        method: A conversion method name (``rate``, ``calibrated``, ``calibrated-light``, ``qcfs``,
+            ``qcfs-calibrated``, ``burst``, ``bsnn``) or :class:`ConversionMethod`.
+        timesteps: The T you will run: methods that optimise for a T (``calibrated``, ...) optimise
+            for it, and it is the network's default simulation length.
+        max_samples: Calibrate on at most this many samples (all batches when None).
+        correction_samples: Of those, samples the method's correction (if any) uses.
+        config: Base neuron settings (reset, encoding, ...); the method adjusts them as the CLI does.
+        progress: Show progress bars.
+
+    Returns:
+        A :class:`SpikingNetwork`; call ``snn(x, T)`` for the readout current ``[T, N, K]``.
+
+    Raises:
+        ConfigError: Unknown method, or ``timesteps <= 0``.
+        UnsupportedLayerError: Layers that cannot be converted, all listed.
+        CalibrationError: Empty or non-finite calibration data.
+    """
+    check_timesteps(timesteps)
+    kind = method if isinstance(method, ConversionMethod) else ConversionMethod.from_name(method)
+    if correction_samples < 1:
+        raise ConfigError(f"correction_samples must be >= 1, got {correction_samples}")
+    base = replace(config or ConvertConfig(), timesteps=timesteps)
+    settings = method_settings(kind, base, target_timesteps=timesteps, correction_samples=correction_samples)
+    graph = _graph_of(model)
+    data = _reusable(calibration_data)
+    calibrated = calibrate(prepare(graph, settings.calibration), data, max_samples=max_samples, progress=progress,
+                           extra={"method": kind.value})  # fmt: skip
+    if settings.correction is not None:
+        calibrated = correct(calibrated, data, settings.correction, settings.convert)
+    return convert_graph(calibrated, settings.convert)
 
 
 def convert_model(
@@ -29,6 +111,8 @@ def convert_model(
 ) -> SpikingNetwork:
     """Convert a trained ReLU ``model`` into a soft-reset SNN calibrated on ``calibration_data``.
 
+    The staged form of :func:`convert` with an explicit calibration rule instead of a method name.
+
     Args:
         model: The ANN; it is deep-copied and never modified.
         calibration_data: Batches of inputs: a DataLoader, a list of tensors, or ``(x, y)`` pairs.
@@ -41,9 +125,9 @@ def convert_model(
     Returns:
         A :class:`SpikingNetwork`; call ``snn(x, T)`` for the readout current ``[T, N, K]``.
     """
-    prepared = prepare(ingest_module(model), calibration)
+    prepared = prepare(_graph_of(model), calibration)
     calibrated = calibrate(prepared, calibration_data, max_samples=max_samples, progress=progress)
-    return convert(calibrated, config)
+    return convert_graph(calibrated, config)
 
 
 def evaluate_curve(
@@ -56,6 +140,9 @@ def evaluate_curve(
     progress: bool = False,
     label: str = "snn",
 ) -> CurveResult:
-    """Accuracy after every step 1..``timesteps`` from one simulation (see timestep_accuracy_curve)."""
+    """Accuracy after every step 1..``timesteps`` from one simulation (see timestep_accuracy_curve).
+
+    ``data`` is a Dataset of ``(x, y)`` samples or any iterable of ``(x, y)`` batches (a DataLoader).
+    """
     return timestep_accuracy_curve(snn, data, timesteps=timesteps, ann=ann, batch_size=batch_size,
                                    progress=progress, label=label)  # fmt: skip

@@ -16,7 +16,7 @@ import torch
 from spikeconv._io import atomic_write
 from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, plan_of, prepare
 from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
-from spikeconv.data import Split, calibration_subset, dataset_info, load_dataset, make_loader
+from spikeconv.data import ImageFolderOptions, Split, calibration_subset, dataset_info, load_dataset, make_loader
 from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
 from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_, init_qcfs_thresholds_
@@ -28,8 +28,9 @@ from spikeconv.training import (
     save_ann_checkpoint,
     train_ann,
 )
-from spikeconv.workflows.ann_files import LoadedAnn, canonical_graph, load_ann
-from spikeconv.workflows.data_checks import check_data_fits
+from spikeconv.workflows.ann_files import LoadedAnn, ModelSpec, canonical_graph, load_ann
+from spikeconv.workflows.data_checks import check_data_fits, sample_shape_of
+from spikeconv.workflows.preprocessing import describe_preprocessing
 from spikeconv.workflows.snn_files import LoadedSnn, load_snn, save_snn
 
 
@@ -41,9 +42,18 @@ class DataSource:
     root: Path | None = None
     download: bool = False
 
-    def load(self, split: Split, limit: int | None = None):
+    @property
+    def has_split(self) -> bool:
+        """False for an ``npz:`` file, whose one set of samples serves calibration and evaluation alike."""
+        return not self.name.startswith("npz:")
+
+    def load(self, split: Split, limit: int | None = None, *, input_shape: tuple[int, ...] | None = None):
+        """One split; an image folder's images are resized to ``input_shape`` (C, H, W) when given."""
+        options = None
+        if input_shape is not None and self.name.startswith("imagefolder:") and len(input_shape) == 3:
+            options = ImageFolderOptions(image_size=(int(input_shape[1]), int(input_shape[2])), channels=int(input_shape[0]))
         return load_dataset(self.name, split=split, root=self.root, download=self.download,
-                            limit=limit)  # fmt: skip
+                            limit=limit, image_options=options)  # fmt: skip
 
 
 # ---------------------------------------------------------------- train-ann
@@ -109,9 +119,13 @@ def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
 # ---------------------------------------------------------------- convert
 @dataclass(frozen=True)
 class ConvertJob:
-    """Calibrate a trained ANN on training data and write the SNN file."""
+    """Calibrate a trained ANN on training data and write the SNN file.
 
-    model: Path
+    ``model`` is the model file (None only for a factory that loads its own weights);
+    ``model_spec`` says what the file does not (see :class:`~spikeconv.workflows.ModelSpec`).
+    """
+
+    model: Path | None
     out: Path
     data: DataSource = field(default_factory=DataSource)
     calib_samples: int = 2000
@@ -121,24 +135,46 @@ class ConvertJob:
     correction: CorrectionConfig | None = None
     method: str = "rate"
     plan_json: Path | None = None
+    model_spec: ModelSpec = field(default_factory=ModelSpec)
 
 
 @dataclass(frozen=True)
 class ConvertResult:
+    """The SNN, its plan, the ANN as read, and one line on the calibration data."""
+
     snn: SpikingNetwork
     plan: ThresholdPlan
     ann: LoadedAnn
+    calibration_data: str = ""
+
+
+def load_model_and_data(job: ConvertJob) -> tuple[LoadedAnn, object]:
+    """The ANN and its calibration data, checked against each other before any work.
+
+    The data is read first because its sample shape is the input shape of last resort (for a
+    state_dict or factory without ``--input-shape``); an image folder is then re-read at the
+    model's input shape.
+    """
+    train = job.data.load(Split.TRAIN)
+    ann = load_ann(job.model, job.model_spec, data_shape=sample_shape_of(train) if len(train) else None)
+    if job.data.name.startswith("imagefolder:") and tuple(sample_shape_of(train)) != tuple(ann.input_shape):
+        train = job.data.load(Split.TRAIN, input_shape=ann.input_shape)
+    check_data_fits(train, input_shape=ann.input_shape, num_classes=ann.num_classes,
+                    what=f"calibration ({job.data.name})", model=_model_name(job))  # fmt: skip
+    return ann, train
+
+
+def _model_name(job: ConvertJob) -> str:
+    return str(job.model) if job.model is not None else f"the model of {job.model_spec.factory}"
 
 
 def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     """ANN file -> calibrated SNN file (and optionally the threshold plan as JSON)."""
-    ann = load_ann(job.model)
+    ann, train = load_model_and_data(job)
     graph = canonical_graph(ann.source, ann.model)
-    train = job.data.load(Split.TRAIN)
-    check_data_fits(train, input_shape=ann.input_shape, num_classes=ann.num_classes,
-                    what=f"calibration ({job.data.name})")  # fmt: skip
     subset = calibration_subset(train, num_samples=job.calib_samples, seed=job.calib_seed)
-    extra = {"dataset": job.data.name, "split": "train", "seed": job.calib_seed}
+    split = "train" if job.data.has_split else "all (no train/test split)"
+    extra = {"dataset": job.data.name, "split": split, "seed": job.calib_seed}
     calibrated = calibrate(prepare(graph, job.calibration), make_loader(subset, batch_size=256, shuffle=False),
                            progress=progress, extra=extra)  # fmt: skip
     if job.correction is not None:
@@ -149,8 +185,9 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         "input_shape": list(ann.input_shape),
         "num_classes": ann.num_classes,
         "preprocessing": ann.preprocessing,
+        "model_format": ann.description,
         "method": job.method,
-        "calibration": {"dataset": job.data.name, "samples": plan.num_samples, "seed": job.calib_seed,
+        "calibration": {"dataset": job.data.name, "split": split, "samples": plan.num_samples, "seed": job.calib_seed,
                         "config": job.calibration.to_dict()},  # fmt: skip
         "ann_metadata": {k: v for k, v in ann.metadata.items() if k in ("test_accuracy", "dataset")},
         "torch_version": str(torch.__version__),
@@ -158,7 +195,18 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     save_snn(job.out, snn, ann_source=ann.source, info=info)
     if job.plan_json is not None:
         plan.save(job.plan_json)
-    return ConvertResult(snn=snn, plan=plan, ann=ann)
+    where = f"{job.data.name} train" if job.data.has_split else f"{job.data.name} (no train/test split: evaluate on other data)"
+    return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}")
+
+
+def describe_conversion(result: ConvertResult) -> str:
+    """What was converted, as the CLI's output line states it: format, input, preprocessing, data."""
+    ann = result.ann
+    shape = "x".join(str(s) for s in ann.input_shape)
+    origin = {"file": "", "--input-shape": " from --input-shape", "data": " taken from the data"}[ann.input_shape_from]
+    preprocessing = describe_preprocessing(ann.preprocessing)
+    return (f"{ann.description}; input {shape}{origin}, {ann.num_classes} classes; preprocessing: {preprocessing}; "
+            f"calibrated on {result.calibration_data}")  # fmt: skip
 
 
 # ---------------------------------------------------------------- curve
@@ -186,9 +234,9 @@ def curve_job(job: CurveJob, *, progress: bool = True) -> CurveResult:
 
 
 def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True) -> CurveResult:
-    test = job.data.load(Split.TEST, job.limit)
+    test = job.data.load(Split.TEST, job.limit, input_shape=tuple(loaded.info["input_shape"]))
     check_data_fits(test, input_shape=tuple(loaded.info["input_shape"]),
-                    num_classes=int(loaded.info["num_classes"]), what=f"test ({job.data.name})")  # fmt: skip
+                    num_classes=int(loaded.info["num_classes"]), what=f"test ({job.data.name})", model=str(job.snn))  # fmt: skip
     snn = loaded.snn
     if job.time_chunk is not None:
         snn.time_chunk = check_timesteps(job.time_chunk)

@@ -1,0 +1,136 @@
+"""A user's arrays in one ``.npz`` file: ``npz:PATH`` in :func:`spikeconv.data.load_dataset`.
+
+The file holds images ``x`` and integer labels ``y`` (other key names: ``npz:PATH:IMAGES,LABELS``,
+e.g. ``npz:data/mine.npz:images,labels``):
+
+- ``x``: ``(N, C, H, W)`` or ``(N, H, W)`` (one channel); ``uint8`` pixels are scaled by 1/255,
+  float arrays are used as they are (normally pixels in [0, 1]); NaN or Inf is refused;
+- ``y``: ``(N,)`` integers >= 0; the number of classes is ``max(y) + 1``.
+
+An ``.npz`` file has no train/test split: the same samples serve both splits (calibration and
+evaluation), and a warning says so. Arrays are read with ``allow_pickle=False``, so loading a file
+never runs code from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeconv.data.array_dataset import ArrayDataset
+from spikeconv.errors import ConfigError, DataError, DatasetNotFoundError
+
+logger = logging.getLogger("spikeconv")
+
+PREFIX = "npz:"
+_KEYS_SUFFIX = re.compile(r":(\w+),(\w+)$")
+
+
+@dataclass(frozen=True)
+class NpzSource:
+    """Where the arrays are: the file and the names of its image and label arrays."""
+
+    path: Path
+    images_key: str = "x"
+    labels_key: str = "y"
+
+    @classmethod
+    def from_name(cls, name: str) -> NpzSource:
+        """Parse ``npz:PATH`` or ``npz:PATH:IMAGES,LABELS``.
+
+        Raises:
+            ConfigError: ``name`` does not start with ``npz:`` or names no file.
+        """
+        if not name.startswith(PREFIX):
+            raise ConfigError(f"{name!r} is not an npz data set; write npz:PATH or npz:PATH:IMAGES,LABELS")
+        rest = name[len(PREFIX) :]
+        keys = _KEYS_SUFFIX.search(rest)
+        if keys is not None and not Path(rest).expanduser().is_file():
+            rest = rest[: keys.start()]
+            source = cls(Path(rest).expanduser(), keys.group(1), keys.group(2))
+        else:
+            source = cls(Path(rest).expanduser())
+        if not rest:
+            raise ConfigError("npz: needs a file, as in npz:/data/mine.npz (keys x and y) or npz:/data/mine.npz:images,labels")
+        return source
+
+
+def _read_arrays(source: NpzSource) -> tuple[np.ndarray, np.ndarray]:
+    path = source.path
+    if not path.is_file():
+        raise DatasetNotFoundError(f"npz file {path} does not exist; pass npz:PATH of an existing .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in (source.images_key, source.labels_key) if key not in archive.files]
+            if missing:
+                held = ", ".join(archive.files) or "nothing"
+                raise DataError(
+                    f"npz file {path} has no array {', '.join(repr(k) for k in missing)} (it holds {held}); "
+                    "name the image and label arrays as in npz:PATH:IMAGES,LABELS"
+                )
+            return archive[source.images_key], archive[source.labels_key]
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "allow_pickle" in reason or "Object arrays" in reason:
+            reason = "it holds Python objects, which are not loaded"
+        raise DataError(f"npz file {path} cannot be read as numeric arrays ({reason}); write it with numpy.savez") from None
+
+
+def _images(x: np.ndarray, source: NpzSource) -> torch.Tensor:
+    where = f"npz file {source.path}: array {source.images_key!r}"
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise DataError(f"{where} has shape {x.shape}; expected (N, C, H, W) or (N, H, W) "
+                        "(move channels-last data with transpose(0, 3, 1, 2))")  # fmt: skip
+    if x.shape[0] == 0:
+        raise DataError(f"{where} holds no samples")
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{where} has dtype {x.dtype}; expected uint8 pixels (scaled by 1/255) or floats")
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).reshape(x.shape[0], -1).any(axis=1).sum())
+        raise DataError(f"{where} holds NaN or Inf values in {bad} sample(s); clean or drop them")
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _labels(y: np.ndarray, count: int, source: NpzSource) -> torch.Tensor:
+    where = f"npz file {source.path}: array {source.labels_key!r}"
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where} has dtype {y.dtype}; expected integer class labels (convert one-hot labels with argmax(-1))")
+    if y.ndim != 1 or y.shape[0] != count:
+        raise DataError(f"{where} has shape {y.shape}; expected one label per image ({count},)")
+    if int(y.min()) < 0:
+        raise DataError(f"{where} holds negative labels (min {int(y.min())}); labels must be class indices 0..K-1")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def load_npz(source: NpzSource | str) -> ArrayDataset:
+    """Load images and labels from an ``.npz`` file (see the module docstring for the format).
+
+    Args:
+        source: An :class:`NpzSource`, or its name ``npz:PATH[:IMAGES,LABELS]``.
+
+    Returns:
+        An :class:`ArrayDataset` named ``npz:PATH`` with ``num_classes = max(y) + 1``.
+
+    Raises:
+        DatasetNotFoundError: The file does not exist.
+        DataError: Missing arrays, wrong shapes or dtypes, NaN/Inf inputs, negative labels, no samples.
+    """
+    source = NpzSource.from_name(source) if isinstance(source, str) else source
+    x, y = _read_arrays(source)
+    images = _images(x, source)
+    labels = _labels(y, int(images.shape[0]), source)
+    name = f"{PREFIX}{source.path}"
+    logger.info("%s: %d samples of shape %s, %d classes", name, images.shape[0], tuple(images.shape[1:]), int(labels.max()) + 1)
+    return ArrayDataset(images, labels, num_classes=int(labels.max()) + 1, name=name, unit_range=False)

@@ -1,0 +1,28 @@
+"""ONNX files as SNN sources: self-contained bytes and the input's fixed sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikeconv.ingest.onnx.load import load_onnx
+from spikeconv.ingest.onnx.verify import data_input
+
+
+def self_contained_onnx_bytes(path: Path) -> bytes:
+    """The model with any external weight files (the dynamo exporter writes ``.onnx.data``) inlined.
+
+    Raises:
+        CheckpointError: The file is missing, not ONNX, or fails the ONNX checker.
+    """
+    from onnx.external_data_helper import convert_model_from_external_data
+
+    proto, _ = load_onnx(path)
+    convert_model_from_external_data(proto)
+    return proto.SerializeToString()
+
+
+def onnx_input_dims(proto, label: str) -> list[int | None]:
+    """Sizes of the model's data input, ``None`` where symbolic (``["batch", 1, 28, 28]`` -> ``[None, 1, 28, 28]``)."""
+    value = data_input(proto, label)
+    dims = value.type.tensor_type.shape.dim if value.type.tensor_type.HasField("shape") else []
+    return [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
