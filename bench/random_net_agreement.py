@@ -37,6 +37,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -46,7 +47,7 @@ import torchvision
 from torch import nn
 
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold, calibrate, prepare
-from spikeconv.convert import ConvertConfig, MaxPoolMode, convert
+from spikeconv.convert import BistableConfig, ConvertConfig, MaxPoolMode, NeuronKind, convert
 from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
 from spikeconv.neurons import SinCorrection
@@ -141,6 +142,9 @@ def run_net(name: str, args) -> dict:
     calibrated = calibrate(prepared, calib.split(args.batch))
     config = ConvertConfig(v_init=args.v_init, time_chunk=args.time_chunk, maxpool=MaxPoolMode.from_name(args.maxpool),
                            sin_correction=SinCorrection.from_name(args.sin_correction))
+    if args.bistable:  # the BSNN reconstruction (docs/low_latency.md), with or without synchronous delays
+        config = replace(config, neuron=NeuronKind.BISTABLE,
+                         bistable=BistableConfig(args.half_period, args.spikes_per_step, not args.no_synchronous))
     snn = convert(calibrated, config)
     with torch.inference_mode():
         ann = torch.cat([model(chunk) for chunk in probes.split(args.batch)])
@@ -150,7 +154,8 @@ def run_net(name: str, args) -> dict:
         "net": name,
         "input": [3, size, size],
         "parameters": sum(p.numel() for p in model.parameters()),
-        "neurons": sum(1 for _, n in snn.neurons() if type(n).__name__ == "IFNeuron"),
+        "neurons": sum(1 for _, n in snn.neurons() if type(n).__name__ in ("IFNeuron", "BistableIFNeuron")),
+        "convert": config.to_dict(),
         "spiking_maxpools": snn.metadata["maxpool"]["spiking"],
         "seconds": round(time.perf_counter() - started, 1),
         "ann_margin": margin_quantiles(ann),
@@ -185,6 +190,10 @@ def main() -> None:
     parser.add_argument("--maxpool", default="spiking", choices=[m.value for m in MaxPoolMode])
     parser.add_argument("--sin-correction", default="none", choices=[m.value for m in SinCorrection],
                         help="retraction of spikes of inactivated neurons (signed: negative spikes)")
+    parser.add_argument("--bistable", action="store_true", help="BSNN reconstruction: bistable neurons")
+    parser.add_argument("--half-period", type=int, default=1)
+    parser.add_argument("--spikes-per-step", type=int, default=2)
+    parser.add_argument("--no-synchronous", action="store_true", help="bistable without synchronous delays at joins")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
