@@ -100,10 +100,18 @@ def build_report(results: Sequence[Mapping[str, Any]], *, energy: EnergyModel, m
         for point in result["points"]:
             e = energy.energy_pj(ac=point["ac"], mac=point["mac"])
             ratio = None if not ann_energy else e / ann_energy
-            points.append({**point, "energy_pj": e, "energy_vs_ann": ratio})
+            points.append({**point, "energy_pj": e, "energy_vs_ann": ratio, "energy_static_once_pj": _once(point, energy)})
         models.append({**result, "points": points})
     return {"format": REPORT_FORMAT, "version": VERSION, "meta": dict(meta or {}), "energy_model": energy.to_dict(),
             "models": models}  # fmt: skip
+
+
+def _once(point: Mapping[str, Any], energy: EnergyModel) -> float:
+    """Energy if the layers with a time-invariant input (before the first neuron of a direct-encoded
+    SNN) ran once and their output current were held, instead of being charged at every step."""
+    t = point.get("timesteps") or 1
+    static_ac, static_mac = point.get("static_ac", 0.0), point.get("static_mac", 0.0)
+    return energy.energy_pj(ac=point["ac"] - static_ac * (1 - 1 / t), mac=point["mac"] - static_mac * (1 - 1 / t))
 
 
 # ---------------------------------------------------------------- markdown
@@ -142,15 +150,17 @@ def accuracy_table(report: Mapping[str, Any]) -> str:
 
 
 def _cost_table(model: Mapping[str, Any]) -> str:
-    header = ["T", "accuracy (%)", "spikes", "spike rate", "SOPs (AC)", "MACs", "energy (µJ)", "× ANN energy"]
+    header = ["T", "accuracy (%)", "spikes", "spike rate", "SOPs (AC)", "MACs", "energy (µJ)", "× ANN energy",
+              "energy, 1st layer once (µJ)"]  # fmt: skip
     rows = []
     for p in model["points"]:
         ratio = "-" if p.get("energy_vs_ann") is None else f"{p['energy_vs_ann']:.3g}"
         t = "-" if p["timesteps"] is None else str(p["timesteps"])
         rate = "-" if model["kind"] == "ann" else f"{p['spike_rate']:.4f}"
         spikes = "-" if model["kind"] == "ann" else _si(p["spikes"])
+        once = "-" if model["kind"] == "ann" else f"{p['energy_static_once_pj'] / 1e6:.4g}"
         rows.append([t, f"{p['accuracy']:.2f}", spikes, rate, _si(p["ac"]), _si(p["mac"]),
-                     f"{p['energy_pj'] / 1e6:.4g}", ratio])  # fmt: skip
+                     f"{p['energy_pj'] / 1e6:.4g}", ratio, once])  # fmt: skip
     return _table(header, rows)
 
 
@@ -235,6 +245,9 @@ def _caveats(energy: Mapping[str, Any]) -> str:
         "- A conv/linear layer fed spikes costs one AC per non-zero input per output unit it connects to "
         "(a burst or multi-spike value, or an average-pooled value, is one synaptic event). A layer fed the "
         "analog input costs its dense MACs at every step. Average pooling costs one AC per input event and window.\n"
+        "- Layers before the first spiking neuron of a direct-encoded SNN see the same image at every step; they are "
+        "charged their dense MACs at every step (the image is fed as an input current each step). The column "
+        "*energy, 1st layer once* charges them once instead, as if their output current were computed once and held.\n"
         "- Connections to padding are not counted (conventional MAC counters include them; without padding the two agree).\n"
         "- Not counted: memory access (often the dominant cost), neuron membrane updates, biases, BatchNorm "
         "(folded into the layer before it), max pooling, data movement. The estimate compares arithmetic only.\n"

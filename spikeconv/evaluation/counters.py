@@ -79,6 +79,7 @@ class OperationCounter:
         self._neuron_seen = False
         self._fanouts: dict[tuple[str, tuple[int, ...]], Tensor] = {}
         self._kinds: dict[str, str] = {}
+        self._static: dict[str, bool] = {}  # ran once per forward on a time-invariant input
         self._sizes: dict[str, int] = {}
         self._tallies: dict[str, _Tally] = {}
         self._order: list[str] = []
@@ -134,12 +135,17 @@ class OperationCounter:
             return
         layout = self._layout(x)
         steps = self._steps
+        if steps > 1:  # with one step per call the two layouts cannot be told apart
+            self._static[name] = self._static.get(name, True) and layout == "static"
         if layout == "static" or not self._neuron_seen:  # analog input: dense at every step
             dense = float(fanout.sum()) * self._batch
             tally.add("ac" if kind == "pool" else "mac", self._offset, [dense] * steps)
             return
-        active = (x != 0).reshape(steps, self._batch, -1).sum(1, dtype=torch.float64)
-        tally.add("ac", self._offset, (active @ fanout.reshape(-1)).tolist())
+        # one step at a time: a [K·N, ...] temporary of a large layer would cost gigabytes at T = 64
+        flat_fanout = fanout.reshape(-1)
+        sequence = x.reshape(steps, self._batch, -1)
+        per_step = [float((sequence[t] != 0).sum(0, dtype=torch.float64) @ flat_fanout) for t in range(steps)]
+        tally.add("ac", self._offset, per_step)
 
     def _on_neuron(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
         self._neuron_seen = True
@@ -147,13 +153,17 @@ class OperationCounter:
             return
         steps = self._steps
         sequence = output.detach().reshape(steps, output.shape[0] // steps, *output.shape[1:])
-        unit = module.broadcast_threshold(sequence[0]) if isinstance(module, IFNeuron) else 1.0
-        # |·|: a retracted (negative) spike of a SIN-corrected neuron is a spike too
-        counts = (torch.round(sequence.to(torch.float64) / unit) if isinstance(module, IFNeuron) else sequence.to(torch.float64)).abs()
+        unit = module.broadcast_threshold(sequence[0]) if isinstance(module, IFNeuron) else None
+        spikes, events = [], []
+        for step in sequence:  # per step, to keep temporaries small
+            # IF outputs are θ·k; |k| because a retracted (negative) spike of a SIN-corrected neuron is a spike too
+            counts = step.abs() if unit is None else torch.round(step / unit).abs_()
+            spikes.append(float(counts.sum(dtype=torch.float64)))
+            events.append(float((step != 0).sum(dtype=torch.float64)))
         self._sizes[name] = int(sequence[0, 0].numel())
         tally = self._tally(name)
-        tally.add("spikes", self._offset, counts.reshape(steps, -1).sum(1).tolist())
-        tally.add("events", self._offset, (sequence != 0).reshape(steps, -1).sum(1, dtype=torch.float64).tolist())
+        tally.add("spikes", self._offset, spikes)
+        tally.add("events", self._offset, events)
 
     # ------------------------------------------------------------------ result
     def result(self) -> OperationCounts:
@@ -167,7 +177,7 @@ class OperationCounter:
             else:
                 length = max(len(values.get("ac", ())), len(values.get("mac", ())))
                 ac, mac = (tuple(values.get(k, ())) + (0.0,) * (length - len(values.get(k, ()))) for k in ("ac", "mac"))
-                layers.append(LayerOps(name=name, kind=self._kinds[name], ac=ac, mac=mac))
+                layers.append(LayerOps(name=name, kind=self._kinds[name], ac=ac, mac=mac, static=self._static.get(name, False)))
         return OperationCounts(samples=self.samples, spiking=self.spiking, layers=tuple(layers), neurons=tuple(neurons))
 
 

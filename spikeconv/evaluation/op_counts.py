@@ -26,12 +26,15 @@ class LayerOps:
         kind: ``"conv"``, ``"linear"`` or ``"pool"``.
         ac: Accumulates at each step (spike-driven synaptic operations, pool additions).
         mac: Multiply-accumulates at each step (layers fed the analog input; every ANN layer).
+        static: The layer ran once on an input that is the same at every step (a direct-encoded
+            image before the first neuron); its per-step count repeats one computation.
     """
 
     name: str
     kind: str
     ac: tuple[float, ...]
     mac: tuple[float, ...]
+    static: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,17 +95,19 @@ class OperationCounts:
         """Per-sample cost of the first ``t`` steps (all of them by default; ANN: ``t=None``).
 
         Returns:
-            ``{"timesteps", "ac", "mac", "spikes", "events", "neurons", "spike_rate", "layers",
-            "spike_rates"}``: operations and spikes per sample, the number of spiking neurons,
-            spikes per neuron per step overall, per counted layer ``{"kind", "ac", "mac"}`` and
-            per spiking layer its spikes per neuron per step.
+            ``{"timesteps", "ac", "mac", "static_ac", "static_mac", "spikes", "events", "neurons",
+            "spike_rate", "layers", "spike_rates"}``: operations and spikes per sample (``static_*``:
+            the part from layers with a time-invariant input), the number of spiking neurons,
+            spikes per neuron per step overall, per counted layer ``{"kind", "ac", "mac",
+            "static"}`` and per spiking layer its spikes per neuron per step.
         """
         steps = self._check_t(t)
         n = self.samples
         layers = {
-            layer.name: {"kind": layer.kind, "ac": _prefix(layer.ac, steps) / n, "mac": _prefix(layer.mac, steps) / n}
+            layer.name: {"kind": layer.kind, "ac": _prefix(layer.ac, steps) / n, "mac": _prefix(layer.mac, steps) / n,
+                         "static": layer.static}
             for layer in self.layers
-        }
+        }  # fmt: skip
         spikes = {neuron.name: _prefix(neuron.spikes, steps) / n for neuron in self.neurons}
         events = sum(_prefix(neuron.events, steps) for neuron in self.neurons) / n
         size = sum(neuron.size for neuron in self.neurons)
@@ -110,6 +115,8 @@ class OperationCounts:
             "timesteps": steps if self.spiking else None,
             "ac": sum(v["ac"] for v in layers.values()),
             "mac": sum(v["mac"] for v in layers.values()),
+            "static_ac": sum(v["ac"] for v in layers.values() if v["static"]),
+            "static_mac": sum(v["mac"] for v in layers.values() if v["static"]),
             "spikes": sum(spikes.values()),
             "events": events,
             "neurons": size,
@@ -123,7 +130,8 @@ class OperationCounts:
         return {
             "samples": self.samples,
             "spiking": self.spiking,
-            "layers": [{"name": x.name, "kind": x.kind, "ac": list(x.ac), "mac": list(x.mac)} for x in self.layers],
+            "layers": [{"name": x.name, "kind": x.kind, "ac": list(x.ac), "mac": list(x.mac), "static": x.static}
+                       for x in self.layers],  # fmt: skip
             "neurons": [{"name": x.name, "size": x.size, "spikes": list(x.spikes), "events": list(x.events)}
                         for x in self.neurons],  # fmt: skip
         }
@@ -136,8 +144,8 @@ class OperationCounts:
             DataError: A key is missing or malformed.
         """
         try:
-            layers = tuple(LayerOps(str(x["name"]), str(x["kind"]), tuple(map(float, x["ac"])), tuple(map(float, x["mac"])))
-                           for x in data["layers"])  # fmt: skip
+            layers = tuple(LayerOps(str(x["name"]), str(x["kind"]), tuple(map(float, x["ac"])), tuple(map(float, x["mac"])),
+                                    bool(x.get("static", False))) for x in data["layers"])  # fmt: skip
             neurons = tuple(NeuronOps(str(x["name"]), int(x["size"]), tuple(map(float, x["spikes"])),
                                       tuple(map(float, x["events"]))) for x in data.get("neurons", []))  # fmt: skip
             return cls(samples=int(data["samples"]), spiking=bool(data["spiking"]), layers=layers, neurons=neurons)

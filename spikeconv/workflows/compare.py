@@ -71,7 +71,7 @@ from spikeconv.workflows.snn_files import LoadedSnn, load_snn
 
 __all__ = ["CompareJob", "CompareResult", "compare_job", "compare_job_from_options"]
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: static (time-invariant input) layers marked in the counts
 PLOTS = {"accuracy vs timesteps": "accuracy.png", "spike rate per layer": "spike_rates.png",
          "accuracy vs energy": "energy_accuracy.png"}  # fmt: skip
 

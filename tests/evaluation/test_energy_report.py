@@ -75,6 +75,7 @@ def test_report_prices_every_point_and_compares_with_the_ann():
     assert (at2["ac"], at2["mac"]) == (6.0, 12.0)  # spikes 1 + 2, fan-out 2; 6 analog MACs per step
     assert at2["energy_pj"] == pytest.approx(0.9 * 6 + 4.6 * 12)
     assert at2["energy_vs_ann"] == pytest.approx((0.9 * 6 + 4.6 * 12) / (4.6 * 12))
+    assert at2["energy_static_once_pj"] == pytest.approx(0.9 * 6 + 4.6 * 6)  # the analog layer charged once, not twice
     assert [p["timesteps"] for p in snn["points"]] == [1, 2, 4] and report["energy_model"]["e_mac_pj"] == 4.6
 
 

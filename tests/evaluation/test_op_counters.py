@@ -48,6 +48,7 @@ def test_two_layer_network_by_hand():
     assert counts.samples == 1 and counts.timesteps == 4
     assert layers["layer1"].mac == (6.0,) * 4 and layers["layer1"].ac == (0.0,) * 4  # analog input: 2x3 dense MACs per step
     assert layers["layer2"].ac == (2.0, 4.0, 2.0, 4.0) and layers["layer2"].mac == (0.0,) * 4  # 1, 2, 1, 2 spikes x fan-out 2
+    assert layers["layer1"].static and not layers["layer2"].static  # layer1 ran once on the time-invariant input
     (neuron,) = counts.neurons
     assert neuron.name == "neuron" and neuron.size == 3 and neuron.spikes == (1.0, 2.0, 1.0, 2.0)
     at2 = counts.totals(2)
