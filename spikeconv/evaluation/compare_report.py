@@ -191,6 +191,7 @@ def _facts(meta: Mapping[str, Any]) -> str:
         ("torch threads", meta.get("torch_threads")),
         ("created", meta.get("created")),
         ("wall time of this run (s)", meta.get("wall_seconds")),
+        ("time to make and evaluate every network, over all runs (s)", meta.get("total_model_seconds")),
     ]
     lines = [f"- {name}: {value}" for name, value in facts if value is not None]
     return "\n".join(lines) + "\n" if lines else ""

@@ -303,6 +303,8 @@ def compare_job(job: CompareJob, *, progress: bool = True, on_model: Callable[[s
         if on_model is not None:
             on_model(f"[{index}/{len(job.methods)}] {result['label']}: {_summary(result, job.energy)} ({status[name]})")
     meta = _meta(job, evaluation, plans, cache, time.perf_counter() - started)
+    meta["model_seconds"] = {r["method"]: r.get("seconds") for r in results}  # reused results keep their first run's times
+    meta["total_model_seconds"] = round(sum(sum((r.get("seconds") or {}).values()) for r in results), 1)
     report = build_report(results, energy=job.energy, meta=meta)
     files = _write_report(report, job.out_dir)
     return CompareResult(report=report, out_dir=job.out_dir, files=files, status=status, table=accuracy_table(report))

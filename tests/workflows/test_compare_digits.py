@@ -123,3 +123,9 @@ def test_bad_input_is_one_line_and_exit_2(report_dir, tmp_path, capsys, extra, m
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_has_help(capsys):
+    assert main(["compare", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--checkpoint" in out and "--e-mac" in out and "--resume / --fresh" in out
