@@ -108,7 +108,7 @@ def _load_torch(path: Path, *, trust_pickle: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "Unsupported global" not in str(error) and "Unsupported class" not in str(error):
-            raise CheckpointError(f"{path} is not a readable torch file (corrupt?); give {ACCEPTED}") from None
+            raise CheckpointError(f"{path} is not a model file spikeconv can read (a damaged torch file?); give {ACCEPTED}") from None
     except Exception:  # random bytes raise IndexError/KeyError/RuntimeError/EOFError...
         raise CheckpointError(f"{path} is not a model file spikeconv can read; give {ACCEPTED}") from None
     if not trust_pickle:

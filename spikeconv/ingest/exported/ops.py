@@ -1,5 +1,6 @@
 """One named function per ATen op: an exported program's node -> standard torch, in place.
 
+``torch.export`` functionalises the graph, so in-place variants (``relu_``) never appear.
 Weights are constant ``get_attr`` nodes by now (constant folding runs first), and shapes come
 from ``node.meta["val"]``, the fake tensor ``torch.export`` recorded. Before and after, for
 ``conv -> batch_norm -> relu -> view(x, [2, -1])`` exported with a batch of 2::
@@ -89,7 +90,8 @@ def _dim_not_batch(index: int, name: str, default: object) -> Callable[[fx.Node]
         if dims is None:
             return "acts on every dimension, the batch too; name the feature dimensions"
         dims = list(dims) if isinstance(dims, Sequence) else [dims]
-        rank = len(_shape(node.args[0]) or ()) or 1
+        first = node.args[0][0] if isinstance(node.args[0], Sequence) else node.args[0]  # cat takes a list
+        rank = len(_shape(first) or ()) or 1
         return "operates on the batch dimension 0; keep the batch apart" if any(int(d) % rank == 0 for d in dims) else None
 
     return check
@@ -207,17 +209,23 @@ def native_batch_norm(site: AtenSite) -> None:
 
 
 # ------------------------------------------------------------------ activations
-@register_aten_op("relu", "relu_", note="torch.relu: activation site -> IF neuron")
+@register_aten_op("relu", note="torch.relu: activation site -> IF neuron")
 def relu(site: AtenSite) -> None:
     """``aten.relu(x)`` -> ``torch.relu(x)``, which ingest makes an activation site."""
     _to_function(site, torch.relu, (site.node.args[0],))
 
 
-@register_aten_op("hardtanh", "hardtanh_", note="F.hardtanh(x, 0, c): capped activation site (ReLU6 is hardtanh(0, 6))")
+@register_aten_op("hardtanh", note="F.hardtanh(x, 0, c): capped activation site (ReLU6 is hardtanh(0, 6))")
 def hardtanh(site: AtenSite) -> None:
     """``aten.hardtanh(x, lo, hi)`` -> ``F.hardtanh``; a site when ``lo == 0`` (the support check names other bounds)."""
     node = site.node
     _to_function(site, F.hardtanh, (node.args[0], float(_argument(node, 1, "min_val", -1.0)), float(_argument(node, 2, "max_val", 1.0))))
+
+
+@register_aten_op("relu6", note="F.relu6: capped activation site (an IF neuron whose threshold is at most 6)")
+def relu6(site: AtenSite) -> None:
+    """``aten.relu6(x)`` -> ``F.relu6(x)``, which ingest makes a site capped at 6."""
+    _to_function(site, F.relu6, (site.node.args[0],))
 
 
 @register_aten_op("clamp", "clamp_min", note="torch.clamp(x, 0, c): activation site when the lower bound is 0")
@@ -286,7 +294,7 @@ def sum_(site: AtenSite) -> None:
 
 
 # ------------------------------------------------------------------ sums, scalings, joins
-@register_aten_op("add", "add_", note="operator.add: residual sum (alpha scales the second term)", varying=Varying.ANY)
+@register_aten_op("add", note="operator.add: residual sum (alpha scales the second term)", varying=Varying.ANY)
 def add(site: AtenSite) -> None:
     """``aten.add(a, b, alpha)`` -> ``a + b`` (``a + alpha * b`` when alpha is not 1)."""
     node = site.node
@@ -297,7 +305,7 @@ def add(site: AtenSite) -> None:
     _to_function(site, operator.add, (node.args[0], other))
 
 
-@register_aten_op("sub", "sub_", note="operator.sub: difference", varying=Varying.ANY)
+@register_aten_op("sub", note="operator.sub: difference", varying=Varying.ANY)
 def sub(site: AtenSite) -> None:
     """``aten.sub(a, b, alpha)`` -> ``a - b`` (``a - alpha * b`` when alpha is not 1)."""
     node = site.node
@@ -308,7 +316,7 @@ def sub(site: AtenSite) -> None:
     _to_function(site, operator.sub, (node.args[0], other))
 
 
-@register_aten_op("mul", "mul_", note="operator.mul: scaling by a constant", varying=Varying.ONE)
+@register_aten_op("mul", note="operator.mul: scaling by a constant", varying=Varying.ONE)
 def mul(site: AtenSite) -> None:
     """``aten.mul(a, b)`` -> ``a * b`` (the support check requires one of them to be constant)."""
     _to_function(site, operator.mul, tuple(site.node.args[:2]))
@@ -318,7 +326,7 @@ def _div_check(node: fx.Node) -> str | None:
     return "rounded division has no rate equivalent" if node.kwargs.get("rounding_mode") is not None else None
 
 
-@register_aten_op("div", "div_", note="operator.truediv: division by a constant", check=_div_check)
+@register_aten_op("div", note="operator.truediv: division by a constant", check=_div_check)
 def div(site: AtenSite) -> None:
     """``aten.div(a, c)`` -> ``a / c``."""
     _to_function(site, operator.truediv, tuple(site.node.args[:2]))
@@ -393,7 +401,7 @@ def transpose(site: AtenSite) -> None:
     _to_function(site, torch.transpose, tuple(site.node.args[:3]))
 
 
-@register_aten_op("dropout", "dropout_", "feature_dropout", "alpha_dropout", "clone", "contiguous", "alias", "detach",
+@register_aten_op("dropout", "feature_dropout", "alpha_dropout", "clone", "contiguous", "alias", "detach",
                   note="removed (identity at inference)")  # fmt: skip
 def identity(site: AtenSite) -> None:
     """Dropout at inference, copies and aliases: readers read the input instead."""
