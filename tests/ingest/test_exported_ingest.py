@@ -13,7 +13,7 @@ from torch import nn
 
 from spikeconv.errors import CheckpointError, ConfigError, UnsupportedLayerError
 from spikeconv.ingest import activation_sites, check_supported
-from spikeconv.ingest.exported import available_aten_ops, aten_op, ingest_exported, load_exported, register_aten_op
+from spikeconv.ingest.exported import aten_op, available_aten_ops, ingest_exported, load_exported, register_aten_op
 
 
 class _Lambda(nn.Module):
@@ -40,7 +40,8 @@ def _cases() -> dict[str, nn.Module]:
         "conv1d": nn.Sequential(nn.Flatten(2), nn.Conv1d(2, 3, 5, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 30, 5)),
         "strided-grouped-conv": nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, dilation=2, groups=2, bias=False), nn.ReLU()),
         "relu6-hardtanh-clamp": nn.Sequential(_Lambda(F.relu6), nn.ReLU6(), nn.Hardtanh(0.0, 2.0),
-                                              _Lambda(lambda x: torch.clamp(x, 0, 1.5)), _Lambda(lambda x: torch.clamp(x, min=0))),  # fmt: skip
+                                              _Lambda(lambda x: torch.clamp(x, 0, 1.5)),
+                                              _Lambda(lambda x: torch.clamp(x, min=0))),  # fmt: skip
         "max-avg-adaptive-pool": nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(2, stride=1), nn.AdaptiveAvgPool2d(2),
                                                nn.AdaptiveAvgPool2d(1), nn.Flatten()),  # fmt: skip
         "mean-sum": _Lambda(lambda x: x.mean((2, 3)) + x.sum(dim=-1).sum(-1)),
