@@ -40,7 +40,7 @@ from spikeconv.workflows import (
     ann_training_from_options,
     convert_from_options,
     convert_job,
-    curve_job,
+    curves_job,
     demo_job,
     describe_conversion,
     format_curve_table,
@@ -211,7 +211,7 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
 
 
 @cli.command("curve")
-@click.argument("snn", type=click.Path(path_type=Path))
+@click.argument("snns", metavar="SNN...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_data_options
 @click.option("--timesteps", type=_positive, default=64, show_default=True)
 @click.option("--limit", type=_positive, default=None, help="Use the first N test samples only.")
@@ -220,13 +220,17 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
               help="Simulate this many steps per pass (bounds memory; same result).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
-def curve_cmd(snn, dataset, data_root, download, timesteps, limit, batch_size, time_chunk,
+def curve_cmd(snns, dataset, data_root, download, timesteps, limit, batch_size, time_chunk,
               json_path, plot_path) -> None:  # fmt: skip
-    """Accuracy of SNN after every timestep 1..T from one simulation, with the ANN reference."""
-    job = CurveJob(snn=snn, timesteps=timesteps, data=_source(dataset, data_root, download),
+    """Accuracy of each SNN after every timestep 1..T from one simulation, with its ANN reference.
+
+    Several SNN files (e.g. one per conversion method) are measured on the same samples and
+    overlaid in one table, one JSON (a "curves" list) and one plot.
+    """
+    job = CurveJob(snn=snns[0], timesteps=timesteps, data=_source(dataset, data_root, download),
                    limit=limit, batch_size=batch_size, time_chunk=time_chunk, json_path=json_path,
                    plot_path=plot_path)  # fmt: skip
-    click.echo(format_curve_table([curve_job(job, progress=_progress())]))
+    click.echo(format_curve_table(curves_job(snns, job, progress=_progress())))
 
 
 @cli.command("demo")

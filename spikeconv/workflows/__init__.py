@@ -12,6 +12,7 @@ from spikeconv.workflows.compare_methods import (
     compare_method,
 )
 from spikeconv.workflows.compare_models import TrainingBudget
+from spikeconv.workflows.curves import curves_job
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
 from spikeconv.workflows.jobs import (
     ConvertJob,
@@ -99,6 +100,7 @@ __all__ = [
     "build_snn",
     "convert_job",
     "curve_job",
+    "curves_job",
     "demo_job",
     "describe_conversion",
     "model_spec_from_options",

@@ -1,0 +1,52 @@
+"""Several SNN files on the same test data: one table, one JSON, one overlaid plot.
+
+``spikeconv curve A.pt B.pt C.pt --plot p.png`` compares conversion methods (or a conversion
+with a directly trained SNN) on identical samples; each curve is computed exactly as
+:func:`spikeconv.workflows.jobs.curve_job` computes a single one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from spikeconv.errors import ConfigError
+from spikeconv.evaluation import CurveResult, plot_curves, write_curve_json
+from spikeconv.workflows.jobs import CurveJob, curve_of_loaded
+from spikeconv.workflows.snn_files import load_snn
+
+
+def curve_label(path: Path, info: dict) -> str:
+    """``file (method)`` for converted SNNs that record their method, else the file name."""
+    method = info.get("method")
+    return f"{path.name} ({method})" if method else path.name
+
+
+def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) -> list[CurveResult]:
+    """The curve of every file in ``snns`` with ``job``'s data and T; outputs hold all of them.
+
+    With one file the JSON keeps the single-curve layout of :func:`curve_job`; with several it is
+    the ``"curves"`` layout of :func:`spikeconv.evaluation.write_curve_json`. Every file is
+    loaded (and checked against the data) before the first simulation starts.
+
+    Raises:
+        ConfigError: No SNN file, or the same file twice.
+    """
+    paths = [Path(p) for p in snns]
+    if not paths:
+        raise ConfigError("give at least one SNN file")
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise ConfigError("the same SNN file is given twice")
+    loaded = [load_snn(p) for p in paths]
+    results = []
+    for path, snn in zip(paths, loaded, strict=True):
+        single = replace(job, snn=path, json_path=None, plot_path=None)
+        result = curve_of_loaded(snn, single, progress=progress)
+        results.append(result if len(paths) == 1 else replace(result, label=curve_label(path, snn.info)))
+    if job.json_path is not None:
+        write_curve_json(results[0] if len(results) == 1 else results, job.json_path)
+    if job.plot_path is not None:
+        title = f"{paths[0].name} on {job.data.name}" if len(paths) == 1 else f"{len(paths)} SNNs on {job.data.name}"
+        plot_curves(results, job.plot_path, title=title)
+    return results

@@ -1,0 +1,40 @@
+"""`spikeconv curve A B`: several conversion methods measured on the same samples, one plot."""
+
+from __future__ import annotations
+
+import json
+
+from spikeconv.cli import main
+
+DIGITS = ["--dataset", "digits"]
+
+
+def test_curve_overlays_several_methods_in_one_json_and_plot(tmp_path, capsys):
+    ann = tmp_path / "ann.pt"
+    assert main(["train-ann", "--arch", "digits-cnn", *DIGITS, "--epochs", "3", "--out", str(ann)]) == 0
+    snns = []
+    for method in ("rate", "calibrated"):
+        snn = tmp_path / f"{method}.snn.pt"
+        assert main(["convert", str(ann), *DIGITS, "--method", method, "--calib-samples", "256", "--out", str(snn)]) == 0
+        snns.append(str(snn))
+    capsys.readouterr()
+    curve, plot, single = tmp_path / "all.json", tmp_path / "all.png", tmp_path / "one.json"
+    assert main(["curve", *snns, *DIGITS, "--timesteps", "8", "--limit", "200", "--json", str(curve), "--plot", str(plot)]) == 0
+    table = capsys.readouterr().out
+    assert "rate.snn.pt (rate)" in table and "calibrated.snn.pt (calibrated)" in table
+    record = json.loads(curve.read_text())
+    labels = [c["label"] for c in record["curves"]]
+    assert labels == ["rate.snn.pt (rate)", "calibrated.snn.pt (calibrated)"]
+    assert all(c["num_samples"] == 200 and len(c["accuracy"]) == 8 for c in record["curves"])
+    assert record["curves"][0]["ann_accuracy"] == record["curves"][1]["ann_accuracy"]
+    assert plot.stat().st_size > 1000
+    # each curve equals the curve of that file alone
+    assert main(["curve", snns[1], *DIGITS, "--timesteps", "8", "--limit", "200", "--json", str(single)]) == 0
+    assert json.loads(single.read_text())["accuracy"] == record["curves"][1]["accuracy"]
+
+
+def test_the_same_file_twice_is_one_line_error(tmp_path, capsys):
+    path = tmp_path / "x.snn.pt"
+    path.write_bytes(b"")
+    assert main(["curve", str(path), str(path), *DIGITS]) == 2
+    assert "twice" in capsys.readouterr().err
