@@ -345,7 +345,7 @@ def _load_with_factory(path: Path | None, spec: ModelSpec, data_shape: tuple[int
     if path is not None:
         file = read_model_file(path, trust_pickle=spec.trust_pickle)
         if file.format is not ModelFormat.STATE_DICT:
-            raise ConfigError(f"with --model-factory, MODEL must be a state_dict file; {path} is a {file.format.value}")
+            raise ConfigError(f"with --model-factory, MODEL must be a state_dict file, not {path} ({file.format.value})")
         _load_weights(model, file.content, f"{path} does not fit the model of factory {spec.factory}")
         weights = f"weights {Path(path).name}"
     return _export_module(model, f"model factory {spec.factory}", spec, data_shape, f"model factory {spec.factory} with {weights}")
@@ -372,7 +372,7 @@ def load_ann(path: str | Path | None, spec: ModelSpec | None = None, *, data_sha
     path = Path(path)
     file = read_model_file(path, trust_pickle=spec.trust_pickle)
     if spec.arch is not None and file.format is not ModelFormat.STATE_DICT:
-        raise ConfigError(f"--arch applies to state_dict files; {path} is a {file.format.value}, which describes its own network")
+        raise ConfigError(f"--arch applies to state_dict files; {path} ({file.format.value}) describes its own network")
     if file.format is ModelFormat.SPIKECONV:
         return _load_spikeconv_ann(path, spec)
     if file.format is ModelFormat.ONNX:

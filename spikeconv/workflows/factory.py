@@ -76,7 +76,7 @@ def load_factory(spec_text: str) -> Callable[[], object]:
     if function is None:
         raise ConfigError(f"model factory {spec_text}: {where} defines no {name!r}")
     if not callable(function):
-        raise ConfigError(f"model factory {spec_text}: {name!r} is a {type(function).__name__}, not a function")
+        raise ConfigError(f"model factory {spec_text}: {name!r} is an object of type {type(function).__name__}, not a function")
     return function
 
 
@@ -92,5 +92,5 @@ def build_from_factory(spec_text: str) -> nn.Module:
     except Exception as error:  # the user's code may raise anything
         raise ConfigError(f"model factory {spec_text} raised {_first_line(error)}") from None
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"model factory {spec_text} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise ConfigError(f"model factory {spec_text} returned an object of type {type(model).__name__}, not a torch.nn.Module")
     return model

@@ -49,7 +49,8 @@ class Preprocessing:
         """Raise ConfigError unless mean and std have one value or one per channel."""
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) not in (1, channels):
-                raise ConfigError(f"--{name} has {len(values)} values but {where} takes {channels} channels; give 1 or {channels}")
+                raise ConfigError(f"--{name} has {len(values)} values but {where} takes {channels} input channel(s); "
+                                  f"give one value, or one per channel")  # fmt: skip
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}

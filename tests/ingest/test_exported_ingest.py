@@ -153,3 +153,10 @@ def test_pt2_bytes_and_files_load_and_a_pickled_part_is_refused(tmp_path):
         load_exported(tmp_path / "pickled.pt2")
     with pytest.raises(CheckpointError, match="not a torch.export archive"):
         load_exported(b"PK not really")
+
+
+def test_docs_list_every_registered_op():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "own_model.md").read_text()
+    assert [name for name in available_aten_ops() if f"`aten.{name}`" not in text] == []

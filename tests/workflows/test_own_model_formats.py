@@ -119,7 +119,7 @@ def test_factory_as_package_module(tmp_path, monkeypatch):
     [
         ("{tmp}/missing.py:build", "missing.py does not exist"),
         ("{file}:nowhere", "defines no 'nowhere'"),
-        ("{file}:not_a_module", "returned a int, not a torch.nn.Module"),
+        ("{file}:not_a_module", "returned an object of type int, not a torch.nn.Module"),
         ("no_such_package_xyz.models:build", "cannot import module 'no_such_package_xyz.models'"),
         ("{file}", "names no function"),
     ],
