@@ -153,7 +153,7 @@ def _npz(path, x, y):
         (["convert", "{onnx}", "--dataset", "npz:{nan}"], "NaN or Inf"),
         (["convert", "--model-factory", "{tmp}/nope.py:build", "--dataset", "digits"], "nope.py does not exist"),
         (["convert", "--model-factory", "{factory}:missing", "--dataset", "digits"], "defines no 'missing'"),
-        (["convert", "--model-factory", "{factory}:number", "--dataset", "digits"], "returned an object of type int, not a torch.nn.Module"),
+        (["convert", "--model-factory", "{factory}:number", "--dataset", "digits"], "type int, not a torch.nn.Module"),
         (["convert", "--model-factory", "{factory}:wrong_shape", "--dataset", "digits"], r"cannot run on samples of shape \(1, 8, 8\)"),
         (["convert", "{onnx}", "--dataset", "digits", "--timesteps", "0"], "timesteps"),
         (["convert", "{weights}", "--dataset", "digits"], "holds only weights"),
