@@ -46,7 +46,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold, calibrate, prepare
+from spikeconv.calibration import CalibrationConfig, MaxThreshold, MseThreshold, PercentileThreshold, calibrate, prepare
 from spikeconv.convert import BistableConfig, ConvertConfig, MaxPoolMode, NeuronKind, convert
 from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
@@ -126,8 +126,11 @@ def snn_logits_at(snn, probes: torch.Tensor, steps: tuple[int, ...], batch: int)
 
 
 def threshold_rule(text: str, per_channel: bool):
+    """``max``, ``pQ`` (Q-th percentile) or ``mseT`` (MMSE threshold for a T-step rate code)."""
     if text == "max":
         return MaxThreshold(per_channel=per_channel)
+    if text.startswith("mse"):
+        return MseThreshold(int(text.removeprefix("mse")), per_channel=per_channel)
     return PercentileThreshold(float(text.removeprefix("p")), per_channel=per_channel)
 
 
@@ -184,7 +187,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="probe/calibration batch size")
     parser.add_argument("--time-chunk", type=int, default=16)
-    parser.add_argument("--threshold", default="p99.99", help="max, or pQ for the Q-th percentile")
+    parser.add_argument("--threshold", default="p99.99", help="max, pQ for the Q-th percentile, or mseT for the MMSE threshold of a T-step code")
     parser.add_argument("--per-channel", action="store_true")
     parser.add_argument("--v-init", type=float, default=0.5)
     parser.add_argument("--maxpool", default="spiking", choices=[m.value for m in MaxPoolMode])

@@ -260,7 +260,9 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default: 0.1, or 0.005 for mtlif.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="Default: sgd (momentum 0.9), or adam for mtlif.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True)
-@click.option("--loss", type=click.Choice(SNN_LOSSES), default=None, help="Default: cross-entropy, or per-step-mse for mtlif.")
+@click.option("--loss", type=click.Choice(SNN_LOSSES), default=None,
+              help="Default: cross-entropy on the mean readout, for every neuron; per-step-mse is Xu et al.'s loss "
+                   "(slower to converge in our measurements, docs/benchmarks.md).")  # fmt: skip
 @click.option("--tdbn/--no-tdbn", default=None, help="BatchNorm weights start at V_th (tdBN). Default: on for mtlif only.")
 @click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -83,7 +83,7 @@ def snn_training_from_options(*, neuron: str, mpr: bool, timesteps: int, epochs:
         lr=lr if lr is not None else (0.005 if multi else 0.1),
         optimizer=Optimizer.from_name(optimizer) if optimizer is not None else (Optimizer.ADAM if multi else Optimizer.SGD),
         schedule=Schedule.from_name(schedule),
-        loss=SnnLoss.from_name(loss) if loss is not None else (SnnLoss.PER_STEP_MSE if multi else SnnLoss.CROSS_ENTROPY),
+        loss=SnnLoss.from_name(loss) if loss is not None else SnnLoss.CROSS_ENTROPY,
         tdbn=tdbn if tdbn is not None else multi,
         augment=Augment.from_name(augment), seed=seed,
     )  # fmt: skip
