@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="probe/calibration batch size")
     parser.add_argument("--time-chunk", type=int, default=16)
-    parser.add_argument("--threshold", default="p99.99", help="max, pQ for the Q-th percentile, or mseT for the MMSE threshold of a T-step code")
+    parser.add_argument("--threshold", default="p99.99", help="max, pQ (Q-th percentile) or mseT (MMSE for a T-step code)")
     parser.add_argument("--per-channel", action="store_true")
     parser.add_argument("--v-init", type=float, default=0.5)
     parser.add_argument("--maxpool", default="spiking", choices=[m.value for m in MaxPoolMode])
