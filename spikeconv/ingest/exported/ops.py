@@ -294,26 +294,26 @@ def sum_(site: AtenSite) -> None:
 
 
 # ------------------------------------------------------------------ sums, scalings, joins
-@register_aten_op("add", note="operator.add: residual sum (alpha scales the second term)", varying=Varying.ANY)
-def add(site: AtenSite) -> None:
-    """``aten.add(a, b, alpha)`` -> ``a + b`` (``a + alpha * b`` when alpha is not 1)."""
+def _scaled_binary(site: AtenSite, op) -> None:
+    """``op(a, alpha * b)`` for aten's ``add``/``sub`` with their optional ``alpha`` factor."""
     node = site.node
     other, alpha = node.args[1], _argument(node, 2, "alpha", 1)
     if alpha != 1:
         with site.gm.graph.inserting_before(node):
             other = site.gm.graph.call_function(operator.mul, (other, alpha))
-    _to_function(site, operator.add, (node.args[0], other))
+    _to_function(site, op, (node.args[0], other))
+
+
+@register_aten_op("add", note="operator.add: residual sum (alpha scales the second term)", varying=Varying.ANY)
+def add(site: AtenSite) -> None:
+    """``aten.add(a, b, alpha)`` -> ``a + b`` (``a + alpha * b`` when alpha is not 1)."""
+    _scaled_binary(site, operator.add)
 
 
 @register_aten_op("sub", note="operator.sub: difference", varying=Varying.ANY)
 def sub(site: AtenSite) -> None:
     """``aten.sub(a, b, alpha)`` -> ``a - b`` (``a - alpha * b`` when alpha is not 1)."""
-    node = site.node
-    other, alpha = node.args[1], _argument(node, 2, "alpha", 1)
-    if alpha != 1:
-        with site.gm.graph.inserting_before(node):
-            other = site.gm.graph.call_function(operator.mul, (other, alpha))
-    _to_function(site, operator.sub, (node.args[0], other))
+    _scaled_binary(site, operator.sub)
 
 
 @register_aten_op("mul", note="operator.mul: scaling by a constant", varying=Varying.ONE)
