@@ -10,6 +10,9 @@ ResNet20 and VGG16, all with 10 classes and seeded random weights:
    99.99th percentile per layer), convert (soft reset, v_init = 0.5, spiking max-pool).
 3. Simulate ``--probes`` other synthetic images once for ``max(T)`` steps; at each reported T the
    SNN logits are the mean readout current over the first T steps.
+4. For reference, the same metrics for the ideal T-step rate code (``rate_code_ann``: every
+   activation quantised to the count an IF neuron with steady input emits in T steps), which
+   separates the error a T-step code cannot avoid from the simulation's timing error.
 
 Metrics per T, against the ANN's logits on the same probes:
 
@@ -47,7 +50,7 @@ import torchvision
 from torch import nn
 
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, MseThreshold, PercentileThreshold, calibrate, prepare
-from spikeconv.convert import BistableConfig, ConvertConfig, MaxPoolMode, NeuronKind, convert
+from spikeconv.convert import BistableConfig, ConvertConfig, MaxPoolMode, NeuronKind, convert, rate_code_ann
 from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
 from spikeconv.neurons import SinCorrection
@@ -149,10 +152,13 @@ def run_net(name: str, args) -> dict:
         config = replace(config, neuron=NeuronKind.BISTABLE,
                          bistable=BistableConfig(args.half_period, args.spikes_per_step, not args.no_synchronous))
     snn = convert(calibrated, config)
+    steps = args.steps
     with torch.inference_mode():
         ann = torch.cat([model(chunk) for chunk in probes.split(args.batch)])
-        per_t = snn_logits_at(snn, probes, STEPS, args.batch)
-    rows = {t: agreement(per_t[t], ann) for t in STEPS}
+        per_t = snn_logits_at(snn, probes, steps, args.batch)
+        # the ideal rate code at T (no simulation): what the SNN's resolution alone allows
+        coded = {t: torch.cat([rate_code_ann(calibrated, t, config)(c) for c in probes.split(args.batch)]) for t in steps}
+    rows = {t: {**agreement(per_t[t], ann), "rate_code": agreement(coded[t], ann)} for t in steps}
     return {
         "net": name,
         "input": [3, size, size],
@@ -162,7 +168,7 @@ def run_net(name: str, args) -> dict:
         "spiking_maxpools": snn.metadata["maxpool"]["spiking"],
         "seconds": round(time.perf_counter() - started, 1),
         "ann_margin": margin_quantiles(ann),
-        "by_T": {str(t): rows[t] for t in STEPS},
+        "by_T": {str(t): rows[t] for t in steps},
     }
 
 
@@ -171,9 +177,10 @@ def _cell(row: dict) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| net | input | T=" + " | T=".join(str(t) for t in STEPS) + " |", "|---|---|" + "---|" * len(STEPS)]
+    steps = sorted({int(t) for r in results for t in r["by_T"]})
+    lines = ["| net | input | T=" + " | T=".join(str(t) for t in steps) + " |", "|---|---|" + "---|" * len(steps)]
     for r in results:
-        cells = [_cell(r["by_T"][str(t)]) for t in STEPS]
+        cells = [_cell(r["by_T"][str(t)]) if str(t) in r["by_T"] else "" for t in steps]
         lines.append(f"| {r['net']} | {'x'.join(map(str, r['input']))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -197,21 +204,26 @@ def main() -> None:
     parser.add_argument("--half-period", type=int, default=1)
     parser.add_argument("--spikes-per-step", type=int, default=2)
     parser.add_argument("--no-synchronous", action="store_true", help="bistable without synchronous delays at joins")
+    parser.add_argument("--steps", default=",".join(map(str, STEPS)), help="reported T values (one run of max(T) steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    args.steps = tuple(sorted({int(t) for t in args.steps.split(",")}))
     torch.set_num_threads(args.threads)
     results = []
     for name in args.nets.split(","):
         results.append(run_net(name, args))
-        last = results[-1]["by_T"][str(STEPS[-1])]
-        print(f"{name}: T={STEPS[-1]} cos={last['cos']:.4f} top1={last['top1']:.3f} ({results[-1]['seconds']} s)", flush=True)
+        last = results[-1]["by_T"][str(args.steps[-1])]
+        print(f"{name}: T={args.steps[-1]} cos={last['cos']:.4f} top1={last['top1']:.3f} "
+              f"(rate-code ANN: top1={last['rate_code']['top1']:.3f}; {results[-1]['seconds']} s)", flush=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     record = {"date": date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
               "torch": torch.__version__, "settings": {**settings, "out": str(args.out)}, "results": results}  # fmt: skip
     print("cell = cos / top-1 / cos_dev")
     print(markdown(results))
+    print("ideal rate code at each T (rate_code_ann, no simulation):")
+    print(markdown([{**r, "by_T": {t: row["rate_code"] for t, row in r["by_T"].items()}} for r in results]))
     if args.out is not None:
         args.out.write_text(json.dumps(record, indent=2))
 
