@@ -220,16 +220,19 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
               help="Simulate this many steps per pass (bounds memory; same result).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
+@click.option("--rate-code", is_flag=True,
+              help="Also the ideal T-step rate code of each converted SNN at T = 1, 2, 4, ..., T (no simulation).")
 def curve_cmd(snns, dataset, data_root, download, timesteps, limit, batch_size, time_chunk,
-              json_path, plot_path) -> None:  # fmt: skip
+              json_path, plot_path, rate_code) -> None:  # fmt: skip
     """Accuracy of each SNN after every timestep 1..T from one simulation, with its ANN reference.
 
     Several SNN files (e.g. one per conversion method) are measured on the same samples and
-    overlaid in one table, one JSON (a "curves" list) and one plot.
+    overlaid in one table, one JSON (a "curves" list) and one plot. --rate-code adds what a
+    converted SNN's neurons would reach with steady input (its code's resolution limit).
     """
     job = CurveJob(snn=snns[0], timesteps=timesteps, data=_source(dataset, data_root, download),
                    limit=limit, batch_size=batch_size, time_chunk=time_chunk, json_path=json_path,
-                   plot_path=plot_path)  # fmt: skip
+                   plot_path=plot_path, rate_code=rate_code)  # fmt: skip
     click.echo(format_curve_table(curves_job(snns, job, progress=_progress())))
 
 

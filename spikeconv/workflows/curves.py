@@ -14,6 +14,7 @@ from pathlib import Path
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, plot_curves, write_curve_json
 from spikeconv.workflows.jobs import CurveJob, curve_of_loaded
+from spikeconv.workflows.rate_code_curve import rate_code_curve
 from spikeconv.workflows.snn_files import load_snn
 
 
@@ -30,8 +31,11 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
     the ``"curves"`` layout of :func:`spikeconv.evaluation.write_curve_json`. Every file is
     loaded (and checked against the data) before the first simulation starts.
 
+    With ``job.rate_code`` every converted SNN's curve is followed by its ideal rate code's
+    (:func:`spikeconv.workflows.rate_code_curve.rate_code_curve`); directly trained SNNs have none.
+
     Raises:
-        ConfigError: No SNN file, or the same file twice.
+        ConfigError: No SNN file, the same file twice, or ``rate_code`` without a converted SNN.
     """
     paths = [Path(p) for p in snns]
     if not paths:
@@ -39,11 +43,16 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
     if len({p.resolve() for p in paths}) != len(paths):
         raise ConfigError("the same SNN file is given twice")
     loaded = [load_snn(p) for p in paths]
+    if job.rate_code and all(snn.calibrated is None for snn in loaded):
+        raise ConfigError("--rate-code needs at least one converted SNN; these were all trained directly")
+    several = len(paths) > 1 or job.rate_code
     results = []
     for path, snn in zip(paths, loaded, strict=True):
         single = replace(job, snn=path, json_path=None, plot_path=None)
         result = curve_of_loaded(snn, single, progress=progress)
-        results.append(result if len(paths) == 1 else replace(result, label=curve_label(path, snn.info)))
+        results.append(replace(result, label=curve_label(path, snn.info)) if several else result)
+        if job.rate_code and snn.calibrated is not None:
+            results.append(rate_code_curve(snn, single, result))
     if job.json_path is not None:
         write_curve_json(results[0] if len(results) == 1 else results, job.json_path)
     if job.plot_path is not None:

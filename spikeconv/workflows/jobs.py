@@ -222,6 +222,7 @@ class CurveJob:
     time_chunk: int | None = None
     json_path: Path | None = None
     plot_path: Path | None = None
+    rate_code: bool = False  # also the ideal rate code of each converted SNN (workflows/rate_code_curve.py)
 
     def __post_init__(self) -> None:
         check_timesteps(self.timesteps)

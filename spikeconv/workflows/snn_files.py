@@ -43,12 +43,14 @@ SNN_VERSION = 1
 class LoadedSnn:
     """An SNN with the ANN it came from (None if directly trained) and the facts recorded with it.
 
-    ``info`` always holds ``input_shape``, ``num_classes`` and ``preprocessing``.
+    ``info`` always holds ``input_shape``, ``num_classes`` and ``preprocessing``; ``calibrated`` is
+    the calibrated ANN graph the SNN was converted from (None if directly trained).
     """
 
     snn: SpikingNetwork
     ann: torch.nn.Module | None
     info: dict[str, Any]
+    calibrated: torch.fx.GraphModule | None = None
 
 
 def build_snn(graph: torch.fx.GraphModule, plan: ThresholdPlan, config: ConvertConfig) -> SpikingNetwork:
@@ -92,13 +94,13 @@ def load_snn(path: str | Path) -> LoadedSnn:
     if _is_trained(payload):
         return _load_trained(Path(path))
     ann = rebuild_ann(payload["ann"])
-    snn = build_snn(canonical_graph(payload["ann"], ann), ThresholdPlan.from_dict(payload["plan"]),
-                    ConvertConfig.from_dict(payload["convert"]))  # fmt: skip
+    calibrated = attach_plan(prepare(canonical_graph(payload["ann"], ann)), ThresholdPlan.from_dict(payload["plan"]))
+    snn = convert(calibrated, ConvertConfig.from_dict(payload["convert"]))
     try:
         snn.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: stored SNN tensors do not fit: {str(exc).splitlines()[0]}") from None
-    return LoadedSnn(snn=snn.eval(), ann=ann, info=dict(payload.get("info", {})))
+    return LoadedSnn(snn=snn.eval(), ann=ann, info=dict(payload.get("info", {})), calibrated=calibrated)
 
 
 def model_from_arch(arch: Mapping[str, Any], *, where: str = "arch") -> torch.nn.Module:

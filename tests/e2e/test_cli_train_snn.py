@@ -62,6 +62,11 @@ def test_curve_of_trained_snn_has_no_ann_reference(trained, tmp_path, capsys):
     assert "| 4 |" in out and "ANN" not in out  # the table has no ANN row or gap column
 
 
+def test_rate_code_of_a_trained_snn_is_a_one_line_error(trained, capsys):
+    code, _, err = _run(["curve", trained, *DIGITS, "--timesteps", 2, "--rate-code"], capsys)
+    assert code == 2 and "converted SNN" in err and len(err.strip().splitlines()) == 1
+
+
 def test_curve_with_time_chunks_matches_whole_run(trained, tmp_path, capsys):
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
     assert _run(["curve", trained, *DIGITS, "--timesteps", 5, "--limit", 120, "--json", paths[0]], capsys)[0] == 0
