@@ -124,7 +124,7 @@ def method_settings(
                  per_channel=overrides.per_channel, target=target_timesteps)  # fmt: skip
     convert = replace(base, v_init=overrides.v_init if overrides.v_init is not None else base.v_init,
                       max_spikes=overrides.max_spikes or defaults["max_spikes"],
-                      sin_correction=overrides.sin_correction or defaults.get("sin_correction", SinCorrection.NONE))  # fmt: skip
+                      sin_correction=overrides.sin_correction or defaults.get("sin_correction") or base.sin_correction)  # fmt: skip
     if method is ConversionMethod.BSNN:
         bistable = BistableConfig(half_period=overrides.half_period or 1, spikes_per_step=convert.max_spikes,
                                   synchronous=overrides.synchronous)  # fmt: skip

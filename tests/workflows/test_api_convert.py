@@ -11,6 +11,7 @@ from spikeconv.data import Split, calibration_subset, load_dataset
 from spikeconv.errors import ConfigError
 from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationSpec, apply_activation_
+from spikeconv.neurons import SinCorrection
 from spikeconv.training import save_ann_checkpoint
 from spikeconv.workflows import ConvertJob, DataSource, convert_from_options, convert_job, settings_from_options
 
@@ -60,6 +61,16 @@ def test_api_takes_lists_generators_and_model_files(tmp_path):
     x = torch.rand(4, *SHAPE)
     with torch.no_grad():
         torch.testing.assert_close(from_file(x, 8), from_list(x, 8), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["rate", "calibrated"])
+def test_api_keeps_the_neuron_settings_of_the_given_config(method):
+    """A method sets thresholds and corrections; a SIN correction asked for in ``config`` stays."""
+    config = spikeconv.ConvertConfig(sin_correction=SinCorrection.SIGNED)
+    snn = spikeconv.convert(_model("relu"), [torch.rand(32, *SHAPE)], method=method, timesteps=4, config=config)
+    neurons = [n for _, n in snn.neurons()]
+    assert neurons and all(n.sin_correction is SinCorrection.SIGNED for n in neurons)
+    assert snn.metadata["convert"]["sin_correction"] == "signed"
 
 
 @pytest.mark.parametrize("kwargs, message", [({"method": "magic"}, "unknown conversion method"), ({"timesteps": 0}, "timesteps")])
