@@ -42,6 +42,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,7 +108,29 @@ def _fused(model: nn.Sequential) -> nn.Sequential:
     return torch.ao.quantization.fuse_modules(copy.deepcopy(model).eval(), pairs)
 
 
-def sinabs_runner(model, calib_images: torch.Tensor, single_spike: bool, steps: int):
+def rueckauer_normalise_(ann: nn.Sequential, images: torch.Tensor, percentile: float) -> None:
+    """Data-based normalisation with biases (Rueckauer et al. 2017): W_l ← W_l·λ_{l−1}/λ_l, b_l ← b_l/λ_l.
+
+    λ_l is the percentile of ReLU l's output on ``images`` in the original network (λ_0 = 1); the
+    layer after the last ReLU gets W ← W·λ_last, so the logits are unchanged.
+    """
+    names = [name for name, _ in ann.named_children()]
+    relus = [n for n in names if isinstance(ann.get_submodule(n), nn.ReLU)]
+    weighted = [n for n in names if isinstance(ann.get_submodule(n), nn.Conv2d | nn.Linear)]
+    scales = [float(np.percentile(_output_of(ann, ann.get_submodule(r), images).numpy(), percentile)) for r in relus]
+    previous = 1.0
+    with torch.no_grad():
+        for name in weighted:
+            layer = ann.get_submodule(name)
+            following = [r for r in relus if names.index(r) > names.index(name)]
+            current = scales[relus.index(following[0])] if following else 1.0
+            layer.weight.mul_(previous / current)
+            if layer.bias is not None:
+                layer.bias.div_(current)
+            previous = current
+
+
+def sinabs_runner(model, calib_images: torch.Tensor, single_spike: bool, steps: int, *, sinabs_helper: bool):
     import sinabs
     from sinabs.activation import MembraneSubtract, MultiSpike, SingleSpike
     from sinabs.utils import normalize_weights
@@ -115,17 +138,19 @@ def sinabs_runner(model, calib_images: torch.Tensor, single_spike: bool, steps: 
     normalise, body = split_normalisation(model)
     calib_images = normalise(calib_images)
     ann = _fused(body)
-    names = [name for name, _ in ann.named_children()]
-    relus = [n for n in names if isinstance(ann.get_submodule(n), nn.ReLU)]
-    params = [max((m for m in names[: names.index(r)] if isinstance(ann.get_submodule(m), nn.Conv2d | nn.Linear)),
-                  key=names.index) for r in relus]  # fmt: skip
-    last_relu = ann.get_submodule(relus[-1])
-    before = _output_of(ann, last_relu, calib_images)
-    normalize_weights(ann, calib_images, output_layers=relus, param_layers=params, percentile=99.99)
-    scale = (_output_of(ann, last_relu, calib_images).sum() / before.sum()).item()
-    classifier = ann.get_submodule(names[-1])
-    with torch.no_grad():
-        classifier.bias.mul_(scale)  # the classifier sees its input scaled by `scale`; keep bias in proportion
+    if sinabs_helper:  # sinabs.utils.normalize_weights scales each layer's weights *and* bias by 1/max only
+        names = [name for name, _ in ann.named_children()]
+        relus = [n for n in names if isinstance(ann.get_submodule(n), nn.ReLU)]
+        params = [max((m for m in names[: names.index(r)] if isinstance(ann.get_submodule(m), nn.Conv2d | nn.Linear)),
+                      key=names.index) for r in relus]  # fmt: skip
+        last_relu = ann.get_submodule(relus[-1])
+        before = _output_of(ann, last_relu, calib_images)
+        normalize_weights(ann, calib_images, output_layers=relus, param_layers=params, percentile=99.99)
+        scale = (_output_of(ann, last_relu, calib_images).sum() / before.sum()).item()
+        with torch.no_grad():
+            ann.get_submodule(names[-1]).bias.mul_(scale)  # keep the classifier's bias in proportion to its input
+    else:
+        rueckauer_normalise_(ann, calib_images, 99.99)
     network = sinabs.from_model(ann, input_shape=tuple(calib_images.shape[1:]), spike_threshold=torch.tensor(1.0),
                                 spike_fn=SingleSpike if single_spike else MultiSpike, reset_fn=MembraneSubtract(),
                                 num_timesteps=steps)  # fmt: skip
@@ -157,7 +182,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", default=None, help="comma-separated run names")
+    parser.add_argument("--only", default=None, help="run names separated by semicolons")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -182,11 +207,15 @@ def main() -> None:
         "SpikingJelly RateCoding 99.9% channel-wise, half threshold": lambda: spikingjelly_runner(
             model, calib_loader, "p99.9-channel-half", steps),
         "SpikingJelly LocalThresholdBalancing": lambda: spikingjelly_runner(model, calib_loader, "ltb", steps),
-        "sinabs p99.99, MultiSpike (default)": lambda: sinabs_runner(model, calib_images, False, steps),
-        "sinabs p99.99, SingleSpike": lambda: sinabs_runner(model, calib_images, True, steps),
+        "sinabs p99.99, MultiSpike (default)": lambda: sinabs_runner(model, calib_images, False, steps, sinabs_helper=True),
+        "sinabs p99.99, SingleSpike": lambda: sinabs_runner(model, calib_images, True, steps, sinabs_helper=True),
+        "sinabs p99.99 bias-aware normalisation, MultiSpike": lambda: sinabs_runner(model, calib_images, False, steps,
+                                                                                     sinabs_helper=False),
+        "sinabs p99.99 bias-aware normalisation, SingleSpike": lambda: sinabs_runner(model, calib_images, True, steps,
+                                                                                      sinabs_helper=False),
     }
     if args.only:
-        wanted = set(args.only.split(","))
+        wanted = {name.strip() for name in args.only.split(";")}
         runs = {k: v for k, v in runs.items() if k in wanted}
     with torch.no_grad():
         ann_acc = cumulative_accuracy(lambda x: model(x).unsqueeze(0), test, 1, args.batch)[0]
