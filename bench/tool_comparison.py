@@ -18,7 +18,8 @@ that has them, e.g.::
 What each tool gets (its documented conversion path, BatchNorm folded by the tool or before it):
 
 - spikeconv: ``spikeconv.convert(model, batches, method=...)`` for ``rate``, ``calibrated``
-  (MMSE thresholds + initial-potential correction for T = 4), and ``calibrated`` with signed neurons.
+  (MMSE thresholds + initial-potential correction for T = 4, and for T = 1 and 2), and
+  ``calibrated`` with signed neurons (T = 4).
 - SpikingJelly: ``ann2snn.FXConverter`` with ``RateCodingRecipe`` (``mode="Max"``, ``"99.9%"``,
   and channel-wise 99.9 % with half-threshold initial membranes) and
   ``LocalThresholdBalancingRecipe``; soft-reset ``IFNode`` neurons, ``functional.reset_net`` per batch.
@@ -67,9 +68,9 @@ def cumulative_accuracy(step_outputs: Callable[[torch.Tensor], torch.Tensor], te
     return [round(100.0 * int(c) / seen, 2) for c in correct]
 
 
-def spikeconv_runner(model, calib_batches, method: str, signed: bool, steps: int):
+def spikeconv_runner(model, calib_batches, method: str, signed: bool, steps: int, target: int = 4):
     config = ConvertConfig(sin_correction=SinCorrection.SIGNED if signed else SinCorrection.NONE)
-    snn = spikeconv.convert(model, calib_batches, method=method, timesteps=4, config=config).eval()
+    snn = spikeconv.convert(model, calib_batches, method=method, timesteps=target, config=config).eval()
     return lambda x: snn(x, steps)
 
 
@@ -202,6 +203,8 @@ def main() -> None:
         "spikeconv rate (p99.99)": lambda: spikeconv_runner(model, calib_batches, "rate", False, steps),
         "spikeconv calibrated (T=4)": lambda: spikeconv_runner(model, calib_batches, "calibrated", False, steps),
         "spikeconv calibrated + signed (T=4)": lambda: spikeconv_runner(model, calib_batches, "calibrated", True, steps),
+        "spikeconv calibrated (T=1)": lambda: spikeconv_runner(model, calib_batches, "calibrated", False, steps, target=1),
+        "spikeconv calibrated (T=2)": lambda: spikeconv_runner(model, calib_batches, "calibrated", False, steps, target=2),
         "SpikingJelly RateCoding Max": lambda: spikingjelly_runner(model, calib_loader, "max", steps),
         "SpikingJelly RateCoding 99.9%": lambda: spikingjelly_runner(model, calib_loader, "p99.9", steps),
         "SpikingJelly RateCoding 99.9% channel-wise, half threshold": lambda: spikingjelly_runner(

@@ -56,7 +56,7 @@ class MaxPoolMode(Enum):
         raise ConfigError(f"unknown max-pool mode {name!r}; choose one of: {', '.join(m.value for m in cls)}")
 
 
-def _pool_arguments(gm: fx.GraphModule, node: fx.Node) -> dict | None:
+def pool_arguments(gm: fx.GraphModule, node: fx.Node) -> dict | None:
     """``F.max_pool2d`` keyword arguments of a max-pool call site, or ``None`` for other nodes."""
     module = module_of(gm, node)
     if type(module) is nn.MaxPool2d:
@@ -72,7 +72,7 @@ def _pool_arguments(gm: fx.GraphModule, node: fx.Node) -> dict | None:
     return args
 
 
-def _average_pool(node: fx.Node, args: dict) -> nn.AvgPool2d:
+def average_pool(node: fx.Node, args: dict) -> nn.AvgPool2d:
     if args["dilation"] not in (1, (1, 1), [1, 1]):
         raise ConversionError(
             f"max-pool {node.name} has dilation {args['dilation']}, which average pooling cannot reproduce; use MaxPoolMode.SPIKING"
@@ -97,7 +97,7 @@ def rewrite_maxpools_(gm: fx.GraphModule, kinds: dict[fx.Node, TimeKind], steps:
     record: dict = {"mode": mode.value, "spiking": [], "average": [], "analog": []}
     replaced = []
     for index, node in enumerate(list(gm.graph.nodes)):
-        args = _pool_arguments(gm, node)
+        args = pool_arguments(gm, node)
         if args is None:
             continue
         if kinds.get(node) is not TimeKind.DYNAMIC:
@@ -106,7 +106,7 @@ def rewrite_maxpools_(gm: fx.GraphModule, kinds: dict[fx.Node, TimeKind], steps:
         if mode is MaxPoolMode.SPIKING:
             module, new_args, kwargs = SpikingMaxPool2d(**args), (node.args[0], steps), {"static": False}
         else:
-            module, new_args, kwargs = _average_pool(node, args), (node.args[0],), {}
+            module, new_args, kwargs = average_pool(node, args), (node.args[0],), {}
         node.op, node.target = "call_module", add_submodule(gm, f"_spikeconv_pool_{index}", module)
         node.args, node.kwargs = new_args, kwargs
         replaced.append(node)

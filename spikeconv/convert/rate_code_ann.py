@@ -24,8 +24,10 @@ import copy
 import torch
 from torch import Tensor, fx, nn
 
+from spikeconv._fx import add_submodule
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
+from spikeconv.convert.maxpool import MaxPoolMode, average_pool, pool_arguments
 from spikeconv.errors import ConversionError
 from spikeconv.neurons import check_timesteps
 
@@ -74,8 +76,9 @@ def rate_code_ann(calibrated: fx.GraphModule, timesteps: int, config: ConvertCon
         calibrated: A graph from :func:`spikeconv.calibrate` (or ``attach_plan``), corrections included.
         timesteps: T, the number of steps the SNN would run.
         config: The conversion settings whose neurons are modelled (``v_init``, ``max_spikes``);
-            defaults to :class:`ConvertConfig`'s. Max-pools are kept as max-pools (a spiking
-            max-pool reproduces the max of rates when the winner is steady).
+            defaults to :class:`ConvertConfig`'s. Max-pools after a spiking layer stay max-pools
+            (a spiking max-pool passes the max of its input counts) unless ``config.maxpool`` is
+            ``AVERAGE``, in which case they become the same average pools the SNN gets.
 
     Returns:
         An ordinary module graph: call it on a batch to get the logits.
@@ -93,5 +96,21 @@ def rate_code_ann(calibrated: fx.GraphModule, timesteps: int, config: ConvertCon
                                       v_offset=_correction(record, "v_offset"))  # fmt: skip
         gm.add_submodule(site, quantizer)  # the site is the activation module itself: replaced
         gm.add_submodule(observer_name, nn.Identity())
+    if config.maxpool is MaxPoolMode.AVERAGE:
+        _average_spiking_maxpools_(gm, set(plan.thresholds))
     gm.meta = {STAGE_KEY: "rate-code", "timesteps": steps}
     return gm.eval()
+
+
+def _average_spiking_maxpools_(gm: fx.GraphModule, sites: set[str]) -> None:
+    """Replace the max-pools that see spikes (downstream of a site) by average pools, as convert does."""
+    downstream: set[fx.Node] = set()
+    for node in list(gm.graph.nodes):
+        if (node.op == "call_module" and node.target in sites) or any(arg in downstream for arg in node.all_input_nodes):
+            downstream.add(node)
+        args = pool_arguments(gm, node) if node in downstream else None
+        if args is not None:
+            node.op, node.target = "call_module", add_submodule(gm, f"{node.name}_average", average_pool(node, args))
+            node.args, node.kwargs = (node.args[0],), {}
+    gm.graph.lint()
+    gm.recompile()

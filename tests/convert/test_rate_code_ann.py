@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, PercentileThreshold, calibrate, prepare
-from spikeconv.convert import ConvertConfig, Correction, CorrectionConfig, convert, correct, rate_code_ann
+from spikeconv.convert import ConvertConfig, Correction, CorrectionConfig, MaxPoolMode, convert, correct, rate_code_ann
 from spikeconv.errors import ConversionError
 from spikeconv.ingest import ingest_module
 from spikeconv.neurons import SinCorrection
@@ -107,3 +107,18 @@ def test_an_uncalibrated_graph_is_refused():
         rate_code_ann(prepare(graph), 8)
     with pytest.raises(Exception, match="timesteps"):
         rate_code_ann(calibrate(prepare(graph), [torch.randn(8, 4)]), 0)
+
+
+@pytest.mark.parametrize("mode", [MaxPoolMode.SPIKING, MaxPoolMode.AVERAGE])
+def test_max_pools_after_spikes_follow_the_conversion_mode(mode):
+    """conv -> relu -> max-pool -> linear: steady input, so the SNN equals its ideal code in both modes."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 5)).eval()
+    images = torch.rand(64, 1, 8, 8)
+    calibrated = calibrate(prepare(ingest_module(model), CalibrationConfig(default=MaxThreshold())), [images])
+    config = ConvertConfig(maxpool=mode)
+    with torch.no_grad():
+        expected = rate_code_ann(calibrated, 6, config)(images)
+        other = rate_code_ann(calibrated, 6, ConvertConfig(maxpool=next(m for m in MaxPoolMode if m is not mode)))(images)
+    torch.testing.assert_close(_snn_mean(calibrated, config, images, 6), expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(expected, other)
