@@ -73,6 +73,7 @@ def pool_arguments(gm: fx.GraphModule, node: fx.Node) -> dict | None:
 
 
 def average_pool(node: fx.Node, args: dict) -> nn.AvgPool2d:
+    """The average pool that stands in for a max-pool call site under ``MaxPoolMode.AVERAGE``."""
     if args["dilation"] not in (1, (1, 1), [1, 1]):
         raise ConversionError(
             f"max-pool {node.name} has dilation {args['dilation']}, which average pooling cannot reproduce; use MaxPoolMode.SPIKING"
