@@ -312,6 +312,8 @@ def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, ep
 @click.option("--limit", type=_positive, default=None, help="Use the first N test samples only.")
 @click.option("--train-limit", type=_positive, default=None, help="Train on the first N samples only.")
 @click.option("--batch-size", type=_positive, default=256, show_default=True, help="Evaluation batch size.")
+@click.option("--time-chunk", type=_positive, default=None,
+              help="Simulate this many steps per pass (bounds memory at large T; same results).")
 @click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--e-ac", type=click.FloatRange(min=0), default=0.9, show_default=True, help="Energy per accumulate (pJ).")
@@ -319,8 +321,8 @@ def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, ep
 @click.option("--resume/--fresh", default=True, show_default=True,
               help="Reuse finished results with identical settings, or recompute them (cached networks are kept).")
 def compare_cmd(arch, dataset, data_root, download, methods, timesteps, out_dir, checkpoints, cache_dir, epochs,
-                train_timesteps, target_timesteps, calib_samples, limit, train_limit, batch_size, augment, seed, e_ac,
-                e_mac, resume) -> None:  # fmt: skip
+                train_timesteps, target_timesteps, calib_samples, limit, train_limit, batch_size, time_chunk, augment, seed,
+                e_ac, e_mac, resume) -> None:  # fmt: skip
     """ANN, conversion and direct training side by side: accuracy, spikes, operations and energy per T."""
     from spikeconv.workflows import compare_job, compare_job_from_options  # kept local: the imports above are shared
 
@@ -329,7 +331,8 @@ def compare_cmd(arch, dataset, data_root, download, methods, timesteps, out_dir,
                                    train_timesteps=train_timesteps, cache_dir=cache_dir, limit=limit,
                                    train_limit=train_limit, batch_size=batch_size, augment=augment, seed=seed,
                                    target_timesteps=target_timesteps, calib_samples=calib_samples, e_ac=e_ac, e_mac=e_mac,
-                                   resume=resume, command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+                                   resume=resume, command=shlex.join(["spikeconv", *sys.argv[1:]]),
+                                   time_chunk=time_chunk)  # fmt: skip
     result = compare_job(job, progress=_progress(), on_model=lambda line: click.echo(line, err=True))
     click.echo(result.table)
     click.echo(f"report: {result.files['markdown']} ({result.report['meta']['wall_seconds']} s)")

@@ -91,6 +91,7 @@ class CompareJob:
         cache_dir: Trained/converted networks (default ``out_dir/cache``).
         limit: Score the first N test samples only.
         batch_size: Evaluation batch size.
+        time_chunk: Simulate this many steps per pass (bounds memory at large T; same results).
         energy: Energy per operation.
         resume: Reuse finished results whose settings match.
         command: The command line, recorded in the report.
@@ -104,6 +105,7 @@ class CompareJob:
     cache_dir: Path | None = None
     limit: int | None = None
     batch_size: int = 256
+    time_chunk: int | None = None
     energy: EnergyModel = field(default_factory=EnergyModel)
     resume: bool = True
     command: str = ""
@@ -116,7 +118,7 @@ class CompareJob:
         object.__setattr__(self, "timesteps", parse_timesteps(self.timesteps))
         object.__setattr__(self, "checkpoints", {compare_method(k).name: Path(v) for k, v in dict(self.checkpoints).items()})
         object.__setattr__(self, "out_dir", Path(self.out_dir))
-        for name, value in (("limit", self.limit), ("batch_size", self.batch_size)):
+        for name, value in (("limit", self.limit), ("batch_size", self.batch_size), ("time_chunk", self.time_chunk)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -219,7 +221,8 @@ def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list,
     loaded = load_snn(plan.path)
     _check_arch(loaded.snn, expected, plan, job.training.arch)
     _check_snn_kind(loaded, plan)
-    spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size)
+    spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size,
+                    time_chunk=job.time_chunk)  # fmt: skip
     with count_operations(loaded.snn) as counter:
         curve = curve_of_loaded(loaded, spec, progress=progress)
     model = _provenance(plan, status, job)
@@ -349,7 +352,7 @@ def compare_job_from_options(*, arch: str, data: DataSource, out_dir: Path, meth
                              train_timesteps: tuple[str, ...] = (), cache_dir: Path | None = None, limit: int | None = None,
                              train_limit: int | None = None, batch_size: int = 256, augment: str = "none", seed: int = 0,
                              target_timesteps: int = 4, calib_samples: int = 2000, e_ac: float = 0.9, e_mac: float = 4.6,
-                             resume: bool = True, command: str = "") -> CompareJob:  # fmt: skip
+                             resume: bool = True, command: str = "", time_chunk: int | None = None) -> CompareJob:  # fmt: skip
     """A :class:`CompareJob` from the CLI's strings (``"ann,calibrated"``, ``"1,2,4"``, ``["mtlif=2"]``, ...).
 
     Raises:
@@ -362,4 +365,5 @@ def compare_job_from_options(*, arch: str, data: DataSource, out_dir: Path, meth
                             calib_samples=calib_samples)  # fmt: skip
     return CompareJob(training=budget, out_dir=out_dir, methods=parse_methods(methods), timesteps=parse_timesteps(timesteps),
                       checkpoints=parse_checkpoints(checkpoints), cache_dir=cache_dir, limit=limit, batch_size=batch_size,
-                      energy=EnergyModel(e_ac_pj=e_ac, e_mac_pj=e_mac), resume=resume, command=command)  # fmt: skip
+                      time_chunk=time_chunk, energy=EnergyModel(e_ac_pj=e_ac, e_mac_pj=e_mac), resume=resume,
+                      command=command)  # fmt: skip

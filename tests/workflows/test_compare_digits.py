@@ -92,6 +92,17 @@ def test_interrupted_run_redoes_only_the_missing_model_and_fresh_keeps_trained_n
     assert all(p["energy_pj"] == pytest.approx(4.6 * p["mac"]) for m in again.report["models"] for p in m["points"])
 
 
+def test_time_chunks_bound_memory_without_changing_any_number(report_dir, tmp_path):
+    out = tmp_path / "chunked"
+    shutil.copytree(report_dir, out)
+    chunked = compare_job(_job(out, resume=False, time_chunk=3), progress=False).report  # T = 4 as 3 + 1 steps
+    whole = json.loads((report_dir / "report.json").read_text())
+    for a, b in zip(whole["models"][1:], chunked["models"][1:], strict=True):
+        for p, q in zip(a["points"], b["points"], strict=True):
+            assert q["accuracy"] == p["accuracy"] and q["ac"] == pytest.approx(p["ac"], rel=1e-6), (a["method"], p, q)
+            assert q["spike_rates"] == pytest.approx(p["spike_rates"], rel=1e-6)
+
+
 def _cache_file(report_dir: Path, method: str) -> str:
     models = json.loads((report_dir / "report.json").read_text())["models"]
     return next(m["model"]["path"] for m in models if m["method"] == method)
