@@ -18,8 +18,8 @@ that has them, e.g.::
 What each tool gets (its documented conversion path, BatchNorm folded by the tool or before it):
 
 - spikeconv: ``spikeconv.convert(model, batches, method=...)`` for ``rate``, ``calibrated``
-  (MMSE thresholds + initial-potential correction for T = 4, and for T = 1 and 2), and
-  ``calibrated`` with signed neurons (T = 4).
+  (MMSE thresholds + initial-potential correction for T = 4, and for T = 1 and 2, per layer and
+  per channel), and ``calibrated`` with signed neurons (T = 4).
 - SpikingJelly: ``ann2snn.FXConverter`` with ``RateCodingRecipe`` (``mode="Max"``, ``"99.9%"``,
   and channel-wise 99.9 % with half-threshold initial membranes) and
   ``LocalThresholdBalancingRecipe``; soft-reset ``IFNode`` neurons, ``functional.reset_net`` per batch.
@@ -78,6 +78,19 @@ def split_normalisation(model: nn.Sequential) -> tuple[nn.Module, nn.Sequential]
     """(input normalisation, the rest): the other tools get normalised images, as their examples do."""
     children = list(model.named_children())
     return children[0][1], nn.Sequential(OrderedDict(children[1:]))
+
+
+def spikeconv_per_channel_runner(model, calib_batches, steps: int, target: int):
+    """``calibrated`` with per-channel MMSE thresholds (``convert --method calibrated --per-channel``)."""
+    from spikeconv.calibration import CalibrationConfig, MseThreshold, calibrate, prepare
+    from spikeconv.convert import Correction, CorrectionConfig, convert, correct
+    from spikeconv.ingest import ingest_module
+
+    graph = ingest_module(model)
+    calibrated = calibrate(prepare(graph, CalibrationConfig(default=MseThreshold(target, per_channel=True))), calib_batches)
+    corrected = correct(calibrated, calib_batches, CorrectionConfig(Correction.POTENTIAL, timesteps=target, max_samples=512))
+    snn = convert(corrected, ConvertConfig()).eval()
+    return lambda x: snn(x, steps)
 
 
 def spikingjelly_runner(model, calib_loader, recipe_name: str, steps: int):
@@ -205,6 +218,8 @@ def main() -> None:
         "spikeconv calibrated + signed (T=4)": lambda: spikeconv_runner(model, calib_batches, "calibrated", True, steps),
         "spikeconv calibrated (T=1)": lambda: spikeconv_runner(model, calib_batches, "calibrated", False, steps, target=1),
         "spikeconv calibrated (T=2)": lambda: spikeconv_runner(model, calib_batches, "calibrated", False, steps, target=2),
+        "spikeconv calibrated per-channel (T=1)": lambda: spikeconv_per_channel_runner(model, calib_batches, steps, 1),
+        "spikeconv calibrated per-channel (T=2)": lambda: spikeconv_per_channel_runner(model, calib_batches, steps, 2),
         "SpikingJelly RateCoding Max": lambda: spikingjelly_runner(model, calib_loader, "max", steps),
         "SpikingJelly RateCoding 99.9%": lambda: spikingjelly_runner(model, calib_loader, "p99.9", steps),
         "SpikingJelly RateCoding 99.9% channel-wise, half threshold": lambda: spikingjelly_runner(
