@@ -1,0 +1,37 @@
+"""The bench scripts behind docs/benchmarks*.md still run, on a tiny budget, and write what the docs cite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _run(script: str, *args: str) -> None:
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_random_net_agreement_reports_the_snn_and_its_ideal_code(tmp_path):
+    out = tmp_path / "agreement.json"
+    _run("random_net_agreement.py", "--nets", "resnet20", "--probes", "8", "--calib", "16", "--batch", "8", "--steps", "2,8",
+         "--threads", "1", "--sin-correction", "signed", "--threshold", "mse8", "--out", str(out))  # fmt: skip
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["net"] == "resnet20" and set(result["by_T"]) == {"2", "8"}
+    for row in result["by_T"].values():
+        assert {"cos", "top1", "cos_dev"} <= set(row) and {"cos", "top1", "cos_dev"} <= set(row["rate_code"])
+        assert -1.0 <= row["cos"] <= 1.0 and 0.0 <= row["rate_code"]["top1"] <= 1.0
+
+
+def test_rate_code_diagnosis_ranks_every_site(tmp_path):
+    out = tmp_path / "diagnosis.json"
+    _run("rate_code_diagnosis.py", "--net", "resnet20", "--probes", "8", "--calib", "16", "--steps", "16", "--scales", "1.0,2.0",
+         "--out", str(out))  # fmt: skip
+    record = json.loads(out.read_text())
+    assert len(record["per_site_relative_error"]) == 19  # ResNet20: stem + 9 blocks x 2 ReLUs
+    assert all(value >= 0.0 for value in record["per_site_relative_error"].values())
+    assert set(record["scale"]) == {"1.0", "2.0"} and record["scale"]["1.0"] == record["rate_code"]  # scale 1 is the plain code
+    assert record["clip_only"]["cos"] > 0.99  # a 2^20-step code is the clipped ANN itself
