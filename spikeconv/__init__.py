@@ -31,6 +31,7 @@ from spikeconv.errors import (
     ConversionError,
     DataError,
     DatasetNotFoundError,
+    OutputError,
     SpikeconvError,
     UnsupportedLayerError,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "LoadedSnn",
     "MaxThreshold",
     "ModelSpec",
+    "OutputError",
     "PercentileThreshold",
     "PoissonEncoding",
     "Preprocessing",

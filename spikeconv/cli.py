@@ -105,10 +105,39 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
+_CHATTY_LIBRARIES = ("torch", "onnx", "onnx2torch", "onnxscript", "onnxruntime", "torchvision")
+
+
+def _set_verbosity(verbose: bool) -> None:
+    """Show spikeconv's log and every library warning with -v; otherwise silence the libraries' known chatter.
+
+    torch.export, the ONNX exporters and onnx2torch warn about deprecations and fallbacks that say
+    nothing about the user's model (up to ~90 lines for one .pt2 file); spikeconv's own problems
+    are errors, never warnings, so nothing the user must act on is hidden.
+    """
+    import logging
+    import warnings
+
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("spikeconv").addHandler(handler)
+        logging.getLogger("spikeconv").setLevel(logging.INFO)
+        warnings.simplefilter("default")
+        return
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spikeconv")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show spikeconv's log and the libraries' warnings.")
+def cli(verbose: bool) -> None:
     """Convert trained ReLU networks into spiking neural networks, and measure them."""
+    _set_verbosity(verbose)
 
 
 @cli.command("train-ann")
@@ -273,14 +302,15 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint, rewritten after every epoch.")
 @click.option("--log", "log_path", type=click.Path(path_type=Path), default=None, help="Per-epoch JSON log [default: OUT.log.json].")
 @click.option("--resume", is_flag=True, help="Continue from OUT if it exists (same options); a finished run is not retrained.")
+@click.option("--overwrite", is_flag=True, help="Train anew and replace an existing OUT (refused without this or --resume).")
 def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, epochs, batch_size, lr, optimizer, schedule,
-                  loss, tdbn, augment, seed, train_limit, out, log_path, resume) -> None:  # fmt: skip
+                  loss, tdbn, augment, seed, train_limit, out, log_path, resume, overwrite) -> None:  # fmt: skip
     """Train a spiking network directly (BPTT with surrogate gradients); `curve` measures the checkpoint."""
     config = snn_training_from_options(neuron=neuron, mpr=mpr, timesteps=timesteps, epochs=epochs, batch_size=batch_size,
                                        lr=lr, optimizer=optimizer, schedule=schedule, loss=loss, tdbn=tdbn,
                                        augment=augment, seed=seed)  # fmt: skip
     job = TrainSnnJob(arch=arch, out=out, data=_source(dataset, data_root, download), train=config,
-                      train_limit=train_limit, resume=resume, log=log_path,
+                      train_limit=train_limit, resume=resume, log=log_path, overwrite=overwrite,
                       command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
     result = train_snn_job(job, progress=_progress())
     click.echo(f"test accuracy {result.test_accuracy:.2f}% at T={timesteps} after {len(result.history.records)} epochs "

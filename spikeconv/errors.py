@@ -37,3 +37,14 @@ class CheckpointError(SpikeconvError):
 
 class ConfigError(SpikeconvError):
     """An option has an invalid value (e.g. ``timesteps <= 0``)."""
+
+
+class OutputError(ConfigError):
+    """An output path cannot or must not be written: a folder, an input of the command, two outputs
+    at one path, or a folder that cannot be written; checked before any work starts."""
+
+
+def first_line(exc: BaseException, *, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name if empty), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

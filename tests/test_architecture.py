@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "spikeconv"
-LEAVES = {"errors", "_fx", "_io"}  # _io (atomic writes) is a leaf like errors
+LEAVES = {"errors", "_fx", "_io", "_outputs"}  # _io (atomic writes), _outputs (output checks) are leaves like errors
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_fx": set(),
     "_io": {"errors"},
+    "_outputs": {"errors"},
     "neurons": {"errors", "_fx", "_io"},
     "data": {"errors", "_fx", "_io"},
     "ingest": {"errors", "_fx", "_io"},

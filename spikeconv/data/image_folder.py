@@ -97,7 +97,7 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         image = _open(path, self.sample_shape[0], self.options.image_size)
-        pixels = np.asarray(image, dtype=np.uint8)
+        pixels = np.array(image, dtype=np.uint8)  # a writable copy: torch warns on read-only arrays
         pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
         if pixels.shape != self.sample_shape:
             raise DataError(

@@ -74,12 +74,20 @@ def _read_arrays(source: NpzSource) -> tuple[np.ndarray, np.ndarray]:
                     f"npz file {path} has no array {', '.join(repr(k) for k in missing)} (it holds {held}); "
                     "name the image and label arrays as in npz:PATH:IMAGES,LABELS"
                 )
-            return archive[source.images_key], archive[source.labels_key]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+            arrays = archive[source.images_key], archive[source.labels_key]
+    except DataError:
+        raise
+    except Exception as error:  # damaged members: bad headers (SyntaxError, TokenError), compression, MemoryError, CRC
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "allow_pickle" in reason or "Object arrays" in reason:
             reason = "it holds Python objects, which are not loaded"
+        elif not isinstance(error, (ValueError, OSError, zipfile.BadZipFile, EOFError)):
+            reason = f"{type(error).__name__}: {reason}"
         raise DataError(f"npz file {path} cannot be read as numeric arrays ({reason}); write it with numpy.savez") from None
+    for key, array in zip((source.images_key, source.labels_key), arrays, strict=True):
+        if not isinstance(array, np.ndarray):  # NpzFile returns a member without the .npy header as raw bytes
+            raise DataError(f"npz file {path}: member {key!r} is not a .npy array (damaged header); write the file with numpy.savez")
+    return arrays
 
 
 def _images(x: np.ndarray, source: NpzSource) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from spikeconv.evaluation.compare_plots import accuracy_figure, energy_figure, save_figure, spike_rate_figure
 from spikeconv.evaluation.compare_report import accuracy_table, ann_result, build_report, report_markdown, snn_result
-from spikeconv.evaluation.counters import OperationCounter, count_operations
+from spikeconv.evaluation.counters import OperationCounter, count_operations, counts_bytes_per_step
 from spikeconv.evaluation.curve import (
     CurveResult,
     ann_accuracy,
@@ -11,6 +11,7 @@ from spikeconv.evaluation.curve import (
 )
 from spikeconv.evaluation.energy import HOROWITZ_2014, EnergyModel
 from spikeconv.evaluation.fanout import dense_ops, fanout_map
+from spikeconv.evaluation.memory import BUDGET_ENV, MemoryBudget, SimulationFootprint, check_curve_memory, measure_footprint
 from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
 from spikeconv.evaluation.plots import curve_figure, plot_curves
 from spikeconv.evaluation.report_io import (
@@ -22,7 +23,13 @@ from spikeconv.evaluation.report_io import (
 )
 
 __all__ = [
+    "BUDGET_ENV",
     "HOROWITZ_2014",
+    "MemoryBudget",
+    "SimulationFootprint",
+    "check_curve_memory",
+    "counts_bytes_per_step",
+    "measure_footprint",
     "CurveResult",
     "EnergyModel",
     "LayerOps",

@@ -40,10 +40,15 @@ from torch import Tensor, nn
 
 from spikeconv.errors import DataError
 from spikeconv.evaluation.fanout import OP_MODULES, SYNAPTIC_MODULES, fanout_map
+from spikeconv.evaluation.memory import probing
 from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
 from spikeconv.neurons import IFNeuron, SpikingNetwork, TrainableNeuron
 
-__all__ = ["OperationCounter", "count_operations"]
+__all__ = ["OperationCounter", "count_operations", "counts_bytes_per_step"]
+
+BYTES_PER_COUNT = 128
+"""Host bytes one per-step count of one layer costs: the tally's float, the result's tuple and dict, its JSON
+(measured at 74 at T = 10⁶; rounded up)."""
 
 COUNTED_NEURONS = (IFNeuron, TrainableNeuron)
 """Neurons whose spikes are counted (max-pool gates and delays forward spikes, they make none)."""
@@ -86,6 +91,8 @@ class OperationCounter:
 
     # ------------------------------------------------------------------ hooks
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if probing():
+            return
         x = args[0] if args else kwargs.get("x", kwargs.get("input"))
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise DataError("operation counting needs the model's first argument to be a batch tensor [N, ...]")
@@ -94,12 +101,15 @@ class OperationCounter:
         self._offset, self._steps, self._neuron_seen = 0, 1, False
 
     def _on_body(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if probing():
+            return
         steps = args[1] if len(args) > 1 else kwargs.get("num_steps")
         self._steps = int(steps)
         self._neuron_seen = False
 
     def _after_body(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        self._offset += self._steps
+        if not probing():
+            self._offset += self._steps
 
     def _tally(self, name: str) -> _Tally:
         if name not in self._tallies:
@@ -124,6 +134,8 @@ class OperationCounter:
                         "operation counting needs the time-flattened layout of SpikingNetwork")  # fmt: skip
 
     def _on_layer(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        if probing():
+            return
         x = args[0]
         kind = "pool" if not isinstance(module, SYNAPTIC_MODULES) else ("linear" if isinstance(module, nn.Linear) else "conv")
         self._kinds[name] = kind
@@ -148,6 +160,8 @@ class OperationCounter:
         tally.add("ac", self._offset, per_step)
 
     def _on_neuron(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        if probing():
+            return
         self._neuron_seen = True
         if not isinstance(output, Tensor):
             return
@@ -187,6 +201,12 @@ def _named(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
         yield (name.removeprefix(prefix) or type(module).__name__), module
 
 
+def counts_bytes_per_step(model: nn.Module) -> int:
+    """Host bytes per simulated step that :func:`count_operations` keeps for ``model`` (two counts per layer)."""
+    counted = sum(1 for _, m in _named(model) if isinstance(m, OP_MODULES) or isinstance(m, COUNTED_NEURONS))
+    return 2 * counted * BYTES_PER_COUNT
+
+
 @contextlib.contextmanager
 def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
     """Count spikes and operations of every forward of ``model`` inside the block.
@@ -198,7 +218,8 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
         counts = counter.result()          # counts.totals(8): cost of the first 8 steps
 
     The hooks are removed when the block ends, even on error; the model is otherwise untouched
-    and its outputs do not change.
+    and its outputs do not change. The two one-sample runs by which a curve measures its memory
+    footprint (:func:`~spikeconv.evaluation.memory.measure_footprint`) are not counted.
     """
     counter = OperationCounter(model)
     handles = [model.register_forward_pre_hook(counter._on_forward, with_kwargs=True)]

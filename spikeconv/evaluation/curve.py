@@ -20,6 +20,19 @@ from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.evaluation.batches import check_batch_size, evaluating, iter_batches
+from spikeconv.evaluation.memory import (
+    CURVE_BYTES_PER_STEP,
+    ChunkRequest,
+    MemoryBudget,
+    SimulationFootprint,
+    check_curve_memory,
+    measure_footprint,
+    plan_time_chunk,
+    resolve_budget,
+    time_chunk_set,
+)
+from spikeconv.evaluation.scoring import ann_correct, check_labels, consistent_classes, correct_per_step
+from spikeconv.neurons import SpikingNetwork
 
 __all__ = ["CurveResult", "ann_accuracy", "as_curve_list", "timestep_accuracy_curve"]
 
@@ -205,50 +218,6 @@ def as_curve_list(results: CurveResult | Iterable[CurveResult]) -> list[CurveRes
     return items
 
 
-def _readout_predictions(out: Any, timesteps: int, num: int) -> Tensor:
-    """Check the SNN output ``[T, N, K]`` and return the prediction after each step, ``[T, N]``.
-
-    The running sum is taken in float64 (float32 on devices without it) so that long
-    simulations do not flip near-ties through rounding; its argmax equals that of the running
-    mean. Ties go to the lowest class index (``torch.argmax`` returns the first maximum).
-    """
-    if not isinstance(out, Tensor):
-        raise DataError(f"the SNN must return a tensor [T, N, K], got {type(out).__name__}")
-    if out.dim() != 3 or out.shape[0] != timesteps or out.shape[1] != num or out.shape[2] < 1:
-        raise DataError(
-            f"the SNN returned shape {tuple(out.shape)}, expected [T, N, K] = "
-            f"[{timesteps}, {num}, K]; it must return the readout current at every timestep"
-        )
-    if not torch.isfinite(out).all():
-        raise DataError("the SNN readout contains NaN or inf; check thresholds and input scaling")
-    dtype = torch.float32 if out.device.type == "mps" else torch.float64
-    return out.to(dtype).cumsum(0).argmax(-1)
-
-
-def _ann_correct(ann: nn.Module, x: Tensor, y: Tensor, num_classes: int | None) -> int:
-    """Count the ANN's correct predictions on one batch, checking its output is ``[N, K]``."""
-    logits = ann(x)
-    k = num_classes if num_classes is not None else "K"
-    if (
-        not isinstance(logits, Tensor)
-        or logits.dim() != 2
-        or logits.shape[0] != x.shape[0]
-        or (num_classes is not None and logits.shape[1] != num_classes)
-    ):
-        got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise DataError(f"the ANN returned {got}, expected [N, K] = [{x.shape[0]}, {k}]")
-    _check_labels(y, logits.shape[1])
-    return int((logits.argmax(-1) == y).sum())
-
-
-def _check_labels(y: Tensor, num_classes: int) -> None:
-    if int(y.min()) < 0 or int(y.max()) >= num_classes:
-        raise DataError(
-            f"labels must lie in [0, {num_classes - 1}] for a {num_classes}-class readout, "
-            f"got values in [{int(y.min())}, {int(y.max())}]"
-        )
-
-
 def timestep_accuracy_curve(
     snn: nn.Module,
     data: Any,
@@ -259,6 +228,7 @@ def timestep_accuracy_curve(
     progress: bool = True,
     label: str = "snn",
     device: torch.device | str = "cpu",
+    memory: MemoryBudget | None = None,
 ) -> CurveResult:
     """Measure the SNN's accuracy after every t = 1..``timesteps`` steps in one simulation.
 
@@ -271,6 +241,13 @@ def timestep_accuracy_curve(
     training flag is restored afterwards. The models are not moved: they must already live on
     ``device``; only the batches are moved there.
 
+    Memory is planned before anything is allocated (:mod:`spikeconv.evaluation.memory`): a T
+    whose per-step curve alone exceeds the budget is refused at once. A
+    :class:`~spikeconv.neurons.SpikingNetwork` is measured on one sample of the first batch, and
+    if its whole-T simulation would not fit it is simulated in the largest time chunks that do
+    (the same numbers); a ``time_chunk`` already set on it is kept, and refused if it does not
+    fit. Any other module is run as it is, once per batch.
+
     Args:
         snn: Spiking network called as ``snn(x, num_steps)``.
         data: A torch ``Dataset`` of ``(x, y)`` samples (batched sequentially here) or any
@@ -281,10 +258,13 @@ def timestep_accuracy_curve(
         progress: Show a tqdm bar over batches on stderr.
         label: Name of the curve.
         device: Where the batches are sent.
+        memory: The memory budget (default: half of the available memory, or
+            ``SPIKECONV_MEMORY_BUDGET``) and what the caller keeps per step besides the curve.
 
     Raises:
-        ConfigError: ``timesteps`` or ``batch_size`` is not an integer >= 1, or ``label`` is
-            empty.
+        ConfigError: ``timesteps`` or ``batch_size`` is not an integer >= 1, ``label`` is
+            empty, or the curve does not fit the memory budget even in chunks of one step (the
+            message says how much it needs and what would fit).
         DataError: ``data`` is empty or malformed, or a model's output has the wrong shape or
             holds NaN/inf.
     """
@@ -293,20 +273,25 @@ def timestep_accuracy_curve(
     if not isinstance(label, str) or not label:
         raise ConfigError(f"label must be a non-empty string, got {label!r}")
     device = torch.device(device)
+    memory = memory if memory is not None else MemoryBudget()
+    check_curve_memory(timesteps, budget=memory)
     correct = torch.zeros(timesteps, dtype=torch.int64)
-    ann_hits, total, num_classes = 0, 0, None
+    ann_hits, total, num_classes, plan = 0, 0, None, None
     batches = iter_batches(
         data, batch_size=batch_size, device=device, progress=progress, desc=label
     )
     with evaluating(snn, ann), torch.inference_mode():
         for x, y in batches:
-            out = snn(x, timesteps)
-            predictions = _readout_predictions(out, timesteps, y.shape[0])
-            num_classes = _consistent_classes(num_classes, out.shape[2])
-            _check_labels(y, num_classes)
-            correct += (predictions == y).sum(dim=1).cpu()
+            plan = plan or _MemoryPlan.measure(snn, x, memory)
+            with time_chunk_set(snn, plan.chunk(snn, timesteps, int(x.shape[0]))):
+                out = snn(x, timesteps)
+            hits = correct_per_step(out, y, timesteps)
+            num_classes = consistent_classes(num_classes, out.shape[2])
+            check_labels(y, num_classes)
+            del out  # the readout [T, N, K] is the largest tensor; free it before the next batch
+            correct += hits
             if ann is not None:
-                ann_hits += _ann_correct(ann, x, y, num_classes)
+                ann_hits += ann_correct(ann, x, y, num_classes)
             total += y.shape[0]
     if total == 0:
         raise DataError("the evaluation data holds no samples; pass a non-empty data set")
@@ -328,10 +313,33 @@ def timestep_accuracy_curve(
     return result
 
 
-def _consistent_classes(known: int | None, got: int) -> int:
-    if known is not None and got != known:
-        raise DataError(f"the SNN readout has {got} classes in one batch but {known} in another")
-    return got
+@dataclass(frozen=True)
+class _MemoryPlan:
+    """The network's footprint and the budget, measured once per curve on its first batch.
+
+    Only a SpikingNetwork is measured (and chunked); any other module gets no footprint and runs as it is.
+    """
+
+    footprint: SimulationFootprint | None
+    limit: int
+    source: str
+    shared_per_step: int  # host bytes per step of the curve, when the simulation runs in host memory too
+
+    @classmethod
+    def measure(cls, snn: nn.Module, x: Tensor, memory: MemoryBudget) -> _MemoryPlan:
+        limit, source = resolve_budget(memory, x.device)
+        shared = 0 if x.device.type == "cuda" else CURVE_BYTES_PER_STEP + memory.extra_per_step
+        footprint = measure_footprint(snn, x[:1]) if isinstance(snn, SpikingNetwork) else None
+        return cls(footprint, limit, source, shared)
+
+    def chunk(self, snn: nn.Module, timesteps: int, batch: int) -> int | None:
+        """The time chunk that fits a batch of ``batch`` (None: all steps at once); see :func:`plan_time_chunk`."""
+        if self.footprint is None or not isinstance(snn, SpikingNetwork):
+            return None
+        request = ChunkRequest(timesteps=timesteps, batch=batch, limit=self.limit, source=self.source,
+                               shared_per_step=self.shared_per_step, explicit=snn.time_chunk)  # fmt: skip
+        steps = plan_time_chunk(self.footprint, request)
+        return None if steps >= timesteps else steps
 
 
 def ann_accuracy(
@@ -358,7 +366,7 @@ def ann_accuracy(
     )
     with evaluating(ann), torch.inference_mode():
         for x, y in batches:
-            hits += _ann_correct(ann, x, y, None)
+            hits += ann_correct(ann, x, y, None)
             total += y.shape[0]
     if total == 0:
         raise DataError("the evaluation data holds no samples; pass a non-empty data set")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, DataError
@@ -71,12 +70,18 @@ class SpikingNetwork(nn.Module):
         for _, neuron in self.neurons():
             neuron.reset_state()
         chunk = self.time_chunk or total
-        pieces = []
+        readout = None
         for first in range(0, total, chunk):
             steps = min(chunk, total - first)
             encoded = self.encoding.encode(x, steps, first)
             out = self.body(encoded, steps)
-            pieces.append(out.reshape(steps, x.shape[0], *out.shape[1:]))
+            piece = out.reshape(steps, x.shape[0], *out.shape[1:])
+            if steps == total:
+                readout = piece
+            else:  # one [T, N, K] buffer filled chunk by chunk: no list of pieces and concatenated copy at once
+                readout = piece.new_empty((total, *piece.shape[1:])) if readout is None else readout
+                readout[first : first + steps] = piece
+            del out, piece
         for _, neuron in self.neurons():
             neuron.reset_state()
-        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        return readout

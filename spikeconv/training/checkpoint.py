@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from spikeconv._io import atomic_write, safe_torch_load
-from spikeconv.errors import CheckpointError, ConfigError
+from spikeconv.errors import CheckpointError, ConfigError, first_line
 
 __all__ = [
     "ANN_CHECKPOINT_FORMAT",
@@ -172,18 +172,25 @@ def _to_checkpoint(
         isinstance(normalization, dict) and {"mean", "std"} <= set(normalization)
     ):
         raise CheckpointError(f"{path}: normalization must hold 'mean' and 'std' or be None")
-    return AnnCheckpoint(
-        arch=str(payload["arch"]),
-        input_shape=tuple(int(v) for v in input_shape),  # type: ignore[arg-type]
-        num_classes=int(payload["num_classes"]),
-        mean=None if normalization is None else tuple(float(v) for v in normalization["mean"]),
-        std=None if normalization is None else tuple(float(v) for v in normalization["std"]),
-        batch_norm=bool(payload["batch_norm"]),
-        state_dict=dict(state_dict),
-        metadata=dict(payload.get("metadata") or {}),
-        format_version=version,
-        activation=payload.get("activation"),
-    )
+    activation = payload.get("activation")
+    if activation is not None and not isinstance(activation, dict):
+        raise CheckpointError(f"{path}: activation must be a dict or None, not {type(activation).__name__}; the checkpoint is damaged")
+    try:
+        return AnnCheckpoint(
+            arch=str(payload["arch"]),
+            input_shape=tuple(int(v) for v in input_shape),  # type: ignore[arg-type]
+            num_classes=int(payload["num_classes"]),
+            mean=None if normalization is None else tuple(float(v) for v in normalization["mean"]),
+            std=None if normalization is None else tuple(float(v) for v in normalization["std"]),
+            batch_norm=bool(payload["batch_norm"]),
+            state_dict=dict(state_dict),
+            metadata=dict(payload.get("metadata") or {}),
+            format_version=version,
+            activation=activation,
+        )
+    except Exception as exc:  # a field of the wrong type: int([...]), float("x"), dict(3)
+        raise CheckpointError(f"{path} is not a readable spikeconv ANN checkpoint ({type(exc).__name__}: {first_line(exc)}); "
+                              "write it again with train-ann or save_ann_checkpoint") from None  # fmt: skip
 
 
 def _check_json_like(value: Any, where: str) -> None:

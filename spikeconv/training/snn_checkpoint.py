@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from spikeconv._io import atomic_write
-from spikeconv.errors import CheckpointError, ConfigError, SpikeconvError
+from spikeconv.errors import CheckpointError, ConfigError, SpikeconvError, first_line
 from spikeconv.neurons import NeuronConfig, SpikingNetwork
 from spikeconv.training.checkpoint import _check_json_like, _load_weights_only
 from spikeconv.training.snn_config import SnnTrainConfig
@@ -136,21 +136,26 @@ def load_snn_checkpoint(path: str | os.PathLike[str]) -> SnnCheckpoint:
     try:
         config = SnnTrainConfig.from_dict(payload["config"])
         history = tuple(SnnEpochRecord.from_dict(record) for record in payload["history"])
-    except SpikeconvError as error:
-        raise CheckpointError(f"{path}: invalid training configuration or history ({error})") from None
+    except Exception as error:  # SpikeconvError from the checks, TypeError/AttributeError from a record of the wrong type
+        reason = str(error) if isinstance(error, SpikeconvError) else f"{type(error).__name__}: {first_line(error)}"
+        raise CheckpointError(f"{path}: invalid training configuration or history ({reason})") from None
     state_dict = payload["state_dict"]
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{path}: state_dict is not a mapping of names to tensors")
-    return SnnCheckpoint(
-        config=config,
-        arch=dict(payload["arch"]),
-        state_dict=dict(state_dict),
-        epoch=int(payload["epoch"]),
-        history=history,
-        training_state=payload.get("training_state"),
-        metadata=dict(payload.get("metadata") or {}),
-        format_version=version,
-    )
+    try:
+        return SnnCheckpoint(
+            config=config,
+            arch=dict(payload["arch"]),
+            state_dict=dict(state_dict),
+            epoch=int(payload["epoch"]),
+            history=history,
+            training_state=payload.get("training_state"),
+            metadata=dict(payload.get("metadata") or {}),
+            format_version=version,
+        )
+    except Exception as exc:  # a field of the wrong type: dict(3), int("x")
+        raise CheckpointError(f"{path} is not a readable spikeconv SNN training checkpoint ({type(exc).__name__}: {first_line(exc)}); "
+                              "train it again with train-snn") from None  # fmt: skip
 
 
 def snn_from_checkpoint(checkpoint: SnnCheckpoint, model: nn.Module) -> SpikingNetwork:

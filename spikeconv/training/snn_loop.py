@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from spikeconv._io import atomic_write
+from spikeconv._io import atomic_write, output_set
 from spikeconv.errors import CheckpointError, ConfigError, DataError
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training.ann import _cuda_indices, _make_optimizer, _make_scheduler, _model_device, _progress, _train_loader
@@ -235,15 +235,16 @@ def _restore_(run: _Run, checkpoint: SnnCheckpoint, config: SnnTrainConfig, path
 
 
 def _write_outputs(run: _Run, config: SnnTrainConfig, outputs: SnnTrainOutputs) -> None:
-    """Rewrite the checkpoint and the JSON log (each atomically) after an epoch."""
-    if outputs.checkpoint is not None:
-        checkpoint = SnnCheckpoint(config=config, arch=dict(outputs.arch), state_dict=run.snn.state_dict(), epoch=len(run.records),
-                                   history=tuple(run.records), training_state=_training_state(run),
-                                   metadata=dict(outputs.metadata))  # fmt: skip
-        save_snn_checkpoint(outputs.checkpoint, checkpoint)
-    if outputs.log is not None:
-        log = {"format": SNN_LOG_FORMAT, "config": config.to_dict(), "arch": dict(outputs.arch),
-               "epochs": [record.to_dict() for record in run.records]}  # fmt: skip
-        with atomic_write(outputs.log, "w") as handle:
-            json.dump(log, handle, indent=2)
-            handle.write("\n")
+    """Rewrite the checkpoint and the JSON log after an epoch: both are replaced, or neither."""
+    with output_set():
+        if outputs.checkpoint is not None:
+            checkpoint = SnnCheckpoint(config=config, arch=dict(outputs.arch), state_dict=run.snn.state_dict(),
+                                       epoch=len(run.records), history=tuple(run.records),
+                                       training_state=_training_state(run), metadata=dict(outputs.metadata))  # fmt: skip
+            save_snn_checkpoint(outputs.checkpoint, checkpoint)
+        if outputs.log is not None:
+            log = {"format": SNN_LOG_FORMAT, "config": config.to_dict(), "arch": dict(outputs.arch),
+                   "epochs": [record.to_dict() for record in run.records]}  # fmt: skip
+            with atomic_write(outputs.log, "w") as handle:
+                json.dump(log, handle, indent=2)
+                handle.write("\n")

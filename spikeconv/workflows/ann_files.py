@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from spikeconv.errors import CheckpointError, ConfigError, DataError, UnsupportedLayerError
+from spikeconv.errors import CheckpointError, ConfigError, DataError, SpikeconvError, UnsupportedLayerError, first_line
 from spikeconv.ingest import STAGE_KEY, ingest_module, ingest_onnx
 from spikeconv.ingest.exported import EXPORT_CHECK_KEY, ingest_exported, load_exported
 from spikeconv.models import build_model
@@ -125,39 +125,55 @@ def _from_spikeconv_record(record: dict[str, Any]) -> nn.Module:
     return model.eval()
 
 
-def _onnx_graph(source: dict[str, Any]) -> fx.GraphModule:
+def _embedded_bytes(source: dict[str, Any], key: str, label: str) -> bytes:
+    value = source.get(key)
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1:
+        raise CheckpointError(f"{label}: its model bytes are missing or damaged; convert the model again")
+    return bytes(value.numpy().tobytes())
+
+
+def _onnx_graph(source: dict[str, Any], label: str) -> fx.GraphModule:
     import onnx
 
-    proto = onnx.load_model_from_string(bytes(source["onnx_bytes"].numpy().tobytes()))
+    try:
+        proto = onnx.load_model_from_string(_embedded_bytes(source, "onnx_bytes", label))
+    except CheckpointError:
+        raise
+    except Exception:  # protobuf's DecodeError and friends
+        raise CheckpointError(f"{label}: its ONNX bytes are damaged; convert the model again") from None
     shape = source.get("input_shape")
-    return ingest_onnx(proto, probe_input=_onnx_probe(proto, shape, source.get("name", "ONNX model")) if shape else None)
+    return ingest_onnx(proto, probe_input=_onnx_probe(proto, shape, label) if shape else None, label=label)
 
 
-def _exported_graph(source: dict[str, Any]) -> fx.GraphModule:
-    data = bytes(source["pt2_bytes"].numpy().tobytes())
-    return ingest_exported(data, input_shape=tuple(source["input_shape"]))
+def _exported_graph(source: dict[str, Any], label: str) -> fx.GraphModule:
+    return ingest_exported(_embedded_bytes(source, "pt2_bytes", label), input_shape=tuple(source["input_shape"]), label=label)
 
 
-def rebuild_ann(source: dict[str, Any]) -> nn.Module:
-    """Rebuild the ANN a source record describes (with its preprocessing)."""
+def rebuild_ann(source: dict[str, Any], *, label: str | None = None) -> nn.Module:
+    """Rebuild the ANN a source record describes (with its preprocessing).
+
+    Args:
+        source: The record (see the module docstring).
+        label: How messages name the model (e.g. ``"net.snn.pt (its ONNX model m.onnx)"``).
+    """
     kind = source.get("kind")
     if kind == SPIKECONV_ANN:
         return _from_spikeconv_record(source)
     graphs = {ONNX_ANN: _onnx_graph, EXPORTED_ANN: _exported_graph}
     if kind not in graphs:
         raise CheckpointError(f"unknown ANN source kind {kind!r}; upgrade spikeconv")
-    graph = graphs[kind](source)
+    graph = graphs[kind](source, label or f"the {kind} model {source.get('name', '')}".rstrip())
     rank = len(source.get("input_shape") or (1, 1, 1)) + 1
     return with_preprocessing(graph, Preprocessing.from_dict(source.get("preprocessing")), input_rank=rank)
 
 
-def canonical_graph(source: dict[str, Any], model: nn.Module | None = None) -> fx.GraphModule:
+def canonical_graph(source: dict[str, Any], model: nn.Module | None = None, *, label: str | None = None) -> fx.GraphModule:
     """The canonical ANN graph of a source record (ingest for torch models; ONNX and exported models already are)."""
     if isinstance(model, fx.GraphModule) and model.meta.get(STAGE_KEY) == "ann":
         return model
     if source.get("kind") in (ONNX_ANN, EXPORTED_ANN):
-        return rebuild_ann(source)
-    return ingest_module(model if model is not None else rebuild_ann(source))
+        return rebuild_ann(source, label=label)
+    return ingest_module(model if model is not None else rebuild_ann(source, label=label))
 
 
 # ------------------------------------------------------------------ shapes, classes, preprocessing
@@ -213,7 +229,7 @@ def _load_onnx_ann(path: Path, spec: ModelSpec, data_shape: tuple[int, ...] | No
     proto = onnx.load_model_from_string(data)
     dims = onnx_input_dims(proto, str(path))
     shape, shape_from = _resolve_shape(dims[1:], spec, data_shape, str(path))
-    graph = ingest_onnx(proto, probe_input=_probe(dims[0], shape) if None in dims[1:] else None)
+    graph = ingest_onnx(proto, probe_input=_probe(dims[0], shape) if None in dims[1:] else None, label=str(path))
     pre = _preprocessing(spec, shape, str(path))
     model = with_preprocessing(graph, pre, input_rank=len(shape) + 1)
     source = {"kind": ONNX_ANN, "name": path.name, "onnx_bytes": _tensor_of(data), "input_shape": list(shape),
@@ -234,19 +250,19 @@ def _program_dims(program: torch.export.ExportedProgram, label: str) -> list[int
 
 def _load_exported_ann(data: bytes, label: str, spec: ModelSpec, data_shape: tuple[int, ...] | None, *,
                        description: str, trust_pickle: bool = False) -> LoadedAnn:  # fmt: skip
-    program, _ = load_exported(data, trust_pickle=trust_pickle)
+    program, _ = load_exported(data, trust_pickle=trust_pickle, label=label)
     if trust_pickle:
         buffer = io.BytesIO()
         torch.export.save(program, buffer)
         data = buffer.getvalue()
         try:
-            load_exported(data)  # the SNN file must reload without unpickling anything
+            load_exported(data, label=label)  # the SNN file must reload without unpickling anything
         except CheckpointError:
             raise CheckpointError(f"{label} holds pickled parts that an SNN file cannot carry safely; "
                                   "re-export it from plain weights") from None  # fmt: skip
     dims = _program_dims(program, label)
     shape, shape_from = _resolve_shape(dims[1:], spec, data_shape, label)
-    graph = ingest_exported(program, input_shape=shape)
+    graph = ingest_exported(program, input_shape=shape, label=label)
     pre = _preprocessing(spec, shape, label)
     model = with_preprocessing(graph, pre, input_rank=len(shape) + 1)
     source = {"kind": EXPORTED_ANN, "name": label, "pt2_bytes": _tensor_of(data), "input_shape": list(shape),
@@ -329,8 +345,15 @@ def _load_spikeconv_ann(path: Path, spec: ModelSpec) -> LoadedAnn:
         "activation": checkpoint.activation,
         "state_dict": checkpoint.state_dict,
     }
+    try:
+        model = _from_spikeconv_record(source)
+    except SpikeconvError:
+        raise
+    except Exception as exc:  # damaged fields: sizes that overflow, an activation record of the wrong shape
+        raise CheckpointError(f"{path} is not a readable spikeconv checkpoint ({type(exc).__name__}: {first_line(exc)}); "
+                              "write it again with train-ann or save_ann_checkpoint") from None  # fmt: skip
     return LoadedAnn(
-        model=_from_spikeconv_record(source),
+        model=model,
         input_shape=checkpoint.input_shape,
         num_classes=checkpoint.num_classes,
         preprocessing=normalization,

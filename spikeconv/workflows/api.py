@@ -143,6 +143,9 @@ def evaluate_curve(
     """Accuracy after every step 1..``timesteps`` from one simulation (see timestep_accuracy_curve).
 
     ``data`` is a Dataset of ``(x, y)`` samples or any iterable of ``(x, y)`` batches (a DataLoader).
+    A simulation that does not fit half of the available memory (or ``SPIKECONV_MEMORY_BUDGET``) runs
+    in time chunks (same numbers); one that does not fit even so raises a ConfigError saying how
+    much it needs.
     """
     return timestep_accuracy_curve(snn, data, timesteps=timesteps, ann=ann, batch_size=batch_size,
                                    progress=progress, label=label)  # fmt: skip

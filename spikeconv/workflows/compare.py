@@ -32,17 +32,21 @@ from typing import Any
 
 import torch
 
-from spikeconv._io import atomic_write
+from spikeconv._io import atomic_write, output_set
+from spikeconv._outputs import check_output_folder, check_outputs
 from spikeconv.data import Split
 from spikeconv.errors import CheckpointError, ConfigError
 from spikeconv.evaluation import (
     EnergyModel,
+    MemoryBudget,
     accuracy_figure,
     accuracy_table,
     ann_accuracy,
     ann_result,
     build_report,
+    check_curve_memory,
     count_operations,
+    counts_bytes_per_step,
     energy_figure,
     report_markdown,
     save_figure,
@@ -63,7 +67,7 @@ from spikeconv.workflows.compare_methods import (
     parse_per_method,
     parse_timesteps,
 )
-from spikeconv.workflows.compare_models import ModelPlan, TrainingBudget, file_sha256, make_model, plan_models
+from spikeconv.workflows.compare_models import ModelPlan, TrainingBudget, file_sha256, make_model, plan_models, settle_plan
 from spikeconv.workflows.data_checks import check_data_fits
 from spikeconv.workflows.jobs import CurveJob, DataSource, curve_of_loaded
 from spikeconv.workflows.options import snn_training_from_options
@@ -128,6 +132,7 @@ class CompareJob:
         check_method_keys(self.checkpoints, with_ann, option="--checkpoint", kinds=tuple(MethodKind))
         check_method_keys(self.training.epochs, with_ann, option="--epochs", kinds=(MethodKind.ANN, MethodKind.DIRECT))
         check_method_keys(self.training.train_timesteps, chosen, option="--train-timesteps", kinds=(MethodKind.DIRECT,))
+        check_curve_memory(max(self.timesteps), budget=MemoryBudget())  # before anything is trained
 
     @property
     def compared(self) -> tuple[CompareMethod, ...]:
@@ -223,8 +228,9 @@ def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list,
     _check_snn_kind(loaded, plan)
     spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size,
                     time_chunk=job.time_chunk)  # fmt: skip
+    memory = MemoryBudget(extra_per_step=counts_bytes_per_step(loaded.snn))  # the counts grow with T like the curve
     with count_operations(loaded.snn) as counter:
-        curve = curve_of_loaded(loaded, spec, progress=progress)
+        curve = curve_of_loaded(loaded, spec, progress=progress, memory=memory)
     model = _provenance(plan, status, job)
     training = loaded.info.get("training")
     if training:
@@ -257,7 +263,7 @@ def _summary(result: Mapping[str, Any], energy: EnergyModel) -> str:
 def _one_method(name: str, plans: dict[str, ModelPlan], job: CompareJob, test: Any, evaluation: dict, expected: list,
                 progress: bool) -> tuple[dict[str, Any], str]:  # fmt: skip
     """Reuse the finished result of ``name`` or make and evaluate its network; returns (result, status)."""
-    plan = plans[name]
+    plan = settle_plan(name, plans, job.training, progress=progress)  # a conversion's key holds its ANN's SHA-256
     path = job.out_dir / "results" / f"{name}.json"
     fingerprint = _sha({"version": RESULT_VERSION, "method": name, "model": plan.model_id, "evaluation": evaluation})
     previous = _read_result(path) if job.resume else None
@@ -290,12 +296,15 @@ def compare_job(job: CompareJob, *, progress: bool = True, on_model: Callable[[s
         DataError: Missing data, or data that does not fit a model.
         CheckpointError: A checkpoint that is missing, foreign, of another method or of another
             architecture.
+        OutputError: The report or cache folder, or a report file, cannot be written or is a
+            ``--checkpoint`` file (checked before any data is read or model trained).
     """
     started = time.perf_counter()
+    cache = job.cache_dir if job.cache_dir is not None else job.out_dir / "cache"
+    _check_report_paths(job, cache)
     test = job.training.data.load(Split.TEST, job.limit)
     sample_shape = tuple(int(v) for v in test.sample_shape)
     expected = _weight_shapes(build_model(job.training.arch, input_shape=sample_shape, num_classes=int(test.num_classes)))
-    cache = job.cache_dir if job.cache_dir is not None else job.out_dir / "cache"
     plans = plan_models(job.compared, job.training, cache, dict(job.checkpoints))
     evaluation = {"dataset": job.training.data.name, "limit": job.limit, "samples": len(test), "data_sha256": _data_sha256(test),
                   "timesteps": list(job.timesteps), "batch_size": job.batch_size}  # fmt: skip
@@ -311,6 +320,15 @@ def compare_job(job: CompareJob, *, progress: bool = True, on_model: Callable[[s
     report = build_report(results, energy=job.energy, meta=meta)
     files = _write_report(report, job.out_dir)
     return CompareResult(report=report, out_dir=job.out_dir, files=files, status=status, table=accuracy_table(report))
+
+
+def _check_report_paths(job: CompareJob, cache: Path) -> None:
+    """The report folder, the cache folder and every report file, against the ``--checkpoint`` files."""
+    check_output_folder("--out-dir", job.out_dir)
+    check_output_folder("--cache-dir" if job.cache_dir is not None else "--out-dir (its cache folder)", cache)
+    files = {f"--out-dir file {name}": job.out_dir / name for name in ("report.json", "report.md", *PLOTS.values())}
+    files.update({f"--out-dir file results/{m}.json": job.out_dir / "results" / f"{m}.json" for m in job.methods})
+    check_outputs(files, [*job.checkpoints.values(), *job.training.data.input_files()])
 
 
 def _meta(job: CompareJob, evaluation: dict, plans: dict[str, ModelPlan], cache: Path, seconds: float) -> dict[str, Any]:
@@ -336,14 +354,15 @@ def _write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     figures = {"accuracy vs timesteps": accuracy_figure(report), "accuracy vs energy": energy_figure(report)}
     if any(m["kind"] != "ann" for m in report["models"]):
         figures["spike rate per layer"] = spike_rate_figure(report)
-    for caption, figure in figures.items():
-        files[caption] = out_dir / PLOTS[caption]
-        save_figure(figure, files[caption])
-    with atomic_write(files["json"]) as handle:
-        json.dump(report, handle, indent=1, allow_nan=False)
     plots = {caption: PLOTS[caption] for caption in PLOTS if caption in figures}
-    with atomic_write(files["markdown"]) as handle:
-        handle.write(report_markdown(report, plots=plots))
+    with output_set():  # the figures, report.json and report.md appear together or not at all
+        for caption, figure in figures.items():
+            files[caption] = out_dir / PLOTS[caption]
+            save_figure(figure, files[caption])
+        with atomic_write(files["json"]) as handle:
+            json.dump(report, handle, indent=1, allow_nan=False)
+        with atomic_write(files["markdown"]) as handle:
+            handle.write(report_markdown(report, plots=plots))
     return files
 
 

@@ -1,9 +1,12 @@
 """Where each compared network comes from: a user checkpoint, the cache, or a training/conversion run.
 
 Every trained or converted network is cached under a name holding the hash of everything that
-determines it (architecture, data set, training or conversion settings, and for conversions the
-ANN's own identity), so a rerun with the same settings finds it and skips the work, and a change of
-any setting makes a new file instead of silently reusing a stale one. The existing jobs do the
+determines it (architecture, data set and the SHA-256 of its data files, training or conversion
+settings, and for conversions the SHA-256 of the very ANN file converted), so a rerun with the same
+settings finds it and skips the work, and a change of any setting or input file makes a new file
+instead of silently reusing a stale one. A conversion's key needs its ANN's bytes, so while the ANN
+is still to be trained the conversion's plan is provisional; :func:`settle_plan` trains the ANN and
+plans the conversion then. The existing jobs do the
 work (``train_ann_job``, ``convert_job``, ``train_snn_job``), so a cached file is exactly what the
 matching ``spikeconv`` command would write.
 """
@@ -29,11 +32,13 @@ from spikeconv.workflows.options import (
 )
 from spikeconv.workflows.train_snn import TrainSnnJob, train_snn_job
 
-__all__ = ["ModelPlan", "TrainingBudget", "file_sha256", "make_model", "plan_models"]
+__all__ = ["ModelPlan", "TrainingBudget", "file_sha256", "make_model", "plan_models", "settle_plan"]
 
 ANN_EPOCHS = 15  # spikeconv train-ann's default
 SNN_EPOCHS = 20  # spikeconv train-snn's default
 BATCH_SIZE = 128
+PENDING = "convert:pending"
+"""``model_id`` of a conversion whose ANN is not trained yet (see :func:`settle_plan`)."""
 
 
 def _sha(payload: Any) -> str:
@@ -47,6 +52,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def data_files_sha256(data: DataSource) -> dict[str, str]:
+    """What identifies the user's data files the networks learn from: an ``npz:`` file by its SHA-256, an
+    ``imagefolder:`` by the SHA-256 of its listing (every file's relative path, size and modification
+    time: hashing every image would cost more than training on them). Data sets by name hold fixed data."""
+    found = {str(path): file_sha256(path) for path in data.input_files() if Path(path).is_file()}
+    if data.name.startswith("imagefolder:"):
+        root = Path(data.name.removeprefix("imagefolder:")).expanduser()
+        listing = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file())
+        found[str(root)] = _sha(listing)
+    return found
 
 
 @dataclass(frozen=True)
@@ -97,7 +114,8 @@ class ModelPlan:
         method: The method.
         path: The file: a user checkpoint, or a cache entry (which may not exist yet).
         model_id: ``file:<sha256>`` for a user checkpoint, ``train:``/``convert:<hash of settings>``
-            otherwise; known before any training, so finished results can be recognised.
+            otherwise; known before any training (a conversion's once its ANN file exists, see
+            :func:`settle_plan`), so finished results can be recognised.
         from_checkpoint: The user passed the file with ``--checkpoint``.
         settings: JSON record of the training or conversion settings (empty for checkpoints).
         command: The ``spikeconv`` command that makes the file (empty for checkpoints).
@@ -125,7 +143,7 @@ def _ann_plan(budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path])
         return ModelPlan(method, checkpoints["ann"], f"file:{file_sha256(checkpoints['ann'])}", True)
     config = _ann_config(method, budget)
     settings = {"kind": "train-ann", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
-                "train": config.to_dict(), "dropout": 0.0, "normalize": True}  # fmt: skip
+                "train": config.to_dict(), "dropout": 0.0, "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
     key = _sha(settings)
     path = cache / f"ann-{key[:16]}.pt"
     command = shlex.join(["spikeconv", "train-ann", "--arch", budget.arch, *budget.data_flags(), "--epochs",
@@ -146,8 +164,11 @@ def _conversion_plan(method: CompareMethod, ann: ModelPlan, budget: TrainingBudg
     if method.name in checkpoints:
         path = checkpoints[method.name]
         return ModelPlan(method, path, f"file:{file_sha256(path)}", True)
+    if not ann.path.is_file():  # a conversion is keyed by its ANN's bytes: settle_plan trains the ANN, then plans this
+        return ModelPlan(method, cache / f"{method.name}-pending.snn.pt", PENDING, False)
     recipe = _conversion_settings(method, budget)
-    settings = {"kind": "convert", "method": method.name, "ann": ann.model_id, "dataset": budget.data.name,
+    settings = {"kind": "convert", "method": method.name, "ann": ann.model_id, "ann_sha256": file_sha256(ann.path),
+                "data_files": data_files_sha256(budget.data), "dataset": budget.data.name,
                 "target_timesteps": budget.target_timesteps, "calib_samples": budget.calib_samples,
                 "correction_samples": min(512, budget.calib_samples), "calib_seed": budget.seed,
                 "calibration": recipe.calibration.to_dict(), "convert": recipe.convert.to_dict(),
@@ -173,7 +194,7 @@ def _direct_plan(method: CompareMethod, budget: TrainingBudget, cache: Path, che
         return ModelPlan(method, path, f"file:{file_sha256(path)}", True)
     config = _snn_config(method, budget)
     settings = {"kind": "train-snn", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
-                "train": config.to_dict(), "normalize": True}  # fmt: skip
+                "train": config.to_dict(), "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
     key = _sha(settings)
     path = cache / f"{method.name}-{key[:16]}.pt"
     command = shlex.join(["spikeconv", "train-snn", "--arch", budget.arch, *budget.data_flags(), "--neuron", method.neuron,
@@ -204,6 +225,20 @@ def plan_models(methods: tuple[CompareMethod, ...], budget: TrainingBudget, cach
     return plans
 
 
+def settle_plan(name: str, plans: dict[str, ModelPlan], budget: TrainingBudget, *, progress: bool) -> ModelPlan:
+    """The final plan of ``name``, stored back in ``plans``.
+
+    A provisional conversion (its ANN was not trained yet when planned) has the ANN made first (trained,
+    or found in the cache) and is then planned with that file's SHA-256; every other plan is final already.
+    """
+    plan = plans[name]
+    if plan.model_id != PENDING:
+        return plan
+    make_model(plans["ann"], plans, budget, progress=progress)
+    plans[name] = _conversion_plan(plan.method, plans["ann"], budget, plan.path.parent, {})
+    return plans[name]
+
+
 def make_model(plan: ModelPlan, plans: dict[str, ModelPlan], budget: TrainingBudget, *, progress: bool) -> str:
     """Make sure ``plan.path`` holds the finished network; returns what was done.
 
@@ -213,6 +248,8 @@ def make_model(plan: ModelPlan, plans: dict[str, ModelPlan], budget: TrainingBud
     """
     if plan.from_checkpoint:
         return "checkpoint"
+    if plan.model_id == PENDING:
+        raise RuntimeError(f"the conversion {plan.method.name} is not planned yet; call settle_plan first")
     method = plan.method
     if method.kind is MethodKind.DIRECT:
         job = TrainSnnJob(arch=budget.arch, out=plan.path, data=budget.data, train=_snn_config(method, budget),

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from spikeconv._io import output_set
+from spikeconv._outputs import check_outputs
 from spikeconv.errors import ConfigError
-from spikeconv.evaluation import CurveResult, plot_curves, write_curve_json
+from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, plot_curves, write_curve_json
 from spikeconv.workflows.jobs import CurveJob, curve_of_loaded
 from spikeconv.workflows.rate_code_curve import rate_code_curve
 from spikeconv.workflows.snn_files import load_snn
@@ -36,12 +38,16 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
 
     Raises:
         ConfigError: No SNN file, the same file twice, or ``rate_code`` without a converted SNN.
+        OutputError: ``--json`` or ``--plot`` is an SNN file, a folder, the other output, or not
+            writable (checked before any file is read).
     """
     paths = [Path(p) for p in snns]
     if not paths:
         raise ConfigError("give at least one SNN file")
     if len({p.resolve() for p in paths}) != len(paths):
         raise ConfigError("the same SNN file is given twice")
+    check_outputs({"--json": job.json_path, "--plot": job.plot_path}, [*paths, *job.data.input_files()])
+    check_curve_memory(job.timesteps, budget=MemoryBudget())  # an absurd T fails before any file is read
     loaded = [load_snn(p) for p in paths]
     if job.rate_code and all(snn.calibrated is None for snn in loaded):
         raise ConfigError("--rate-code needs at least one converted SNN; these were all trained directly")
@@ -53,9 +59,10 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
         results.append(replace(result, label=curve_label(path, snn.info)) if several else result)
         if job.rate_code and snn.calibrated is not None:
             results.append(rate_code_curve(snn, single, result))
-    if job.json_path is not None:
-        write_curve_json(results[0] if len(results) == 1 else results, job.json_path)
-    if job.plot_path is not None:
-        title = f"{paths[0].name} on {job.data.name}" if len(paths) == 1 else f"{len(paths)} SNNs on {job.data.name}"
-        plot_curves(results, job.plot_path, title=title)
+    with output_set():  # the JSON and the plot appear together or not at all
+        if job.json_path is not None:
+            write_curve_json(results[0] if len(results) == 1 else results, job.json_path)
+        if job.plot_path is not None:
+            title = f"{paths[0].name} on {job.data.name}" if len(paths) == 1 else f"{len(paths)} SNNs on {job.data.name}"
+            plot_curves(results, job.plot_path, title=title)
     return results

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from spikeconv._outputs import check_output_folder, check_outputs
 from spikeconv.errors import CheckpointError
 from spikeconv.evaluation import CurveResult
 from spikeconv.workflows.jobs import ConvertJob, CurveJob, DataSource, convert_job, curve_job
@@ -42,10 +43,17 @@ class DemoResult:
 
 
 def demo_job(job: DemoJob, *, progress: bool = True) -> DemoResult:
-    """Run the demo; every output lands in ``job.out_dir``."""
+    """Run the demo; every output lands in ``job.out_dir`` (checked before any work).
+
+    The SNN file and thresholds.json are written together by the conversion, then curve.json
+    and curve.png together by the curve, which reads that SNN file.
+    """
     snn_path = job.out_dir / "fmnist-cnn.snn.pt"
     curve = CurveJob(snn=snn_path, timesteps=job.timesteps, data=job.data, limit=job.limit,
                      json_path=job.out_dir / "curve.json", plot_path=job.out_dir / "curve.png")  # fmt: skip
+    check_output_folder("--out-dir", job.out_dir)
+    check_outputs({f"--out-dir file {p.name}": p for p in (snn_path, job.out_dir / "thresholds.json", curve.json_path,
+                                                            curve.plot_path)}, [pretrained_path()])  # fmt: skip
     convert_job(ConvertJob(model=pretrained_path(), out=snn_path, data=job.data,
                            calib_samples=job.calib_samples,
                            plan_json=job.out_dir / "thresholds.json"), progress=progress)  # fmt: skip

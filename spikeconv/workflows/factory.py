@@ -50,6 +50,8 @@ def _module_from_file(path: Path, spec_text: str) -> ModuleType:
     try:
         with _importable_from(path.resolve().parent):
             spec.loader.exec_module(module)
+    except SystemExit as error:  # sys.exit() in the user's module must not end spikeconv with its status
+        raise ConfigError(f"importing model factory {spec_text} called sys.exit({error.code!r}); a factory module must not exit") from None
     except Exception as error:  # the user's code may raise anything
         raise ConfigError(f"importing model factory {spec_text} failed ({_first_line(error)})") from None
     return module
@@ -69,6 +71,8 @@ def load_factory(spec_text: str) -> Callable[[], object]:
     else:
         try:
             module = importlib.import_module(where)
+        except SystemExit as error:
+            raise ConfigError(f"importing module {where!r} of model factory {spec_text} called sys.exit({error.code!r})") from None
         except Exception as error:  # ModuleNotFoundError, or the module's own errors
             reason = _first_line(error)
             raise ConfigError(f"cannot import module {where!r} of model factory {spec_text} ({reason}); {FORMAT_HINT}") from None
@@ -89,6 +93,8 @@ def build_from_factory(spec_text: str) -> nn.Module:
     function = load_factory(spec_text)
     try:
         model = function()
+    except SystemExit as error:  # sys.exit() in the factory must not end spikeconv with its status
+        raise ConfigError(f"model factory {spec_text} called sys.exit({error.code!r}) instead of returning a model") from None
     except Exception as error:  # the user's code may raise anything
         raise ConfigError(f"model factory {spec_text} raised {_first_line(error)}") from None
     if not isinstance(model, nn.Module):

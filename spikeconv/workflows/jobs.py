@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
-from spikeconv._io import atomic_write
+from spikeconv._io import atomic_write, output_set
+from spikeconv._outputs import check_outputs
 from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, plan_of, prepare
 from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
-from spikeconv.data import ImageFolderOptions, Split, calibration_subset, dataset_info, load_dataset, make_loader
-from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.data import ImageFolderOptions, NpzSource, Split, calibration_subset, dataset_info, load_dataset, make_loader
+from spikeconv.evaluation import CurveResult, MemoryBudget, plot_curves, timestep_accuracy_curve, write_curve_json
 from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_, init_qcfs_thresholds_
 from spikeconv.neurons import SpikingNetwork, check_timesteps
@@ -46,6 +47,10 @@ class DataSource:
     def has_split(self) -> bool:
         """False for an ``npz:`` file, whose one set of samples serves calibration and evaluation alike."""
         return not self.name.startswith("npz:")
+
+    def input_files(self) -> list[Path]:
+        """The data files read, which no output may replace: an ``npz:`` file (data sets by name are left out)."""
+        return [NpzSource.from_name(self.name).path] if self.name.startswith("npz:") else []
 
     def load(self, split: Split, limit: int | None = None, *, input_shape: tuple[int, ...] | None = None):
         """One split; an image folder's images are resized to ``input_shape`` (C, H, W) when given."""
@@ -81,16 +86,19 @@ class TrainAnnResult:
 
 
 def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
-    """Train, evaluate on the full test split, and write the checkpoint."""
+    """Train, evaluate on the full test split, and write the checkpoint (whose path is checked first)."""
+    check_outputs({"--out": job.out}, job.data.input_files())
     info = dataset_info(job.data.name) if ":" not in job.data.name else None
     train_data = job.data.load(Split.TRAIN, job.train_limit)
     test_data = job.data.load(Split.TEST)
     input_shape = tuple(train_data.sample_shape)
     mean = info.mean if (info and job.normalize) else None
     std = info.std if (info and job.normalize) else None
-    model = build_model(job.arch, input_shape=input_shape, num_classes=train_data.num_classes,
-                        mean=mean, std=std, batch_norm=job.batch_norm, dropout=job.dropout)  # fmt: skip
-    apply_activation_(model, job.activation)
+    with torch.random.fork_rng(devices=[]):  # the initial weights follow the seed; the caller's RNG is untouched
+        torch.manual_seed(job.train.seed)
+        model = build_model(job.arch, input_shape=input_shape, num_classes=train_data.num_classes,
+                            mean=mean, std=std, batch_norm=job.batch_norm, dropout=job.dropout)  # fmt: skip
+        apply_activation_(model, job.activation)
     if job.activation.kind is ActivationKind.QCFS:
         probe = calibration_subset(train_data, num_samples=512, seed=job.train.seed)
         x, _ = next(iter(make_loader(probe, batch_size=512, shuffle=False)))
@@ -109,10 +117,11 @@ def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
         "epochs_seconds": [round(r.seconds, 2) for r in history.records],
         "machine": platform.platform(),
     }
-    save_ann_checkpoint(job.out, model=model, arch=job.arch, input_shape=input_shape,
-                        num_classes=train_data.num_classes, mean=mean, std=std,
-                        metadata=metadata,
-                        activation=None if job.activation.kind is ActivationKind.RELU else job.activation.to_dict())  # fmt: skip
+    with output_set():  # a write failure (disk full, ...) is one OutputError line, not an internal error
+        save_ann_checkpoint(job.out, model=model, arch=job.arch, input_shape=input_shape,
+                            num_classes=train_data.num_classes, mean=mean, std=std,
+                            metadata=metadata,
+                            activation=None if job.activation.kind is ActivationKind.RELU else job.activation.to_dict())  # fmt: skip
     return TrainAnnResult(history=history, test_accuracy=accuracy, path=job.out)
 
 
@@ -164,12 +173,30 @@ def load_model_and_data(job: ConvertJob) -> tuple[LoadedAnn, object]:
     return ann, train
 
 
+def convert_inputs(job: ConvertJob) -> list[Path]:
+    """Files convert reads, which no output may replace: the model (and an ONNX model's ``MODEL.data``
+    weights), a ``FILE.py`` factory, an ``npz:`` data file."""
+    files = job.data.input_files()
+    if job.model is not None:
+        model = Path(job.model)
+        files += [model, model.with_name(model.name + ".data")] if model.suffix.lower() == ".onnx" else [model]
+    factory = job.model_spec.factory or ""
+    if ":" in factory and factory.rsplit(":", 1)[0].endswith(".py"):
+        files.append(Path(factory.rsplit(":", 1)[0]))
+    return files
+
+
 def _model_name(job: ConvertJob) -> str:
     return str(job.model) if job.model is not None else f"the model of {job.model_spec.factory}"
 
 
 def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
-    """ANN file -> calibrated SNN file (and optionally the threshold plan as JSON)."""
+    """ANN file -> calibrated SNN file (and optionally the threshold plan as JSON).
+
+    The output paths are checked before the model is read; the SNN file and the plan are written
+    together or not at all (:func:`spikeconv._io.output_set`).
+    """
+    check_outputs({"--out": job.out, "--plan-json": job.plan_json}, convert_inputs(job))
     ann, train = load_model_and_data(job)
     graph = canonical_graph(ann.source, ann.model)
     subset = calibration_subset(train, num_samples=job.calib_samples, seed=job.calib_seed)
@@ -192,9 +219,10 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         "ann_metadata": {k: v for k, v in ann.metadata.items() if k in ("test_accuracy", "dataset")},
         "torch_version": str(torch.__version__),
     }
-    save_snn(job.out, snn, ann_source=ann.source, info=info)
-    if job.plan_json is not None:
-        plan.save(job.plan_json)
+    with output_set():
+        save_snn(job.out, snn, ann_source=ann.source, info=info)
+        if job.plan_json is not None:
+            plan.save(job.plan_json)
     where = f"{job.data.name} train" if job.data.has_split else f"{job.data.name} (no train/test split: evaluate on other data)"
     return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}")
 
@@ -230,11 +258,13 @@ class CurveJob:
 
 def curve_job(job: CurveJob, *, progress: bool = True) -> CurveResult:
     """Timestep-accuracy curve of an SNN file on a test split, with its ANN (if converted) as the reference."""
+    check_outputs({"--json": job.json_path, "--plot": job.plot_path}, [job.snn, *job.data.input_files()])
     loaded = load_snn(job.snn)
     return curve_of_loaded(loaded, job, progress=progress)
 
 
-def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True) -> CurveResult:
+def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True, memory: MemoryBudget | None = None) -> CurveResult:
+    """The curve of a loaded SNN; ``memory`` adds what the caller keeps per step (see timestep_accuracy_curve)."""
     test = job.data.load(Split.TEST, job.limit, input_shape=tuple(loaded.info["input_shape"]))
     check_data_fits(test, input_shape=tuple(loaded.info["input_shape"]),
                     num_classes=int(loaded.info["num_classes"]), what=f"test ({job.data.name})", model=str(job.snn))  # fmt: skip
@@ -243,11 +273,12 @@ def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True) 
         snn.time_chunk = check_timesteps(job.time_chunk)
     result = timestep_accuracy_curve(snn, test, timesteps=job.timesteps, ann=loaded.ann,
                                      batch_size=job.batch_size, progress=progress,
-                                     label=f"SNN ({job.snn.name})")  # fmt: skip
-    if job.json_path is not None:
-        write_curve_json(result, job.json_path)
-    if job.plot_path is not None:
-        plot_curves([result], job.plot_path, title=f"{job.snn.name} on {job.data.name}")
+                                     label=f"SNN ({job.snn.name})", memory=memory)  # fmt: skip
+    with output_set():  # the JSON and the plot appear together or not at all
+        if job.json_path is not None:
+            write_curve_json(result, job.json_path)
+        if job.plot_path is not None:
+            plot_curves([result], job.plot_path, title=f"{job.snn.name} on {job.data.name}")
     return result
 
 

@@ -14,7 +14,6 @@ Torch files are first read with ``weights_only=True``, which executes nothing; o
 
 from __future__ import annotations
 
-import pickle
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeconv.errors import CheckpointError
+from spikeconv._io import needs_full_unpickler, weights_only_load
+from spikeconv.errors import CheckpointError, first_line
 from spikeconv.ingest.exported import is_exported_program
 
 ACCEPTED = ("a spikeconv checkpoint (spikeconv train-ann), an ONNX file, a torch.export program (.pt2), "
@@ -70,7 +70,7 @@ def _is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # not a readable zip (BadZipFile, a name that is not UTF-8, ...): the torch loader names the problem
         return False
 
 
@@ -105,19 +105,16 @@ def _classify(path: Path, content: Any) -> ModelFile:
 
 def _load_torch(path: Path, *, trust_pickle: bool) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Unsupported global" not in str(error) and "Unsupported class" not in str(error):
-            raise CheckpointError(f"{path} is not a model file spikeconv can read (a damaged torch file?); give {ACCEPTED}") from None
-    except Exception:  # random bytes raise IndexError/KeyError/RuntimeError/EOFError...
-        raise CheckpointError(f"{path} is not a model file spikeconv can read; give {ACCEPTED}") from None
+        return weights_only_load(path)
+    except Exception as error:  # random bytes raise IndexError/KeyError/RuntimeError/EOFError/UnpicklingError...
+        if not needs_full_unpickler(error):
+            raise CheckpointError(f"{path} is not a model file spikeconv can read; give {ACCEPTED}") from None
     if not trust_pickle:
         raise CheckpointError(f"{path} {PICKLE_REFUSAL}")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # a class that cannot be imported here, or a damaged file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} cannot be unpickled ({reason}); its classes must be importable here, or save a "
+        raise CheckpointError(f"{path} cannot be unpickled ({first_line(error)}); its classes must be importable here, or save a "
                               "state_dict and use --model-factory") from None  # fmt: skip
 
 

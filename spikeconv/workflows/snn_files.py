@@ -29,7 +29,7 @@ import torch
 from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
-from spikeconv.errors import CheckpointError, ConfigError
+from spikeconv.errors import CheckpointError, ConfigError, SpikeconvError, first_line
 from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SNN_CHECKPOINT_FORMAT, load_snn_checkpoint, snn_from_checkpoint
@@ -79,7 +79,10 @@ def _read(path: Path) -> dict:
         raise CheckpointError(
             f"{path} is not a spikeconv SNN file; make one with `spikeconv convert` or `spikeconv train-snn`"
         )
-    if payload.get("format_version", 0) > SNN_VERSION:
+    version = payload.get("format_version", 0)
+    if type(version) is not int:
+        raise CheckpointError(f"{path} has format_version {version!r}, not a number; the SNN file is damaged, convert the model again")
+    if version > SNN_VERSION:
         raise CheckpointError(f"{path} was written by a newer spikeconv; upgrade spikeconv")
     return payload
 
@@ -91,16 +94,39 @@ def _is_trained(payload: dict) -> bool:
 def load_snn(path: str | Path) -> LoadedSnn:
     """Load an SNN file written by :func:`save_snn`, or a directly trained SNN checkpoint."""
     payload = _read(Path(path))
-    if _is_trained(payload):
-        return _load_trained(Path(path))
-    ann = rebuild_ann(payload["ann"])
-    calibrated = attach_plan(prepare(canonical_graph(payload["ann"], ann)), ThresholdPlan.from_dict(payload["plan"]))
+    try:
+        return _load_trained(Path(path)) if _is_trained(payload) else _rebuild(Path(path), payload)
+    except SpikeconvError:
+        raise
+    except Exception as exc:  # a damaged or hand-edited record fails anywhere in the replay
+        again = "train it again with train-snn" if _is_trained(payload) else "convert the model again"
+        raise CheckpointError(f"{path} is a damaged SNN file ({type(exc).__name__}: {first_line(exc)}); {again}") from None
+
+
+def _rebuild(path: Path, payload: dict) -> LoadedSnn:
+    """Replay ingest -> prepare -> attach_plan -> convert from the recorded ANN, plan and settings."""
+    source = payload.get("ann")
+    if not isinstance(source, dict) or not isinstance(payload.get("plan"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{path} lacks its ANN record, plan or tensors; convert the model again")
+    label = f"{path} (its embedded {source.get('kind')} model {source.get('name', '')})".replace(" )", ")")
+    ann = rebuild_ann(source, label=label)
+    calibrated = attach_plan(prepare(canonical_graph(source, ann, label=label)), ThresholdPlan.from_dict(payload["plan"]))
     snn = convert(calibrated, ConvertConfig.from_dict(payload["convert"]))
     try:
         snn.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: stored SNN tensors do not fit: {str(exc).splitlines()[0]}") from None
-    return LoadedSnn(snn=snn.eval(), ann=ann, info=dict(payload.get("info", {})), calibrated=calibrated)
+    return LoadedSnn(snn=snn.eval(), ann=ann, info=_checked_info(path, payload.get("info")), calibrated=calibrated)
+
+
+def _checked_info(path: Path, info: Any) -> dict[str, Any]:
+    """The info record, with the facts every reader of an SNN file uses (input shape, classes) checked."""
+    info = info if isinstance(info, dict) else {}
+    shape, classes = info.get("input_shape"), info.get("num_classes")
+    valid_shape = isinstance(shape, (list, tuple)) and bool(shape) and all(type(s) is int and s > 0 for s in shape)
+    if not valid_shape or type(classes) is not int or classes < 1:
+        raise CheckpointError(f"{path}: its info record lacks a valid input_shape or num_classes; convert the model again")
+    return dict(info)
 
 
 def model_from_arch(arch: Mapping[str, Any], *, where: str = "arch") -> torch.nn.Module:

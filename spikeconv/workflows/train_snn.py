@@ -4,20 +4,23 @@ Follows :mod:`spikeconv.workflows.jobs`' train-ann job: the data come from a :cl
 the model is normalised with the data set's mean/std, and everything is validated before the
 first batch, so a bad option costs nothing and leaves no file. Unlike an ANN run, the checkpoint
 (and a JSON log beside it) is rewritten after every epoch, so ``resume=True`` continues an
-interrupted run exactly and returns at once for a finished one. The checkpoint is read back by
+interrupted run exactly and returns at once for a finished one; without ``resume`` an existing
+checkpoint is replaced only when ``overwrite=True`` says so. The checkpoint is read back by
 :func:`spikeconv.workflows.load_snn`, so ``spikeconv curve`` measures it like a converted SNN.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from spikeconv._outputs import check_outputs
 from spikeconv.data import Split, dataset_info
-from spikeconv.errors import ConfigError
+from spikeconv.errors import ConfigError, OutputError
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SnnTrainConfig, SnnTrainHistory, SnnTrainOutputs, evaluate_snn, train_snn
 from spikeconv.workflows.data_checks import check_data_fits
@@ -41,6 +44,8 @@ class TrainSnnJob:
         train_limit: Train on the first N training samples only.
         resume: Continue from ``out`` if it exists (same options required); a finished run
             returns without training.
+        overwrite: Train anew even if ``out`` exists; the old file is replaced after the first
+            epoch. Without ``resume`` or ``overwrite`` an existing ``out`` is refused.
         log: Per-epoch JSON log; None means ``<out>.log.json``.
         command: The command line, recorded in the checkpoint.
     """
@@ -53,6 +58,7 @@ class TrainSnnJob:
     train_limit: int | None = None
     resume: bool = False
     log: Path | None = None
+    overwrite: bool = False
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -70,6 +76,8 @@ class TrainSnnJob:
                 raise ConfigError(f"{what} path {path} is a folder; pass a file name, e.g. {path / 'snn.pt'}")
         if self.log == self.out:
             raise ConfigError(f"the log and the checkpoint are both {self.out}; pass another log path")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume continues the checkpoint at --out and --overwrite replaces it; pass only one")
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,13 @@ def train_snn_job(job: TrainSnnJob, *, progress: bool = True) -> TrainSnnResult:
         ConfigError: Unknown architecture or invalid options.
         DataError: Missing data, or data that does not fit the architecture.
         CheckpointError: ``resume`` from a foreign checkpoint or one made with other options.
+        OutputError: ``out`` exists without ``resume`` or ``overwrite``, or ``out``/``log`` cannot be
+            written (checked before the data is read).
     """
+    check_outputs({"--out": job.out, "--log": job.log}, job.data.input_files())
+    if not job.resume and not job.overwrite and os.path.lexists(job.out):
+        raise OutputError(f"--out {job.out} already exists and training would replace it; pass --resume to continue that "
+                          "run, --overwrite to train anew over it, or another --out path")  # fmt: skip
     info = dataset_info(job.data.name) if ":" not in job.data.name else None
     train_data = job.data.load(Split.TRAIN, job.train_limit)
     test_data = job.data.load(Split.TEST)

@@ -17,7 +17,7 @@ import os
 import torch
 from torch import fx
 
-from spikeconv.errors import ConversionError, UnsupportedLayerError
+from spikeconv.errors import CheckpointError, ConversionError, SpikeconvError, UnsupportedLayerError, first_line
 from spikeconv.ingest.canonical import make_canonical_
 from spikeconv.ingest.exported import ops as _ops  # noqa: F401  (fills the registry)
 from spikeconv.ingest.exported.load import load_exported
@@ -196,6 +196,7 @@ def ingest_exported(
     input_shape: tuple[int, ...] | None = None,
     trust_pickle: bool = False,
     rtol: float = 1e-4,
+    label: str | None = None,
 ) -> fx.GraphModule:
     """Import a ``torch.export`` program as spikeconv's canonical ANN graph.
 
@@ -204,6 +205,7 @@ def ingest_exported(
         input_shape: Per-sample input shape, needed only where the program's is symbolic.
         trust_pickle: Load ``.pt2`` parts that would be unpickled (see :mod:`~spikeconv.ingest.exported.load`).
         rtol: Largest accepted ``max|graph − program|`` relative to ``max|program|`` on the probe.
+        label: How messages name the program (e.g. the user's file, or the SNN file embedding it).
 
     Returns:
         The canonical graph; ``gm.meta["spikeconv_export_check"]`` holds the probe shape and the
@@ -215,14 +217,20 @@ def ingest_exported(
         ConversionError: The imported graph does not match the program within ``rtol``.
     """
     if isinstance(source, torch.export.ExportedProgram):
-        program, label = source, "the exported program"
+        program, label = source, label or "the exported program"
     else:
-        program, label = load_exported(source, trust_pickle=trust_pickle)
-    gm = _plain_graph(program, label)
-    probe = _probe(gm, label, input_shape)
-    fold_constants_(gm)
-    raise_unsupported(find_unsupported_exported(gm), label)
-    _rewrite_(gm)
-    gm = make_canonical_(gm, where=label)
-    gm.meta[EXPORT_CHECK_KEY] = _check(gm, program, probe, rtol, label)
+        program, label = load_exported(source, trust_pickle=trust_pickle, label=label)
+    try:
+        gm = _plain_graph(program, label)
+        probe = _probe(gm, label, input_shape)
+        fold_constants_(gm)
+        raise_unsupported(find_unsupported_exported(gm), label)
+        _rewrite_(gm)
+        gm = make_canonical_(gm, where=label)
+        gm.meta[EXPORT_CHECK_KEY] = _check(gm, program, probe, rtol, label)
+    except SpikeconvError:
+        raise
+    except Exception as exc:  # a damaged graph deserialises and fails later: folding its constants, the probe run
+        raise CheckpointError(f"{label} is not a usable torch.export program ({type(exc).__name__}: {first_line(exc)}); "
+                              "export it again with torch.export.export") from None  # fmt: skip
     return gm

@@ -67,6 +67,7 @@ def fold_constants_(gm: fx.GraphModule) -> int:
 def record_shapes_(gm: fx.GraphModule, probe: torch.Tensor) -> None:
     """Run ``probe`` through ``gm`` and keep each node's output shape in ``node.meta["tensor_meta"]``."""
     with torch.no_grad():
+        gm(probe)  # a node that fails on the probe raises here, before ShapeProp prints its traceback to stderr
         ShapeProp(gm).propagate(probe)
 
 

@@ -10,7 +10,7 @@ import torch
 from onnx import numpy_helper
 from torch import fx
 
-from spikeconv.errors import CheckpointError, UnsupportedLayerError
+from spikeconv.errors import CheckpointError, SpikeconvError, UnsupportedLayerError, first_line
 from spikeconv.ingest.canonical import make_canonical_
 from spikeconv.ingest.onnx.graph_passes import canonicalize_nodes_, fold_constants_, record_shapes_, rename_modules_
 from spikeconv.ingest.onnx.load import load_onnx
@@ -45,6 +45,7 @@ def ingest_onnx(
     *,
     probe_input: torch.Tensor | None = None,
     rtol: float = 1e-4,
+    label: str | None = None,
 ) -> fx.GraphModule:
     """Import an ONNX model as spikeconv's canonical ANN graph (as :func:`ingest_module` makes).
 
@@ -60,6 +61,7 @@ def ingest_onnx(
         probe_input: Batch for the check; by default seeded standard-normal noise shaped like the
             ONNX input, with batch 2 for a symbolic batch dimension.
         rtol: Largest accepted ``max|torch − onnxruntime|`` relative to ``max|onnxruntime|``.
+        label: How messages name the model (default: the path, or ``ModelProto <graph name>``).
 
     Returns:
         The canonical graph; ``gm.meta["spikeconv_onnx_check"]`` holds the measured difference.
@@ -69,16 +71,22 @@ def ingest_onnx(
         UnsupportedLayerError: listing every node that cannot be converted.
         ConversionError: the imported graph does not match onnxruntime within ``rtol``.
     """
-    model, label = load_onnx(source)
-    _check_finite(model, label)
-    tidy = tidy_model(model)
-    check_onnx_supported(tidy, label)
-    probe = make_probe(model, label, probe_input)
-    gm, op_types = _onnx2torch(lower_opset(tidy, label), label)
-    fold_constants_(gm)
-    record_shapes_(gm, probe)
-    canonicalize_nodes_(gm, op_types)
-    rename_modules_(gm)
-    gm = make_canonical_(gm, where=label)
-    gm.meta[CHECK_KEY] = check_against_onnxruntime(gm, model, probe, rtol=rtol, label=label)
+    model, label = load_onnx(source, label=label)
+    try:
+        _check_finite(model, label)
+        tidy = tidy_model(model)
+        check_onnx_supported(tidy, label)
+        probe = make_probe(model, label, probe_input)
+        gm, op_types = _onnx2torch(lower_opset(tidy, label), label)
+        fold_constants_(gm)
+        record_shapes_(gm, probe)
+        canonicalize_nodes_(gm, op_types)
+        rename_modules_(gm)
+        gm = make_canonical_(gm, where=label)
+        gm.meta[CHECK_KEY] = check_against_onnxruntime(gm, model, probe, rtol=rtol, label=label)
+    except SpikeconvError:
+        raise
+    except Exception as exc:  # a damaged model passes the checker and fails later: its tensors, the probe run, onnxruntime
+        raise CheckpointError(f"{label} is not a readable ONNX model ({type(exc).__name__}: {first_line(exc)}); "
+                              "re-export it with torch.onnx.export") from None  # fmt: skip
     return gm

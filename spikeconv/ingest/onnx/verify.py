@@ -66,7 +66,9 @@ def make_probe(model: onnx.ModelProto, label: str, probe_input: torch.Tensor | N
 def _run_onnxruntime(model: onnx.ModelProto, name: str, probe: torch.Tensor) -> list[np.ndarray]:
     import onnxruntime  # imported here: only ONNX ingest needs it
 
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its warnings go straight to file descriptor 2, past the CLI's messages
+    session = onnxruntime.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
     return session.run(None, {name: probe.numpy()})
 
 

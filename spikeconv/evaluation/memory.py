@@ -1,0 +1,314 @@
+"""How much memory a timestep–accuracy curve needs, and the time chunk that keeps it in a budget.
+
+A curve of ``T`` steps on a batch of ``N`` samples holds three things at once:
+
+* the per-step curve itself (one count per step, then Python numbers for the result, its JSON and
+  plot): ``T × CURVE_BYTES_PER_STEP`` bytes whatever the network and batch;
+* the readout current ``[T, N, K]`` (float32) that the network returns;
+* the network's intermediates for the steps simulated in one body call: ``N × (per_call + k ×
+  per_step)`` for a time chunk of ``k`` steps.
+
+``per_call`` and ``per_step`` are measured, not guessed: :func:`measure_footprint` runs the network
+on one sample for 1 and for 2 steps and adds up the bytes of every tensor an operation allocates
+(a ``TorchDispatchMode`` sees every aten op, also those of plain functions in the graph such as
+``repeat_over_time``). That sum is an upper bound of the peak (temporaries freed in between are
+counted too), so the plan errs on the safe side. Chunking does not change any result
+(:class:`~spikeconv.neurons.SpikingNetwork` carries the state across chunks), so the planner picks
+the largest chunk that fits, and refuses with one line saying how much is needed when even one
+step, or the readout and curve alone, would not fit.
+
+The budget is half of the memory available now (``MemAvailable`` of ``/proc/meminfo``, 4 GiB
+where that cannot be read; a CUDA device's free memory for the simulation), or the environment
+variable ``SPIKECONV_MEMORY_BUDGET`` (bytes, or a size such as ``2G``, ``512M``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode  # the base of torch's own FlopCounterMode
+
+from spikeconv.errors import ConfigError
+from spikeconv.evaluation.batches import evaluating
+from spikeconv.neurons import SpikingNetwork
+
+__all__ = [
+    "BUDGET_ENV",
+    "CURVE_BYTES_PER_STEP",
+    "MemoryBudget",
+    "SimulationFootprint",
+    "check_curve_memory",
+    "measure_footprint",
+    "plan_time_chunk",
+    "probing",
+    "resolve_budget",
+]
+
+BUDGET_ENV = "SPIKECONV_MEMORY_BUDGET"
+CURVE_BYTES_PER_STEP = 1024
+"""Host bytes one step of a curve costs. Measured at T = 10⁶: 112 bytes for the result's Python numbers,
+180 more while its JSON is written and 170 while it is plotted; rounded up to leave room for a few
+curves held side by side (``curve A B C``)."""
+FALLBACK_AVAILABLE = 4 << 30
+BUDGET_FRACTION = 0.5
+SLACK = 64 << 20
+"""Fixed allowance for what no term counts: the input batch, the readout blocks being scored, the ANN."""
+
+_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("spikeconv_memory_probe", default=False)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def probing() -> bool:
+    """True while :func:`measure_footprint` runs a network: operation counters ignore those forwards."""
+    return _PROBING.get()
+
+
+def size_text(num_bytes: float) -> str:
+    """``1.5 GiB``, ``300 MiB``, ``12 KiB`` or ``512 B``."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.3g} {unit}"
+    return f"{int(num_bytes)} B"
+
+
+def _parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)i?b?\s*", text.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"{BUDGET_ENV}={text!r} is not a memory size; give bytes or a size such as 2G or 512M")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _host_available() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return FALLBACK_AVAILABLE
+
+
+def _device_available(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    return _host_available()
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """What a curve may use: a budget in bytes (None: the default) and what the caller keeps per step.
+
+    Attributes:
+        limit: Bytes for the whole curve; None: ``SPIKECONV_MEMORY_BUDGET`` if set, else half of the
+            available memory (for a CUDA device, half of its free memory for the simulation and half
+            of the host's for the curve).
+        extra_per_step: Host bytes per simulated step that the caller keeps besides the curve (the
+            per-step tallies of :func:`~spikeconv.evaluation.count_operations`, for instance).
+    """
+
+    limit: int | None = None
+    extra_per_step: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in (("limit", self.limit), ("extra_per_step", self.extra_per_step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"MemoryBudget.{name} must be a number of bytes >= 0, got {value!r}")
+
+
+def resolve_budget(budget: MemoryBudget, device: torch.device) -> tuple[int, str]:
+    """The budget in bytes for tensors on ``device``, and where it comes from (for messages)."""
+    if budget.limit is not None:
+        return budget.limit, "given"
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if text:
+        return _parse_size(text), f"{BUDGET_ENV}={text}"
+    where = "free GPU memory" if device.type == "cuda" else "available memory"
+    return int(_device_available(device) * BUDGET_FRACTION), f"half of the {where}; set {BUDGET_ENV} to change it"
+
+
+def check_curve_memory(timesteps: int, *, budget: MemoryBudget, per_step: int = CURVE_BYTES_PER_STEP) -> None:
+    """Refuse at once a T whose per-step curve alone (and the caller's per-step extras) exceeds the host budget.
+
+    Raises:
+        ConfigError: ``timesteps × (per_step + budget.extra_per_step)`` does not fit.
+    """
+    limit, source = resolve_budget(budget, torch.device("cpu"))
+    cost = per_step + budget.extra_per_step
+    need = timesteps * cost + SLACK
+    if need > limit:
+        what = "the per-step accuracy curve and operation counts" if budget.extra_per_step else "the per-step accuracy curve"
+        most = max(0, (limit - SLACK) // cost)
+        raise ConfigError(f"{timesteps} timesteps need {size_text(need)} for {what} alone (about {size_text(cost)} per "
+                          f"step), more than the memory budget of {size_text(limit)} ({source}); use at most {most} "
+                          "timesteps")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SimulationFootprint:
+    """Bytes one sample costs in a simulation, measured by :func:`measure_footprint`.
+
+    Attributes:
+        per_call: Allocated once per body call whatever its number of steps (layers before the
+            first neuron on a direct-encoded input, neuron state).
+        per_step: Allocated per simulated step.
+        classes: Width ``K`` of the readout ``[T, N, K]``.
+    """
+
+    per_call: int
+    per_step: int
+    classes: int
+
+    def readout_bytes(self, timesteps: int, batch: int) -> int:
+        """The float32 readout ``[T, N, K]`` the network returns."""
+        return timesteps * batch * self.classes * 4
+
+
+class _AllocationCounter(TorchDispatchMode):
+    """Adds up the bytes of every tensor an aten op returns in new storage (views and in-place results share an input's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        known = {_storage(t)[0] for t in _tensors((args, kwargs))}
+        for tensor in _tensors(out):
+            pointer, size = _storage(tensor)
+            if pointer not in known:
+                known.add(pointer)
+                self.total += size
+        return out
+
+
+def _tensors(value: Any) -> Iterator[Tensor]:
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+
+
+def _storage(tensor: Tensor) -> tuple[int, int]:
+    try:
+        storage = tensor.untyped_storage()
+        return storage.data_ptr(), storage.nbytes()
+    except (RuntimeError, NotImplementedError):  # sparse or other storage-less layouts
+        return id(tensor), tensor.numel() * tensor.element_size()
+
+
+@contextlib.contextmanager
+def time_chunk_set(snn: nn.Module, chunk: int | None) -> Iterator[None]:
+    """Set a SpikingNetwork's ``time_chunk`` for the block, and restore it after (results do not depend on it)."""
+    if not isinstance(snn, SpikingNetwork):
+        yield
+        return
+    saved = snn.time_chunk
+    snn.time_chunk = chunk
+    try:
+        yield
+    finally:
+        snn.time_chunk = saved
+
+
+def _allocated(snn: nn.Module, sample: Tensor, steps: int) -> tuple[int, Tensor]:
+    with _AllocationCounter() as counter:
+        out = snn(sample, steps)
+    return counter.total, out
+
+
+def measure_footprint(snn: nn.Module, sample: Tensor) -> SimulationFootprint:
+    """Run ``snn`` on one sample ``[1, ...]`` for 1 and 2 steps and derive its bytes per call and per step.
+
+    The runs are made in eval mode (every training flag is restored after) under
+    ``torch.inference_mode()``, as a curve runs; forward hooks of
+    :func:`~spikeconv.evaluation.count_operations` skip them (:func:`probing`).
+    """
+    token = _PROBING.set(True)
+    try:
+        with evaluating(snn), torch.inference_mode(), time_chunk_set(snn, None):
+            one, out = _allocated(snn, sample, 1)
+            two, _ = _allocated(snn, sample, 2)
+    finally:
+        _PROBING.reset(token)
+    per_step = max(two - one, 1)
+    classes = int(out.shape[-1]) if isinstance(out, Tensor) and out.dim() >= 1 else 1
+    return SimulationFootprint(per_call=max(one - per_step, 0), per_step=per_step, classes=classes)
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """One batch to plan: T, N, the budget for the simulation's device, and host bytes that share it."""
+
+    timesteps: int
+    batch: int
+    limit: int
+    source: str
+    shared_per_step: int = 0  # curve bytes per step when the simulation runs in host memory too
+    explicit: int | None = None  # a time chunk the caller set
+    chunkable: bool = True  # a SpikingNetwork (other modules run all T at once)
+
+
+def plan_time_chunk(footprint: SimulationFootprint, request: ChunkRequest) -> int:
+    """The largest number of steps per body call that keeps the simulation within the budget (T: no chunking).
+
+    Raises:
+        ConfigError: Not even one step fits next to the readout and the curve, or the explicit
+            chunk does not fit, or a module that cannot be chunked does not fit at all.
+    """
+    t, n = request.timesteps, request.batch
+    fixed = footprint.readout_bytes(t, n) + t * request.shared_per_step + n * footprint.per_call + SLACK
+    fits = max(0, (request.limit - fixed) // (n * footprint.per_step))
+    if request.explicit is not None:
+        chunk = min(request.explicit, t)
+        if chunk <= fits:
+            return chunk
+        raise ConfigError(f"a time chunk of {chunk} steps on a batch of {n} needs {size_text(fixed + chunk * n * footprint.per_step)}, "
+                          f"more than the memory budget of {size_text(request.limit)} ({request.source}); "
+                          f"{_advice(footprint, request, fits)}")  # fmt: skip
+    if fits >= t:
+        return t
+    if fits >= 1 and request.chunkable:
+        return int(fits)
+    need = fixed + (1 if request.chunkable else t) * n * footprint.per_step
+    parts = [f"readout [T, N, K] = [{t}, {n}, {footprint.classes}]: {size_text(footprint.readout_bytes(t, n))}",
+             f"network: {size_text(n * footprint.per_call)} + {size_text(n * footprint.per_step)} per step"]  # fmt: skip
+    if request.shared_per_step:
+        parts.append(f"curve: {size_text(t * request.shared_per_step)}")
+    parts.append(f"reserve: {size_text(SLACK)}")
+    raise ConfigError(f"simulating {t} steps of a batch of {n} needs at least {size_text(need)} ({', '.join(parts)}), "
+                      f"more than the memory budget of {size_text(request.limit)} ({request.source}); "
+                      f"{_advice(footprint, request, fits)}")  # fmt: skip
+
+
+def _advice(footprint: SimulationFootprint, request: ChunkRequest, fits: int) -> str:
+    """What would fit: a smaller explicit chunk, a smaller batch, or fewer timesteps."""
+    t, n, steps = request.timesteps, request.batch, 1 if request.chunkable else request.timesteps
+    if request.explicit is not None and fits >= 1:
+        return f"use a time chunk of at most {fits} steps, or leave it unset to choose one automatically"
+    room = request.limit - SLACK - t * request.shared_per_step
+    per_sample = footprint.readout_bytes(t, 1) + footprint.per_call + steps * footprint.per_step
+    batch = max(0, room // per_sample)
+    tips = [f"a batch size of at most {batch}" if batch >= 1 else ""]
+    room_t = request.limit - SLACK - n * (footprint.per_call + footprint.per_step)
+    per_t = footprint.readout_bytes(1, n) + request.shared_per_step + (0 if request.chunkable else n * footprint.per_step)
+    most_t = max(0, room_t // per_t)
+    tips.append(f"at most {most_t} timesteps with this batch size" if most_t >= 1 else "")
+    tips = [tip for tip in tips if tip]
+    if not tips:
+        return f"raise {BUDGET_ENV} or use a smaller network"
+    return "use " + " or ".join(tips)
