@@ -350,7 +350,7 @@ def _load_spikeconv_ann(path: Path, spec: ModelSpec) -> LoadedAnn:
     except SpikeconvError:
         raise
     except Exception as exc:  # damaged fields: sizes that overflow, an activation record of the wrong shape
-        raise CheckpointError(f"{path} is not a readable spikeconv checkpoint ({type(exc).__name__}: {first_line(exc)}); "
+        raise CheckpointError(f"{path} is not a readable spikeconv ANN checkpoint ({type(exc).__name__}: {first_line(exc)}); "
                               "write it again with train-ann or save_ann_checkpoint") from None  # fmt: skip
     return LoadedAnn(
         model=model,
