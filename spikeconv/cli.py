@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from spikeconv.data import available_datasets
-from spikeconv.errors import SpikeconvError
+from spikeconv.errors import SpikeconvError, first_line
 from spikeconv.models import available_models
 from spikeconv.workflows import (
     ACTIVATIONS,
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for users; SPIKECONV_DEBUG shows it
         if os.environ.get("SPIKECONV_DEBUG"):
             raise
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = first_line(exc, limit=None, empty="")
         click.echo(f"error: internal error ({type(exc).__name__}: {reason}); rerun with SPIKECONV_DEBUG=1 "
                    "and report it", err=True)  # fmt: skip
         return 1

@@ -44,7 +44,13 @@ class OutputError(ConfigError):
     at one path, or a folder that cannot be written; checked before any work starts."""
 
 
-def first_line(exc: BaseException, *, limit: int = 200) -> str:
-    """The first line of an exception's message (its type name if empty), for one-line errors."""
+def first_line(exc: BaseException, *, limit: int | None = 200, empty: str | None = None) -> str:
+    """The first line of an exception's message, for one-line errors.
+
+    At most ``limit`` characters (``None``: the whole line); an empty message gives ``empty``, or
+    the exception's type name when ``empty`` is ``None``.
+    """
     text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__ if empty is None else empty
+    return text.splitlines()[0][:limit]

@@ -8,21 +8,23 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "spikeconv"
-LEAVES = {"errors", "_fx", "_io", "_outputs"}  # _io (atomic writes), _outputs (output checks) are leaves like errors
+LEAVES = {"errors", "_fx", "_io", "_outputs", "_names"}  # _io (atomic writes), _outputs (output checks), _names (NamedEnum)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_fx": set(),
     "_io": {"errors"},
     "_outputs": {"errors"},
-    "neurons": {"errors", "_fx", "_io"},
-    "data": {"errors", "_fx", "_io"},
-    "ingest": {"errors", "_fx", "_io"},
-    "calibration": {"errors", "_fx", "_io"},
-    "models": {"neurons", "errors", "_io"},
-    "training": {"neurons", "errors", "_io"},
-    "evaluation": {"neurons", "errors", "_io"},
-    "convert": {"neurons", "calibration", "_fx", "errors", "_io"},
-    "workflows": {"neurons", "data", "ingest", "calibration", "models", "training", "evaluation", "convert"} | LEAVES,
+    "_names": {"errors"},
+    "neurons": {"errors", "_fx", "_io", "_names"},
+    "data": {"errors", "_fx", "_io", "_names"},
+    "ingest": {"errors", "_fx", "_io", "_names"},
+    "calibration": {"errors", "_fx", "_io", "_names"},
+    "models": {"neurons", "errors", "_io", "_names"},
+    "training": {"neurons", "errors", "_fx", "_io", "_names"},
+    "evaluation": {"neurons", "errors", "_io", "_names"},
+    "convert": {"neurons", "calibration", "_fx", "errors", "_io", "_names"},
+    "files": {"ingest", "calibration", "convert", "neurons", "data", "models", "training"} | LEAVES,
+    "workflows": {"neurons", "data", "ingest", "calibration", "models", "training", "evaluation", "convert", "files"} | LEAVES,
     "cli": {"workflows", "errors", "data", "models", "neurons"},
 }
 CLI_REGISTRY_NAMES = {"available_datasets", "available_models", "available_if_kernels"}
@@ -71,3 +73,20 @@ def test_imports_follow_the_table(path: Path):
 def test_nothing_imports_cli():
     for path in SOURCES:
         assert all(target != "cli" for target, _, _ in _imports(path)), path
+
+
+def _root_imports(path: Path) -> list[int]:
+    """Lines of ``import spikeconv`` and ``from spikeconv import X`` (the package root) in a file."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "spikeconv":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Import) and any(alias.name == "spikeconv" for alias in node.names):
+            lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_nothing_imports_the_package_root(path: Path):
+    lines = _root_imports(path)
+    assert not lines, f"{path.name}:{lines[0]}: import a part (spikeconv.<part>), never the package root spikeconv"

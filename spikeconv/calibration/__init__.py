@@ -1,12 +1,15 @@
 """Calibration: observe activations on data and turn them into a ThresholdPlan."""
 
 from spikeconv.calibration.config import (
+    THRESHOLD_RULES,
     CalibrationConfig,
     LearnedThreshold,
     MaxThreshold,
     MseThreshold,
     PercentileThreshold,
     ThresholdRule,
+    available_threshold_rules,
+    register_threshold_rule,
     threshold_rule_from_dict,
 )
 from spikeconv.calibration.observers import FixedObserver, MaxObserver, MseObserver, Observer, PercentileObserver
@@ -28,6 +31,7 @@ __all__ = [
     "PLAN_KEY",
     "SITES_KEY",
     "STAGE_KEY",
+    "THRESHOLD_RULES",
     "CalibrationConfig",
     "FixedObserver",
     "LearnedThreshold",
@@ -41,9 +45,11 @@ __all__ = [
     "ThresholdPlan",
     "ThresholdRule",
     "attach_plan",
+    "available_threshold_rules",
     "calibrate",
     "observer_of",
     "plan_of",
     "prepare",
+    "register_threshold_rule",
     "threshold_rule_from_dict",
 ]

@@ -6,7 +6,7 @@ that feeds the site (e.g. every ReLU after an ``nn.Linear``), overridden by the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -91,19 +91,49 @@ class LearnedThreshold:
 ThresholdRule = MaxThreshold | PercentileThreshold | MseThreshold | LearnedThreshold
 
 
+ThresholdRuleFactory = Callable[[Mapping], ThresholdRule]
+"""Builds a rule from its ``to_dict`` record (missing keys take the rule's defaults)."""
+
+THRESHOLD_RULES: dict[str, ThresholdRuleFactory] = {}
+"""Every threshold rule by name (the ``kind`` of its record, the CLI's ``--threshold``), in CLI order."""
+
+
+def register_threshold_rule(name: str, factory: ThresholdRuleFactory) -> None:
+    """Add a threshold rule: ``factory(record)`` builds it from its ``to_dict`` record.
+
+    Raises:
+        ConfigError: ``name`` is already registered.
+    """
+    if name in THRESHOLD_RULES:
+        raise ConfigError(f"threshold rule {name!r} is already registered")
+    THRESHOLD_RULES[name] = factory
+
+
+def available_threshold_rules() -> list[str]:
+    """The registered rule names, in registration order."""
+    return list(THRESHOLD_RULES)
+
+
+register_threshold_rule("percentile", lambda d: PercentileThreshold(float(d.get("q", 99.99)),
+                                                                    per_channel=bool(d.get("per_channel", False))))
+register_threshold_rule("max", lambda d: MaxThreshold(per_channel=bool(d.get("per_channel", False))))
+register_threshold_rule("mse", lambda d: MseThreshold(int(d.get("timesteps", 8)), float(d.get("shift", 0.5)),
+                                                      per_channel=bool(d.get("per_channel", False))))
+register_threshold_rule("learned", lambda d: LearnedThreshold())
+
+
 def threshold_rule_from_dict(data: Mapping) -> ThresholdRule:
-    """Inverse of ``to_dict`` (for JSON records and the CLI)."""
+    """Inverse of ``to_dict`` (for JSON records and the CLI): the registered rule ``data["kind"]``.
+
+    Raises:
+        ConfigError: No rule of that name is registered.
+    """
     kind = data.get("kind")
-    per_channel = bool(data.get("per_channel", False))
-    if kind == "max":
-        return MaxThreshold(per_channel=per_channel)
-    if kind == "percentile":
-        return PercentileThreshold(float(data.get("q", 99.99)), per_channel=per_channel)
-    if kind == "learned":
-        return LearnedThreshold()
-    if kind == "mse":
-        return MseThreshold(int(data.get("timesteps", 8)), float(data.get("shift", 0.5)), per_channel=per_channel)
-    raise ConfigError(f"unknown threshold rule {kind!r}; choose max, percentile, mse or learned")
+    factory = THRESHOLD_RULES.get(kind) if isinstance(kind, str) else None
+    if factory is None:
+        names = available_threshold_rules()
+        raise ConfigError(f"unknown threshold rule {kind!r}; choose {', '.join(names[:-1])} or {names[-1]}")
+    return factory(data)
 
 
 def _frozen(mapping: Mapping | None) -> Mapping:

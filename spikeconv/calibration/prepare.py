@@ -23,7 +23,7 @@ from spikeconv._fx import add_submodule, module_of
 from spikeconv.calibration.config import CalibrationConfig
 from spikeconv.calibration.observers import Observer
 from spikeconv.calibration.plan import ThresholdPlan
-from spikeconv.errors import CalibrationError, DataError
+from spikeconv.errors import CalibrationError, DataError, first_line
 
 STAGE_KEY = "spikeconv_stage"
 SITES_KEY = "spikeconv_sites"
@@ -76,7 +76,7 @@ def _run(gm: fx.GraphModule, x: Tensor) -> None:
     except (CalibrationError, DataError):
         raise
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+        first = first_line(exc, limit=None)
         raise DataError(f"calibration batch of shape {tuple(x.shape)} does not fit the model: {first}") from None
 
 

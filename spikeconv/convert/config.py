@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
+from spikeconv._names import NamedEnum
 from spikeconv.convert.bistable import BistableConfig
 from spikeconv.convert.maxpool import MaxPoolMode
 from spikeconv.errors import ConfigError
@@ -20,18 +20,14 @@ from spikeconv.neurons import (
 )
 
 
-class NeuronKind(Enum):
+class NeuronKind(NamedEnum):
     """The neuron every activation site becomes."""
 
     IF = "if"  # integrate-and-fire (Γ spikes per step at most, see max_spikes)
     BISTABLE = "bistable"  # BSNN reconstruction: integrate / fire states in anti-phase
 
-    @classmethod
-    def from_name(cls, name: str) -> NeuronKind:
-        for member in cls:
-            if member.value == str(name).strip().lower():
-                return member
-        raise ConfigError(f"unknown neuron kind {name!r}; choose one of {', '.join(m.value for m in cls)}")
+    __label__ = "neuron kind"
+    __choices_sep__ = " "
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import contextlib
 import copy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
 
+from spikeconv._names import NamedEnum
 from spikeconv.calibration import PLAN_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
 from spikeconv.convert.rewrite import convert
@@ -33,18 +33,14 @@ from spikeconv.errors import CalibrationError, ConfigError, DataError
 from spikeconv.neurons import check_timesteps
 
 
-class Correction(Enum):
+class Correction(NamedEnum):
     """Which quantity cancels the rate error at each site."""
 
     BIAS = "bias"
     POTENTIAL = "potential"
 
-    @classmethod
-    def from_name(cls, name: str) -> Correction:
-        for member in cls:
-            if member.value == str(name).strip().lower():
-                return member
-        raise ConfigError(f"unknown correction {name!r}; choose one of {', '.join(m.value for m in cls)}")
+    __label__ = "correction"
+    __choices_sep__ = " "
 
 
 @dataclass(frozen=True)

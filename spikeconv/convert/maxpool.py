@@ -22,15 +22,15 @@ stays a max-pool in both modes. Before/after (SPIKING) for ``relu -> pool``::
 from __future__ import annotations
 
 import logging
-from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 from spikeconv._fx import add_submodule, module_of
+from spikeconv._names import NamedEnum
 from spikeconv.convert.time_layout import TimeKind
-from spikeconv.errors import ConfigError, ConversionError
+from spikeconv.errors import ConversionError
 from spikeconv.neurons import SpikingMaxPool2d
 
 logger = logging.getLogger("spikeconv")
@@ -40,20 +40,13 @@ _ARG_NAMES = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mod
 _DEFAULTS = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False}
 
 
-class MaxPoolMode(Enum):
+class MaxPoolMode(NamedEnum):
     """What conversion does with a max-pool on spike trains (see the module docstring)."""
 
     SPIKING = "spiking"
     AVERAGE = "average"
 
-    @classmethod
-    def from_name(cls, name: str) -> MaxPoolMode:
-        """The member called ``name`` (case-insensitive), or a one-line ConfigError."""
-        key = str(name).strip().lower()
-        for member in cls:
-            if member.value == key:
-                return member
-        raise ConfigError(f"unknown max-pool mode {name!r}; choose one of: {', '.join(m.value for m in cls)}")
+    __label__ = "max-pool mode"
 
 
 def pool_arguments(gm: fx.GraphModule, node: fx.Node) -> dict | None:

@@ -1,6 +1,7 @@
 """convert(): a calibrated ANN graph -> SpikingNetwork.
 
-Each activation site becomes an IF neuron named after it, with the plan's threshold; observers
+Each activation site becomes the neuron of ``config.neuron`` (built by the converted-neuron registry,
+:mod:`spikeconv.convert.neurons`) named after it, with the plan's threshold; observers
 are removed; the graph gains a ``num_steps`` input and runs on time-flattened tensors. Before and
 after, for ``conv -> relu -> fc``::
 
@@ -22,12 +23,12 @@ import torch
 from torch import fx
 
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
-from spikeconv.convert.bistable import make_bistable_
-from spikeconv.convert.config import ConvertConfig, NeuronKind
+from spikeconv.convert.config import ConvertConfig
 from spikeconv.convert.maxpool import rewrite_maxpools_
+from spikeconv.convert.neurons import converted_neuron
 from spikeconv.convert.time_layout import lay_out_time_
 from spikeconv.errors import ConversionError
-from spikeconv.neurons import IFNeuron, SpikingNetwork
+from spikeconv.neurons import SpikingNetwork, SpikingNeuron
 
 
 def _remove_observers_(gm: fx.GraphModule) -> None:
@@ -52,7 +53,7 @@ def _check_single_output(gm: fx.GraphModule) -> None:
         raise ConversionError("the model must return a single tensor of class scores")
 
 
-def _apply_corrections(neuron: IFNeuron, record: dict) -> None:
+def _apply_corrections(neuron: SpikingNeuron, record: dict) -> None:
     """Install the plan's measured bias / initial-potential corrections on one neuron."""
     tensors = {}
     for key in ("bias", "v_offset"):
@@ -78,25 +79,24 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     _check_single_output(gm)
     _remove_observers_(gm)
     steps = _add_steps_input(gm)
+    kind = converted_neuron(config.neuron)
     neurons = set()
     for node in gm.graph.nodes:
         if node.op == "call_module" and node.target in plan.thresholds:
-            neuron = IFNeuron(plan.thresholds[node.target], v_init=config.v_init, reset=config.reset,
-                              kernel=config.kernel, max_spikes=config.max_spikes,
-                              sin_correction=config.sin_correction, isi_allowance=config.isi_allowance)  # fmt: skip
+            neuron = kind.build(plan.thresholds[node.target], config)
             _apply_corrections(neuron, plan.corrections.get(str(node.target), {}))
             setattr(gm, str(node.target), neuron)
             node.args = (node.args[0], steps)
             neurons.add(node)
     kinds = lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
     maxpools = rewrite_maxpools_(gm, kinds, steps, config.maxpool)
-    bistable = make_bistable_(gm, neurons, kinds, steps, config.bistable) if config.neuron is NeuronKind.BISTABLE else None
+    finished = kind.finish(gm, neurons, kinds, steps, config) if kind.finish is not None else None
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()
     gm.meta = {STAGE_KEY: "spiking"}
     metadata = {"plan": plan.to_dict(), "convert": config.to_dict(), "maxpool": maxpools}
-    if bistable is not None:
-        metadata["bistable"] = bistable
+    if finished is not None:
+        metadata[config.neuron.value] = finished
     return SpikingNetwork(gm, encoding=config.encoding, timesteps=config.timesteps,
                           time_chunk=config.time_chunk, metadata=metadata)  # fmt: skip

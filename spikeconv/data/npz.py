@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from spikeconv.data.array_dataset import ArrayDataset
-from spikeconv.errors import ConfigError, DataError, DatasetNotFoundError
+from spikeconv.errors import ConfigError, DataError, DatasetNotFoundError, first_line
 
 logger = logging.getLogger("spikeconv")
 
@@ -78,7 +78,7 @@ def _read_arrays(source: NpzSource) -> tuple[np.ndarray, np.ndarray]:
     except DataError:
         raise
     except Exception as error:  # damaged members: bad headers (SyntaxError, TokenError), compression, MemoryError, CRC
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error, limit=None)
         if "allow_pickle" in reason or "Object arrays" in reason:
             reason = "it holds Python objects, which are not loaded"
         elif not isinstance(error, (ValueError, OSError, zipfile.BadZipFile, EOFError)):

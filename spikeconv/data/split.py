@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
-from spikeconv.errors import ConfigError
+from spikeconv._names import NamedEnum
 
 
-class Split(Enum):
+class Split(NamedEnum):
     """A data set split.
 
     Splits are a type rather than a string so that a typo fails at the CLI edge, not deep inside
@@ -17,16 +15,4 @@ class Split(Enum):
     TRAIN = "train"
     TEST = "test"
 
-    @classmethod
-    def from_name(cls, name: str) -> Split:
-        """Return the split called ``name`` (``"train"`` or ``"test"``, case-insensitive).
-
-        Raises:
-            ConfigError: ``name`` is not a split.
-        """
-        key = str(name).strip().lower()
-        for member in cls:
-            if member.value == key:
-                return member
-        choices = ", ".join(m.value for m in cls)
-        raise ConfigError(f"unknown split {name!r}; choose one of: {choices}")
+    __label__ = "split"

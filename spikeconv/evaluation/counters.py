@@ -4,8 +4,8 @@
 counts come from the very simulation that measures accuracy (one run of T_max steps gives every
 T: the counts up to step t are prefix sums). What is counted, per step and summed over samples:
 
-* **spiking layers** (:class:`~spikeconv.neurons.IFNeuron` and its burst/bistable variants,
-  trainable neurons): spikes (an IF output ``θ·k`` is ``|k|`` spikes, negative spikes included;
+* **spiking layers** (every :class:`~spikeconv.neurons.SpikeRecorder`: IF and its burst/bistable/SIN
+  variants, trainable neurons): spikes (an IF output ``θ·k`` is ``|k|`` spikes, negative spikes included;
   a multi-threshold LIF output ``k`` is ``k`` spikes) and events (neurons that emitted anything
   at that step);
 * **conv/linear layers**: if the layer receives spikes (it runs after a spiking neuron),
@@ -42,7 +42,7 @@ from spikeconv.errors import DataError
 from spikeconv.evaluation.fanout import OP_MODULES, SYNAPTIC_MODULES, fanout_map
 from spikeconv.evaluation.memory import probing
 from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
-from spikeconv.neurons import IFNeuron, SpikingNetwork, TrainableNeuron
+from spikeconv.neurons import SpikeRecorder, SpikingNetwork
 
 __all__ = ["OperationCounter", "count_operations", "counts_bytes_per_step"]
 
@@ -50,8 +50,9 @@ BYTES_PER_COUNT = 128
 """Host bytes one per-step count of one layer costs: the tally's float, the result's tuple and dict, its JSON
 (measured at 74 at T = 10⁶; rounded up)."""
 
-COUNTED_NEURONS = (IFNeuron, TrainableNeuron)
-"""Neurons whose spikes are counted (max-pool gates and delays forward spikes, they make none)."""
+COUNTED_NEURONS = (SpikeRecorder,)
+"""Neurons whose spikes are counted: those with ``spike_counts`` (max-pool gates and delays forward spikes, they
+make none)."""
 
 
 @dataclass
@@ -167,11 +168,9 @@ class OperationCounter:
             return
         steps = self._steps
         sequence = output.detach().reshape(steps, output.shape[0] // steps, *output.shape[1:])
-        unit = module.broadcast_threshold(sequence[0]) if isinstance(module, IFNeuron) else None
         spikes, events = [], []
         for step in sequence:  # per step, to keep temporaries small
-            # IF outputs are θ·k; |k| because a retracted (negative) spike of a SIN-corrected neuron is a spike too
-            counts = step.abs() if unit is None else torch.round(step / unit).abs_()
+            counts = module.spike_counts(step)  # IF outputs θ·k are |k| spikes, retracted ones included
             spikes.append(float(counts.sum(dtype=torch.float64)))
             events.append(float((step != 0).sum(dtype=torch.float64)))
         self._sizes[name] = int(sequence[0, 0].numel())

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import fx, nn
 
-from spikeconv.errors import CheckpointError, UnsupportedLayerError
+from spikeconv.errors import CheckpointError, UnsupportedLayerError, first_line
 from spikeconv.ingest.activations import is_declared_activation
 from spikeconv.ingest.canonical import make_canonical_
 
@@ -25,7 +25,7 @@ def _trace(model: nn.Module) -> fx.GraphModule:
         graph = tracer.trace(model)
         return fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as exc:  # fx raises many types for untraceable Python
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc, limit=None)
         raise UnsupportedLayerError(
             f"cannot trace {type(model).__name__} with torch.fx ({reason}); data-dependent "
             "control flow is not convertible: export the model to ONNX and use ingest_onnx instead"

@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
 from torch import nn
 
+from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 from spikeconv.neurons.qcfs import QCFS
 
 
-class ActivationKind(Enum):
+class ActivationKind(NamedEnum):
     """The hidden-layer activation."""
 
     RELU = "relu"
     QCFS = "qcfs"
 
-    @classmethod
-    def from_name(cls, name: str) -> ActivationKind:
-        """Member by its lower-case name, or a one-line ConfigError listing the choices."""
-        for member in cls:
-            if member.value == str(name).strip().lower():
-                return member
-        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(m.value for m in cls)}")
+    __label__ = "activation"
+    __choices_sep__ = " "
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from spikeconv.neurons.kernels import available_if_kernels, if_kernel, register_
 from spikeconv.neurons.mpr import MPR_EPS, mpr, mpr_derivative
 from spikeconv.neurons.multi_threshold import MultiThresholdConfig, MultiThresholdLIF, ResetDecay, multi_threshold_step
 from spikeconv.neurons.network import SpikingNetwork, check_timesteps
+from spikeconv.neurons.recording import SpikeRecorder
 from spikeconv.neurons.sin_correction import isi_if_step, signed_if_step
 from spikeconv.neurons.spiking_maxpool import SpikingMaxPool2d, max_pool_gate_step
 from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
@@ -60,6 +61,7 @@ __all__ = [
     "Encoding",
     "IFNeuron",
     "SinCorrection",
+    "SpikeRecorder",
     "isi_if_step",
     "signed_if_step",
     "Kernel",

@@ -132,6 +132,11 @@ class IFNeuron(SpikingNeuron):
             )
         return th.reshape(1, -1, *([1] * (step_input.dim() - 2)))
 
+    def spike_counts(self, step_output: Tensor) -> Tensor:
+        """|k| per unit of one step's output ``θ·k`` (:class:`~spikeconv.neurons.SpikeRecorder`;
+        a retracted, negative spike of a SIN-corrected neuron is a spike too)."""
+        return torch.round(step_output / self.broadcast_threshold(step_output)).abs_()
+
     def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
         if static:
             step_input, sequence = x, x

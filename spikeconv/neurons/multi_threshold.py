@@ -22,15 +22,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
-from spikeconv.neurons.strategies import _NamedEnum
 from spikeconv.neurons.surrogates import CombMax, MultiSpikeSurrogate, surrogate_from_dict
 from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag
 
 __all__ = ["MultiThresholdConfig", "MultiThresholdLIF", "ResetDecay", "multi_threshold_step"]
 
 
-class ResetDecay(_NamedEnum):
+class ResetDecay(NamedEnum):
     """Whether the leak also acts on the reset term.
 
     ``UNDECAYED``: ``u[t] = k·u[t−1] + I[t] − V_th·o[t−1]`` (Eq. 4 as printed, the default);

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
-from spikeconv.errors import ConfigError
+from spikeconv._names import NamedEnum
 
 
-class _NamedEnum(Enum):
-    """An Enum whose members are chosen by their lower-case name at the CLI/JSON edge."""
-
-    @classmethod
-    def from_name(cls, name: str):
-        """Return the member called ``name`` (case-insensitive), or raise a one-line ConfigError."""
-        key = name.strip().lower().replace("-", "_")
-        for member in cls:
-            if member.value == key:
-                return member
-        choices = ", ".join(m.value for m in cls)
-        raise ConfigError(f"unknown {cls.__name__} {name!r}; choose one of: {choices}")
-
-
-class Reset(_NamedEnum):
+class Reset(NamedEnum):
     """What happens to the membrane after a spike.
 
     ``SUBTRACT`` (reset by subtraction, "soft") keeps the charge above threshold, which is what
@@ -33,7 +17,7 @@ class Reset(_NamedEnum):
     ZERO = "zero"
 
 
-class Kernel(_NamedEnum):
+class Kernel(NamedEnum):
     """How a neuron runs its time loop.
 
     ``REFERENCE`` calls the pure step function once per timestep (obviously correct, allocates);
@@ -44,7 +28,7 @@ class Kernel(_NamedEnum):
     INPLACE = "inplace"
 
 
-class SinCorrection(_NamedEnum):
+class SinCorrection(NamedEnum):
     """How a converted IF neuron takes back spikes it should not have emitted.
 
     A neuron whose ANN activation is 0 (an *inactivated* neuron) can still fire early in a

@@ -25,10 +25,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.if_neuron import SpikingNeuron
 from spikeconv.neurons.mpr import mpr
-from spikeconv.neurons.strategies import Reset, _NamedEnum
+from spikeconv.neurons.strategies import Reset
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular, surrogate_from_dict
 
 __all__ = ["BinaryNeuronConfig", "BinarySpikingNeuron", "Charge", "TrainableNeuron", "binary_neuron_step"]
@@ -37,7 +38,7 @@ MPR_THRESHOLD = 0.5
 """MPR keeps every forward spike only when ``V_th = φ(V_th) = 0.5``."""
 
 
-class Charge(_NamedEnum):
+class Charge(NamedEnum):
     """How the membrane integrates input: ``IF`` adds it (addition only, hardware friendly);
     ``LIF`` leaks towards it with time constant τ (more biological)."""
 
@@ -171,6 +172,11 @@ class TrainableNeuron(SpikingNeuron):
     def step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """One step ``(X[t], state) -> (output, state)``."""
         raise NotImplementedError
+
+    def spike_counts(self, step_output: Tensor) -> Tensor:
+        """Spikes per unit of one step's output (:class:`~spikeconv.neurons.SpikeRecorder`): a binary
+        spike is 1, a multi-threshold output ``k`` is ``k`` spikes."""
+        return step_output.abs()
 
     def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
         if static:

@@ -6,11 +6,12 @@ from spikeconv.training.checkpoint import (
     ANN_CHECKPOINT_FORMAT,
     ANN_CHECKPOINT_VERSION,
     AnnCheckpoint,
+    ann_checkpoint_from_payload,
     load_ann_checkpoint,
     save_ann_checkpoint,
 )
 from spikeconv.training.config import AnnTrainConfig, Augment, Optimizer, Schedule
-from spikeconv.training.snn_checkpoint import (
+from spikeconv.training.snn.checkpoint import (
     SNN_CHECKPOINT_FORMAT,
     SNN_CHECKPOINT_VERSION,
     SnnCheckpoint,
@@ -18,12 +19,12 @@ from spikeconv.training.snn_checkpoint import (
     save_snn_checkpoint,
     snn_from_checkpoint,
 )
-from spikeconv.training.snn_config import SnnLoss, SnnTrainConfig
-from spikeconv.training.snn_history import SnnEpochRecord, SnnTrainHistory
-from spikeconv.training.snn_loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_snn
-from spikeconv.training.snn_losses import mean_readout_cross_entropy, per_step_mse, readout_loss
-from spikeconv.training.snn_spikify import spikify
-from spikeconv.training.snn_tdbn import apply_tdbn_
+from spikeconv.training.snn.config import SnnLoss, SnnTrainConfig
+from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
+from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_snn
+from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
+from spikeconv.training.snn.spikify import spikify
+from spikeconv.training.snn.tdbn import apply_tdbn_
 
 __all__ = [
     "ANN_CHECKPOINT_FORMAT",
@@ -49,6 +50,7 @@ __all__ = [
     "augment_batch",
     "evaluate_classifier",
     "evaluate_snn",
+    "ann_checkpoint_from_payload",
     "load_ann_checkpoint",
     "load_snn_checkpoint",
     "mean_readout_cross_entropy",

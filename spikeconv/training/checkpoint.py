@@ -127,7 +127,11 @@ def load_ann_checkpoint(path: str | os.PathLike[str]) -> AnnCheckpoint:
         CheckpointError: The file is missing, not a torch file, corrupt, holds pickled Python
             objects, or is not a spikeconv ANN checkpoint. The message is one line.
     """
-    payload = _load_weights_only(Path(path))
+    return ann_checkpoint_from_payload(_load_weights_only(Path(path)), path)
+
+
+def ann_checkpoint_from_payload(payload: Any, path: str | os.PathLike[str]) -> AnnCheckpoint:
+    """Check and unpack what a checkpoint file held (already read with ``weights_only=True``); ``path`` names it in messages."""
     if not isinstance(payload, dict) or "format" not in payload:
         raise CheckpointError(
             f"{path} is not a spikeconv ANN checkpoint (no 'format' key; a bare state_dict?); "

@@ -9,66 +9,47 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
+from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 
 __all__ = ["AnnTrainConfig", "Augment", "Optimizer", "Schedule"]
 
 
-class _NamedEnum(enum.Enum):
-    """Enum with CLI-friendly names: lower case, ``-`` between words."""
-
-    @classmethod
-    def names(cls) -> list[str]:
-        """The CLI names of all members, e.g. ``["constant", "cosine", "one-cycle"]``."""
-        return [member.cli_name for member in cls]
-
-    @classmethod
-    def from_name(cls, name: str) -> Self:
-        """Look a member up by name, ignoring case and treating ``-`` and ``_`` alike.
-
-        Raises:
-            ConfigError: No member has that name; the message lists the valid names.
-        """
-        key = str(name).strip().upper().replace("-", "_")
-        try:
-            return cls[key]
-        except KeyError:
-            raise ConfigError(
-                f"unknown {cls.__name__.lower()} {name!r}; choose one of {', '.join(cls.names())}"
-            ) from None
-
-    @property
-    def cli_name(self) -> str:
-        """This member's CLI name, e.g. ``one-cycle``."""
-        return self.name.lower().replace("_", "-")
-
-
-class Optimizer(_NamedEnum):
+class Optimizer(NamedEnum):
     """Gradient descent variant."""
+
+    __label__ = "optimizer"
+    __choices_sep__ = " "
 
     ADAM = enum.auto()
     SGD = enum.auto()  # with momentum (AnnTrainConfig.momentum)
 
 
-class Schedule(_NamedEnum):
+class Schedule(NamedEnum):
     """Learning-rate schedule, stepped once per batch."""
+
+    __label__ = "schedule"
+    __choices_sep__ = " "
 
     CONSTANT = enum.auto()
     COSINE = enum.auto()  # cosine decay from lr to 0 over all steps
     ONE_CYCLE = enum.auto()  # OneCycleLR with max_lr = lr (warm-up, then anneal)
 
 
-class Augment(_NamedEnum):
+class Augment(NamedEnum):
     """Training-time augmentation, applied to each batch tensor."""
+
+    __label__ = "augment"
+    __choices_sep__ = " "
 
     NONE = enum.auto()
     SHIFT = enum.auto()  # random translation by up to 2 px (zero pad, random crop)
     SHIFT_FLIP = enum.auto()  # SHIFT plus a random horizontal flip (p = 0.5)
 
 
-_ENUM_FIELDS: tuple[tuple[str, type[_NamedEnum]], ...] = (
+_ENUM_FIELDS: tuple[tuple[str, type[NamedEnum]], ...] = (
     ("optimizer", Optimizer),
     ("schedule", Schedule),
     ("augment", Augment),

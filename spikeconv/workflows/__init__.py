@@ -1,17 +1,22 @@
 """End-to-end jobs (train, convert, curve, demo) composed from the packages below."""
 
+from spikeconv.convert.methods import METHODS, ConversionMethod, MethodSettings, method_settings
 from spikeconv.evaluation import format_curve_table
-from spikeconv.workflows.ann_files import LoadedAnn, ModelSpec, load_ann, rebuild_ann
-from spikeconv.workflows.compare import CompareJob, CompareResult, compare_job, compare_job_from_options
-from spikeconv.workflows.compare_methods import (
+from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, build_snn, load_ann, load_snn, rebuild_ann, save_snn
+from spikeconv.ingest.preprocessing import Preprocessing
+from spikeconv.workflows.compare import (
     COMPARE_METHODS,
     DEFAULT_COMPARE_METHODS,
     DEFAULT_COMPARE_TIMESTEPS,
+    CompareJob,
     CompareMethod,
+    CompareResult,
     MethodKind,
+    TrainingBudget,
+    compare_job,
+    compare_job_from_options,
     compare_method,
 )
-from spikeconv.workflows.compare_models import TrainingBudget
 from spikeconv.workflows.curves import curves_job
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
 from spikeconv.workflows.jobs import (
@@ -26,7 +31,6 @@ from spikeconv.workflows.jobs import (
     describe_conversion,
     train_ann_job,
 )
-from spikeconv.workflows.methods import METHODS, ConversionMethod, MethodSettings, method_settings
 from spikeconv.workflows.options import (
     ACTIVATIONS,
     AUGMENTS,
@@ -46,8 +50,6 @@ from spikeconv.workflows.options import (
     settings_from_options,
     snn_training_from_options,
 )
-from spikeconv.workflows.preprocessing import Preprocessing
-from spikeconv.workflows.snn_files import LoadedSnn, build_snn, load_snn, save_snn
 from spikeconv.workflows.train_snn import TrainSnnJob, TrainSnnResult, train_snn_job
 
 __all__ = [

@@ -18,12 +18,12 @@ from torch import fx, nn
 from spikeconv.calibration import CalibrationConfig, calibrate, prepare
 from spikeconv.convert import ConvertConfig, correct
 from spikeconv.convert import convert as convert_graph
+from spikeconv.convert.methods import ConversionMethod, method_name, method_settings
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, timestep_accuracy_curve
+from spikeconv.files import LoadedAnn, load_ann
 from spikeconv.ingest import STAGE_KEY, ingest_module
 from spikeconv.neurons import SpikingNetwork, check_timesteps
-from spikeconv.workflows.ann_files import LoadedAnn, load_ann
-from spikeconv.workflows.methods import ConversionMethod, method_settings
 
 
 def _graph_of(model: nn.Module | LoadedAnn | str | os.PathLike) -> fx.GraphModule:
@@ -86,7 +86,7 @@ def convert(
         CalibrationError: Empty or non-finite calibration data.
     """
     check_timesteps(timesteps)
-    kind = method if isinstance(method, ConversionMethod) else ConversionMethod.from_name(method)
+    kind = method_name(method)
     if correction_samples < 1:
         raise ConfigError(f"correction_samples must be >= 1, got {correction_samples}")
     base = replace(config or ConvertConfig(), timesteps=timesteps)
@@ -94,7 +94,7 @@ def convert(
     graph = _graph_of(model)
     data = _reusable(calibration_data)
     calibrated = calibrate(prepare(graph, settings.calibration), data, max_samples=max_samples, progress=progress,
-                           extra={"method": kind.value})  # fmt: skip
+                           extra={"method": kind})  # fmt: skip
     if settings.correction is not None:
         calibrated = correct(calibrated, data, settings.correction, settings.convert)
     return convert_graph(calibrated, settings.convert)

@@ -15,9 +15,9 @@ from spikeconv._io import output_set
 from spikeconv._outputs import check_outputs
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, plot_curves, write_curve_json
+from spikeconv.files import load_snn
 from spikeconv.workflows.jobs import CurveJob, curve_of_loaded
 from spikeconv.workflows.rate_code_curve import rate_code_curve
-from spikeconv.workflows.snn_files import load_snn
 
 
 def curve_label(path: Path, info: dict) -> str:

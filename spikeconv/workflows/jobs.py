@@ -18,7 +18,10 @@ from spikeconv._outputs import check_outputs
 from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, plan_of, prepare
 from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
 from spikeconv.data import ImageFolderOptions, NpzSource, Split, calibration_subset, dataset_info, load_dataset, make_loader
+from spikeconv.data.checks import check_data_fits, sample_shape_of
 from spikeconv.evaluation import CurveResult, MemoryBudget, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, canonical_graph, load_ann, load_snn, save_snn
+from spikeconv.ingest.preprocessing import describe_preprocessing
 from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_, init_qcfs_thresholds_
 from spikeconv.neurons import SpikingNetwork, check_timesteps
@@ -29,10 +32,6 @@ from spikeconv.training import (
     save_ann_checkpoint,
     train_ann,
 )
-from spikeconv.workflows.ann_files import LoadedAnn, ModelSpec, canonical_graph, load_ann
-from spikeconv.workflows.data_checks import check_data_fits, sample_shape_of
-from spikeconv.workflows.preprocessing import describe_preprocessing
-from spikeconv.workflows.snn_files import LoadedSnn, load_snn, save_snn
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from spikeconv.calibration import available_threshold_rules
 from spikeconv.convert import ConvertConfig, MaxPoolMode
+from spikeconv.convert.methods import MethodOverrides, MethodSettings, method_settings
 from spikeconv.errors import ConfigError
+from spikeconv.files import ModelSpec
+from spikeconv.ingest.preprocessing import Preprocessing
 from spikeconv.models.activations import ActivationKind, ActivationSpec
 from spikeconv.neurons import (
     MultiThresholdConfig,
@@ -20,11 +24,8 @@ from spikeconv.neurons import (
     trainable_neuron_config,
 )
 from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule, SnnLoss, SnnTrainConfig
-from spikeconv.workflows.ann_files import ModelSpec
-from spikeconv.workflows.methods import ConversionMethod, MethodOverrides, MethodSettings, method_settings
-from spikeconv.workflows.preprocessing import Preprocessing
 
-THRESHOLD_RULES = ("percentile", "max", "mse", "learned")
+THRESHOLD_RULES = tuple(available_threshold_rules())
 ENCODINGS = ("direct", "poisson")
 OPTIMIZERS = tuple(Optimizer.names())
 SCHEDULES = tuple(Schedule.names())
@@ -72,8 +73,8 @@ def snn_training_from_options(*, neuron: str, mpr: bool, timesteps: int, epochs:
         ConfigError: Unknown neuron, MPR asked of a neuron without it, or an invalid value.
     """
     config = trainable_neuron_config(neuron)
-    if mpr and not _has_mpr(neuron):
-        with_mpr = ", ".join(n for n in TRAINABLE_NEURONS if _has_mpr(n))
+    if mpr and not has_mpr(neuron):
+        with_mpr = ", ".join(n for n in TRAINABLE_NEURONS if has_mpr(n))
         raise ConfigError(f"--mpr applies to the neurons {with_mpr}, not {neuron!r}; drop --mpr or pick one of them")
     if mpr:
         config = dataclasses.replace(config, mpr=True)
@@ -89,7 +90,7 @@ def snn_training_from_options(*, neuron: str, mpr: bool, timesteps: int, epochs:
     )  # fmt: skip
 
 
-def _has_mpr(neuron: str) -> bool:
+def has_mpr(neuron: str) -> bool:
     """Whether the preset ``neuron`` has the membrane potential rectifier switch (binary neurons)."""
     return "mpr" in {f.name for f in dataclasses.fields(trainable_neuron_config(neuron))}
 
@@ -102,7 +103,7 @@ def settings_from_options(method: str, base: ConvertConfig, *, target_timesteps:
     sin = None if sin_correction is None else SinCorrection.from_name(sin_correction)
     overrides = MethodOverrides(threshold=threshold, percentile=percentile, per_channel=per_channel, max_spikes=max_spikes,
                                 half_period=half_period, synchronous=synchronous, sin_correction=sin)  # fmt: skip
-    return method_settings(ConversionMethod.from_name(method), base, target_timesteps=target_timesteps,
+    return method_settings(method, base, target_timesteps=target_timesteps,
                            correction_samples=correction_samples, overrides=overrides)  # fmt: skip
 
 

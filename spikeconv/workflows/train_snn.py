@@ -20,12 +20,12 @@ import torch
 
 from spikeconv._outputs import check_outputs
 from spikeconv.data import Split, dataset_info
+from spikeconv.data.checks import check_data_fits
 from spikeconv.errors import ConfigError, OutputError
+from spikeconv.files import model_from_arch
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SnnTrainConfig, SnnTrainHistory, SnnTrainOutputs, evaluate_snn, train_snn
-from spikeconv.workflows.data_checks import check_data_fits
 from spikeconv.workflows.jobs import DataSource
-from spikeconv.workflows.snn_files import model_from_arch
 
 __all__ = ["TrainSnnJob", "TrainSnnResult", "train_snn_job"]
 

@@ -198,7 +198,7 @@ def test_train_snn_checkpoint_and_log_are_written_together(tmp_path, capsys, mon
     def broken_log(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "d.pt.log.json"))
 
-    monkeypatch.setattr("spikeconv.training.snn_loop.atomic_write", broken_log)
+    monkeypatch.setattr("spikeconv.training.snn.loop.atomic_write", broken_log)
     code, _, err = _run([*SNN_TRAIN, "--out", tmp_path / "d.pt"], capsys)
     assert code == 2 and "No space left" in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []  # no checkpoint without its log, no temporaries

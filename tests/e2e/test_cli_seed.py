@@ -7,7 +7,7 @@ import torch
 
 from spikeconv.cli import main
 from spikeconv.training import load_ann_checkpoint
-from spikeconv.training.snn_checkpoint import load_snn_checkpoint
+from spikeconv.training.snn.checkpoint import load_snn_checkpoint
 
 DIGITS = ["--dataset", "digits", "--train-limit", "256", "--epochs", "1", "--batch-size", "64"]
 TRAIN_ANN = ["train-ann", "--arch", "digits-cnn", *DIGITS]

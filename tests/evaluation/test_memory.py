@@ -13,7 +13,7 @@ from spikeconv.evaluation import memory as memory_module
 from spikeconv.evaluation.memory import SLACK, ChunkRequest, SimulationFootprint, plan_time_chunk, resolve_budget
 from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork, trainable_neuron_config
-from spikeconv.training.snn_spikify import spikify
+from spikeconv.training.snn.spikify import spikify
 
 SHAPE = (1, 8, 8)
 T = 24

@@ -60,6 +60,5 @@ def test_doc_table_is_generated_from_the_cases(results):
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     if os.environ.get("SPIKECONV_WRITE_DOCS") == "1":
         DOC.write_text(text[:start] + table + text[end:])
-    assert text[start:end] == table or os.environ.get("SPIKECONV_WRITE_DOCS") == "1", (
-        "docs/reliability.md is out of date: rerun with SPIKECONV_WRITE_DOCS=1 (see its header)"
-    )
+        return
+    assert text[start:end] == table, "docs/reliability.md is out of date: rerun with SPIKECONV_WRITE_DOCS=1 (see its header)"

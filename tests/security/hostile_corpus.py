@@ -265,7 +265,8 @@ def _bytes_tensor(data: bytes) -> torch.Tensor:
 def _snn_embedded_pt2_legacy(folder: Path, sentinel: Path) -> list[str]:
     data = _zip({"archive_format": b"pt2", "version": b"8.0.0", "serialized_exported_program.json": b"{}",
                  "serialized_state_dict.pt": _pickled(sentinel), "serialized_constants.pt": _pickled(sentinel)})  # fmt: skip
-    source = {"kind": "torch-export", "name": "model.pt2", "pt2_bytes": _bytes_tensor(data), "input_shape": list(SHAPE), "preprocessing": None}
+    source = {"kind": "torch-export", "name": "model.pt2", "pt2_bytes": _bytes_tensor(data), "input_shape": list(SHAPE),
+              "preprocessing": None}  # fmt: skip
     return _curve(_snn_file(folder, _embedded(source)))
 
 
@@ -323,7 +324,8 @@ HOSTILE_CASES = [
     HostileCase("snn-reduce", "SNN file with a __reduce__ payload", _snn_reduce, "net.snn.pt"),
     HostileCase("trained-reduce", "train-snn checkpoint with a __reduce__ payload", _trained_reduce, "snn.pt"),
     HostileCase("snn-embedded-pt2-legacy", "SNN file embedding the older-layout .pt2 attack", _snn_embedded_pt2_legacy, "net.snn.pt"),
-    HostileCase("snn-embedded-pt2-pickled", "SNN file embedding a .pt2 with pickled sample inputs", _snn_embedded_pt2_pickled, "net.snn.pt"),
+    HostileCase("snn-embedded-pt2-pickled", "SNN file embedding a .pt2 with pickled sample inputs", _snn_embedded_pt2_pickled,
+                "net.snn.pt"),
     HostileCase("snn-embedded-onnx-external", "SNN file embedding ONNX that names external data in the current folder",
                 _snn_embedded_onnx_external, "net.snn.pt"),
     HostileCase("compare-ann-reduce", "compare --checkpoint ann= with a payload", _compare_ann, "ann.pt"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hostile_corpus import HOSTILE_CASES
 
 from spikeconv.cli import main
-from hostile_corpus import HOSTILE_CASES
 
 
 @pytest.mark.parametrize("case", HOSTILE_CASES, ids=[case.name for case in HOSTILE_CASES])

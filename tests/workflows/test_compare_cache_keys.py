@@ -12,7 +12,7 @@ import torch
 from spikeconv.cli import main
 from spikeconv.training import load_ann_checkpoint
 from spikeconv.workflows import DataSource, compare_job, compare_job_from_options
-from spikeconv.workflows.compare_models import file_sha256
+from spikeconv.workflows.compare.models import file_sha256
 
 SETTINGS = {"arch": "digits-cnn", "methods": "calibrated", "timesteps": "1,2", "epochs": ("1",), "limit": 50,
             "train_limit": 256, "calib_samples": 128}  # fmt: skip

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from spikeconv.cli import main
-from spikeconv.workflows import CurveJob, DataSource, compare_job, compare_job_from_options, compare_models, curve_job
-from spikeconv.workflows import compare as compare_module
+from spikeconv.workflows import CurveJob, DataSource, compare_job, compare_job_from_options, curve_job
+from spikeconv.workflows.compare import job as compare_module
+from spikeconv.workflows.compare import models as compare_models
 
 SETTINGS = {"arch": "digits-cnn", "methods": "ann,calibrated,srif-mpr,mtlif", "timesteps": "1,2,4", "epochs": ("1",),
             "limit": 100, "train_limit": 256, "calib_samples": 256}  # fmt: skip

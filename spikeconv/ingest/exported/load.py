@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from spikeconv._io import weights_only_load
-from spikeconv.errors import CheckpointError, UnsupportedLayerError
+from spikeconv.errors import CheckpointError, UnsupportedLayerError, first_line
 
 PT2_FIX = (
     "re-export it with torch.export.export from plain weights, or pass --trust-pickle (trust_pickle=True) if you trust the file"
@@ -223,7 +223,7 @@ def _read_strict(data: bytes, label: str) -> torch.export.ExportedProgram:
     except CheckpointError:
         raise
     except Exception as exc:  # deserialisation raises many types (version skew, unknown ops, damaged JSON)
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(f"{label} cannot be read as a torch.export program ({type(exc).__name__}: {reason}); "
                               f"re-export it with torch {torch.__version__}") from None  # fmt: skip
     _check_targets(program, label)
@@ -235,7 +235,7 @@ def _read_trusted(data: bytes, label: str) -> torch.export.ExportedProgram:
         with quiet_torch_export():
             return torch.export.load(io.BytesIO(data))
     except Exception as exc:  # deserialisation raises many types
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(f"{label} cannot be loaded by torch.export.load ({reason}); "
                               f"re-export it with torch {torch.__version__}") from None  # fmt: skip
 

@@ -34,7 +34,7 @@ def _onnx2torch(model: onnx.ModelProto, label: str) -> tuple[fx.GraphModule, dic
     try:
         gm = onnx2torch.convert(model)
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ValueError, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, limit=None)
         raise UnsupportedLayerError(f"onnx2torch cannot convert {label} ({reason}); see docs/supported_layers.md") from None
     op_types = {name: node.operation_type for name, node in OnnxGraph(model.graph).nodes.items()}
     return gm.eval(), op_types

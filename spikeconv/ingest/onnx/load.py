@@ -15,12 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from spikeconv.errors import CheckpointError
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+from spikeconv.errors import CheckpointError, first_line
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -83,13 +78,13 @@ def _load_path(path: Path, label: str) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-like errors, OSError
-        reason = _first_line(exc)
+        reason = first_line(exc, limit=None)
         raise CheckpointError(f"{label} is not a readable ONNX model ({reason}); re-export it with torch.onnx.export") from None
     _check_locations(model, path.parent, label)
     try:
         load_external_data_for_model(model, str(path.parent))
     except Exception as exc:  # offsets past the end, unreadable files
-        raise CheckpointError(f"{label}: its external data cannot be read ({_first_line(exc)}); re-export the model") from None
+        raise CheckpointError(f"{label}: its external data cannot be read ({first_line(exc, limit=None)}); re-export the model") from None
     return model
 
 
@@ -128,5 +123,5 @@ def load_onnx(source: str | os.PathLike | onnx.ModelProto, *, label: str | None 
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx.checker.ValidationError and C++ errors surface as several types
-        raise CheckpointError(f"{label} fails the ONNX checker ({_first_line(exc)}); re-export the model") from None
+        raise CheckpointError(f"{label} fails the ONNX checker ({first_line(exc, limit=None)}); re-export the model") from None
     return model, label

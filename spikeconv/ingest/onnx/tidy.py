@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
-from spikeconv.errors import UnsupportedLayerError
+from spikeconv.errors import UnsupportedLayerError, first_line
 
 TARGET_OPSET = 17
 _CONSTANT_ATTRIBUTES = {"value", "value_float", "value_floats", "value_int", "value_ints"}
@@ -128,7 +128,7 @@ def lower_opset(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     try:
         return version_converter.convert_version(model, TARGET_OPSET)
     except Exception as exc:  # the C++ converter raises RuntimeError/ValueError/IndexError
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, limit=None)
         raise UnsupportedLayerError(
             f"cannot lower {label} from opset {opset} to {TARGET_OPSET} for onnx2torch ({reason}); "
             f"re-export with torch.onnx.export(..., opset_version={TARGET_OPSET})"

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeconv.convert.methods import MethodSettings
 from spikeconv.errors import CheckpointError
-from spikeconv.workflows.compare_methods import CompareMethod, MethodKind, compare_method
+from spikeconv.workflows.compare.methods import CompareMethod, MethodKind, compare_method
 from spikeconv.workflows.jobs import ConvertJob, DataSource, TrainAnnJob, convert_job, train_ann_job
-from spikeconv.workflows.methods import MethodSettings
 from spikeconv.workflows.options import (
     ann_training_from_options,
     convert_from_options,
@@ -32,7 +32,7 @@ from spikeconv.workflows.options import (
 )
 from spikeconv.workflows.train_snn import TrainSnnJob, train_snn_job
 
-__all__ = ["ModelPlan", "TrainingBudget", "file_sha256", "make_model", "plan_models", "settle_plan"]
+__all__ = ["ModelPlan", "TrainingBudget", "file_sha256", "json_sha256", "make_model", "plan_models", "settle_plan"]
 
 ANN_EPOCHS = 15  # spikeconv train-ann's default
 SNN_EPOCHS = 20  # spikeconv train-snn's default
@@ -41,7 +41,8 @@ PENDING = "convert:pending"
 """``model_id`` of a conversion whose ANN is not trained yet (see :func:`settle_plan`)."""
 
 
-def _sha(payload: Any) -> str:
+def json_sha256(payload: Any) -> str:
+    """SHA-256 of ``payload`` as canonical JSON (sorted keys; other objects by ``str``): a cache key."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -62,7 +63,7 @@ def data_files_sha256(data: DataSource) -> dict[str, str]:
     if data.name.startswith("imagefolder:"):
         root = Path(data.name.removeprefix("imagefolder:")).expanduser()
         listing = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file())
-        found[str(root)] = _sha(listing)
+        found[str(root)] = json_sha256(listing)
     return found
 
 
@@ -144,7 +145,7 @@ def _ann_plan(budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path])
     config = _ann_config(method, budget)
     settings = {"kind": "train-ann", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
                 "train": config.to_dict(), "dropout": 0.0, "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
-    key = _sha(settings)
+    key = json_sha256(settings)
     path = cache / f"ann-{key[:16]}.pt"
     command = shlex.join(["spikeconv", "train-ann", "--arch", budget.arch, *budget.data_flags(), "--epochs",
                           str(config.epochs), "--augment", budget.augment, "--seed", str(budget.seed), "--out", str(path)])  # fmt: skip
@@ -173,7 +174,7 @@ def _conversion_plan(method: CompareMethod, ann: ModelPlan, budget: TrainingBudg
                 "correction_samples": min(512, budget.calib_samples), "calib_seed": budget.seed,
                 "calibration": recipe.calibration.to_dict(), "convert": recipe.convert.to_dict(),
                 "correction": None if recipe.correction is None else recipe.correction.to_dict()}  # fmt: skip
-    key = _sha(settings)
+    key = json_sha256(settings)
     path = cache / f"{method.name}-{key[:16]}.snn.pt"
     flags = ["--dataset", budget.data.name] + (["--data-root", str(budget.data.root)] if budget.data.root else [])
     command = shlex.join(["spikeconv", "convert", str(ann.path), *flags, "--method", method.name, "--target-timesteps",
@@ -195,7 +196,7 @@ def _direct_plan(method: CompareMethod, budget: TrainingBudget, cache: Path, che
     config = _snn_config(method, budget)
     settings = {"kind": "train-snn", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
                 "train": config.to_dict(), "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
-    key = _sha(settings)
+    key = json_sha256(settings)
     path = cache / f"{method.name}-{key[:16]}.pt"
     command = shlex.join(["spikeconv", "train-snn", "--arch", budget.arch, *budget.data_flags(), "--neuron", method.neuron,
                           *(["--mpr"] if method.mpr else []), "--timesteps", str(config.timesteps), "--epochs",

@@ -18,19 +18,18 @@ has no neuron after it: the network returns the readout current at each step.
 from __future__ import annotations
 
 import copy
-import re
 
 import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from spikeconv.errors import ConfigError, UnsupportedLayerError
+from spikeconv._fx import add_submodule, is_relu_call
+from spikeconv.errors import ConfigError, UnsupportedLayerError, first_line
 from spikeconv.neurons import NeuronConfig, SpikingNetwork, check_timesteps, repeat_over_time
+from spikeconv.neurons.time_layout import is_shape_query, lay_out_time_
 
 __all__ = ["spikify"]
 
-_RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_, F.relu_)
-_RELU_METHODS = ("relu", "relu_")
 _OTHER_ACTIVATION_MODULES = (
     nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.SELU, nn.CELU, nn.LeakyReLU, nn.PReLU, nn.ReLU6,
     nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Mish, nn.Softsign,
@@ -90,7 +89,7 @@ def _trace(model: nn.Module) -> fx.GraphModule:
     try:
         return fx.symbolic_trace(model)
     except Exception as error:  # fx raises TraceError, TypeError, NotImplementedError, ...
-        first = (str(error).strip().splitlines() or [""])[0][:200]
+        first = first_line(error, empty="")
         raise UnsupportedLayerError(
             f"torch.fx cannot trace {type(model).__name__} ({type(error).__name__}: {first}); "
             "spikify needs a model without data-dependent control flow"
@@ -112,22 +111,6 @@ def _check_activations(gm: fx.GraphModule) -> None:
         )
 
 
-def _is_relu(gm: fx.GraphModule, node: fx.Node) -> bool:
-    if node.op == "call_module":
-        return type(gm.get_submodule(str(node.target))) is nn.ReLU
-    if node.op == "call_function":
-        return node.target in _RELU_FUNCTIONS
-    return node.op == "call_method" and node.target in _RELU_METHODS
-
-
-def _free_name(gm: fx.GraphModule, preferred: str) -> str:
-    base = re.sub(r"\W", "_", preferred).strip("_") or "neuron"
-    name, suffix = base, 1
-    while hasattr(gm, name):
-        name, suffix = f"{base}_{suffix}", suffix + 1
-    return name
-
-
 def _replace_relus_(gm: fx.GraphModule, neuron: NeuronConfig, steps: fx.Node) -> set[fx.Node]:
     """Point every ReLU call site at its own new neuron (in place); returns the neuron nodes.
 
@@ -136,14 +119,13 @@ def _replace_relus_(gm: fx.GraphModule, neuron: NeuronConfig, steps: fx.Node) ->
     """
     seen: set[str] = set()
     nodes = set()
-    for node in [n for n in gm.graph.nodes if _is_relu(gm, n)]:  # collected first: replacing changes module types
+    for node in [n for n in gm.graph.nodes if is_relu_call(gm, n)]:  # collected first: replacing changes module types
         if node.op == "call_module" and str(node.target) not in seen:
             target = str(node.target)
             parent, _, leaf = target.rpartition(".")
             setattr(gm.get_submodule(parent), leaf, neuron.build())
         else:
-            target = _free_name(gm, node.name)
-            gm.add_submodule(target, neuron.build())
+            target = add_submodule(gm, node.name, neuron.build())
         seen.add(target)
         with gm.graph.inserting_after(node):
             replacement = gm.graph.call_module(target, (node.args[0], steps))
@@ -153,12 +135,6 @@ def _replace_relus_(gm: fx.GraphModule, neuron: NeuronConfig, steps: fx.Node) ->
     return nodes
 
 
-def _is_shape_query(node: fx.Node) -> bool:
-    if node.op == "call_method" and node.target in ("size", "dim"):
-        return True
-    return node.op == "call_function" and node.target is getattr and len(node.args) > 1 and node.args[1] == "shape"
-
-
 def _lay_out_time_(gm: fx.GraphModule, x: fx.Node, neurons: set[fx.Node], steps: fx.Node) -> None:
     """Run the time-invariant prefix once and repeat static values where they meet time.
 
@@ -166,30 +142,13 @@ def _lay_out_time_(gm: fx.GraphModule, x: fx.Node, neurons: set[fx.Node], steps:
     (``[T·N, ...]``) otherwise. Where a static value feeds a dynamic op (or the output) it is
     repeated with :func:`repeat_over_time`; a neuron fed a static value gets ``static=True``.
     A graph that reads a shape (``x.size(0)``) would see N where it expects T·N, so there the
-    input itself is repeated and everything runs time-flattened.
+    input itself is repeated and everything runs time-flattened. Otherwise the layout is
+    conversion's (:func:`spikeconv.neurons.time_layout.lay_out_time_`).
     """
     graph = gm.graph
-    if any(_is_shape_query(node) for node in graph.nodes):
+    if any(is_shape_query(node) for node in graph.nodes):
         with graph.inserting_after(steps):
             repeated = graph.call_function(repeat_over_time, (x, steps))
         x.replace_all_uses_with(repeated, delete_user_cb=lambda user: user is not repeated)
         return
-    static: set[fx.Node] = {x}
-    cache: dict[fx.Node, fx.Node] = {}
-    for node in list(graph.nodes):
-        if node.op in ("placeholder", "get_attr") or node in cache.values():
-            continue
-        inputs = [n for n in node.all_input_nodes if n is not steps]
-        if node in neurons:
-            node.kwargs = {**node.kwargs, "static": node.args[0] in static}
-            continue
-        if node.op != "output" and inputs and all(n in static or n.op == "get_attr" for n in inputs):
-            if any(n in static for n in inputs):
-                static.add(node)
-            continue
-        for source in inputs:
-            if source in static:
-                if source not in cache:
-                    with graph.inserting_after(source):
-                        cache[source] = graph.call_function(repeat_over_time, (source, steps))
-                node.replace_input_with(source, cache[source])
+    lay_out_time_(gm, neurons, steps, input_static=True)

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from spikeconv.errors import CheckpointError, ConfigError
+from spikeconv.files import canonical_graph
 from spikeconv.models import build_model
 from spikeconv.training import save_ann_checkpoint
 from spikeconv.workflows import ModelSpec, load_ann, rebuild_ann
-from spikeconv.workflows.ann_files import canonical_graph
 
 SHAPE = (1, 8, 8)
 

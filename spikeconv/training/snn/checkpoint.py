@@ -34,9 +34,9 @@ from spikeconv._io import atomic_write
 from spikeconv.errors import CheckpointError, ConfigError, SpikeconvError, first_line
 from spikeconv.neurons import NeuronConfig, SpikingNetwork
 from spikeconv.training.checkpoint import _check_json_like, _load_weights_only
-from spikeconv.training.snn_config import SnnTrainConfig
-from spikeconv.training.snn_history import SnnEpochRecord
-from spikeconv.training.snn_spikify import spikify
+from spikeconv.training.snn.config import SnnTrainConfig
+from spikeconv.training.snn.history import SnnEpochRecord
+from spikeconv.training.snn.spikify import spikify
 
 __all__ = [
     "SNN_CHECKPOINT_FORMAT",
@@ -171,7 +171,7 @@ def snn_from_checkpoint(checkpoint: SnnCheckpoint, model: nn.Module) -> SpikingN
     try:
         snn.load_state_dict(checkpoint.state_dict, strict=True)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0][:300]
+        first = first_line(error, limit=300)
         raise CheckpointError(f"the model does not match the checkpoint's architecture {checkpoint.arch!r} ({first})") from None
     snn.metadata["trained_epochs"] = checkpoint.epoch
     return snn.eval()

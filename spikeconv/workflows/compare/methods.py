@@ -1,21 +1,21 @@
 """The methods ``spikeconv compare`` can put side by side, and its option strings turned into types.
 
-A method is the ANN itself (``ann``), a conversion recipe of :mod:`spikeconv.workflows.methods`
+A method is the ANN itself (``ann``), a conversion recipe of :mod:`spikeconv.convert.methods`
 applied to that ANN (``rate``, ``calibrated``, ...), or a directly trained SNN named after its
 neuron (``srif``, ``srif-mpr``, ``mtlif``, ...; ``-mpr`` adds the membrane potential rectifier).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from spikeconv.convert.methods import METHODS
 from spikeconv.errors import ConfigError
-from spikeconv.neurons import available_trainable_neurons, trainable_neuron_config
-from spikeconv.workflows.methods import METHODS
+from spikeconv.neurons import available_trainable_neurons
+from spikeconv.workflows.options import has_mpr
 
 __all__ = [
     "COMPARE_METHODS",
@@ -56,15 +56,11 @@ class CompareMethod:
         return f"{'conversion' if self.kind is MethodKind.CONVERSION else 'direct'}: {self.name}"
 
 
-def _has_mpr(neuron: str) -> bool:
-    return "mpr" in {f.name for f in dataclasses.fields(trainable_neuron_config(neuron))}
-
-
 def _direct_methods() -> dict[str, CompareMethod]:
     found = {}
     for neuron in available_trainable_neurons():
         found[neuron] = CompareMethod(neuron, MethodKind.DIRECT, neuron=neuron)
-        if _has_mpr(neuron):
+        if has_mpr(neuron):
             found[f"{neuron}-mpr"] = CompareMethod(f"{neuron}-mpr", MethodKind.DIRECT, neuron=neuron, mpr=True)
     return found
 

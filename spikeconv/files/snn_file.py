@@ -11,7 +11,7 @@ Loading rebuilds the ANN, replays ingest -> prepare -> attach_plan -> convert wi
 plan and settings (no calibration data needed), then loads the SNN tensors.
 
 :func:`load_snn` also reads the checkpoints of directly trained SNNs (``spikeconv train-snn``,
-see :mod:`spikeconv.training.snn_checkpoint`), so that ``curve`` and the Python API treat both
+see :mod:`spikeconv.training.snn.checkpoint`), so that ``curve`` and the Python API treat both
 kinds alike; a training checkpoint carries ``"format": "spikeconv-snn-trained"``. It has no ANN
 reference: the network
 was never an ANN with those weights, so its ``LoadedSnn.ann`` is None.
@@ -30,10 +30,10 @@ from spikeconv._io import atomic_write, safe_torch_load
 from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
 from spikeconv.errors import CheckpointError, ConfigError, SpikeconvError, first_line
+from spikeconv.files.ann_record import canonical_graph, rebuild_ann
 from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SNN_CHECKPOINT_FORMAT, load_snn_checkpoint, snn_from_checkpoint
-from spikeconv.workflows.ann_files import canonical_graph, rebuild_ann
 
 SNN_FORMAT = "spikeconv-snn"
 SNN_VERSION = 1
@@ -115,7 +115,7 @@ def _rebuild(path: Path, payload: dict) -> LoadedSnn:
     try:
         snn.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: stored SNN tensors do not fit: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(f"{path}: stored SNN tensors do not fit: {first_line(exc, limit=None)}") from None
     return LoadedSnn(snn=snn.eval(), ann=ann, info=_checked_info(path, payload.get("info")), calibrated=calibrated)
 
 

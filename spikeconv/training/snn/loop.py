@@ -24,16 +24,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from spikeconv._io import atomic_write, output_set
-from spikeconv.errors import CheckpointError, ConfigError, DataError
+from spikeconv.errors import CheckpointError, ConfigError, DataError, first_line
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training.ann import _cuda_indices, _make_optimizer, _make_scheduler, _model_device, _progress, _train_loader
 from spikeconv.training.augment import augment_batch
-from spikeconv.training.snn_checkpoint import SnnCheckpoint, load_snn_checkpoint, save_snn_checkpoint
-from spikeconv.training.snn_config import SnnTrainConfig
-from spikeconv.training.snn_history import SnnEpochRecord, SnnTrainHistory
-from spikeconv.training.snn_losses import readout_loss, readout_predictions
-from spikeconv.training.snn_spikify import spikify
-from spikeconv.training.snn_tdbn import apply_tdbn_
+from spikeconv.training.snn.checkpoint import SnnCheckpoint, load_snn_checkpoint, save_snn_checkpoint
+from spikeconv.training.snn.config import SnnTrainConfig
+from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
+from spikeconv.training.snn.losses import readout_loss, readout_predictions
+from spikeconv.training.snn.spikify import spikify
+from spikeconv.training.snn.tdbn import apply_tdbn_
 
 __all__ = ["SnnTrainOutputs", "SnnTrainResult", "evaluate_snn", "train_snn"]
 
@@ -228,7 +228,7 @@ def _restore_(run: _Run, checkpoint: SnnCheckpoint, config: SnnTrainConfig, path
         for index, cuda_state in zip(_cuda_indices(run.device), state["rng"]["cuda"] or [], strict=False):
             torch.cuda.set_rng_state(cuda_state, index)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        first = (str(error).strip().splitlines() or [""])[0][:200]
+        first = first_line(error, empty="")
         raise CheckpointError(f"{path} does not fit this model or run ({type(error).__name__}: {first})") from None
     run.records[:] = checkpoint.history
     logger.info("resumed SNN training from %s after epoch %d", path, checkpoint.epoch)

@@ -1,7 +1,7 @@
 """The compare job: the ANN, conversion and direct training side by side, with spikes, operations and energy.
 
 For one architecture and data set, each chosen method's network is taken from a checkpoint, the
-cache, or trained/converted by the existing jobs (:mod:`spikeconv.workflows.compare_models`); then
+cache, or trained/converted by the existing jobs (:mod:`spikeconv.workflows.compare.models`); then
 every network is scored on the same test samples. A spiking network is simulated once for the
 largest budget T by the code behind ``spikeconv curve`` (so its accuracies agree with that
 command on the same file), with :func:`~spikeconv.evaluation.count_operations` attached to count
@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import torch
 from spikeconv._io import atomic_write, output_set
 from spikeconv._outputs import check_output_folder, check_outputs
 from spikeconv.data import Split
+from spikeconv.data.checks import check_data_fits
 from spikeconv.errors import CheckpointError, ConfigError
 from spikeconv.evaluation import (
     EnergyModel,
@@ -53,9 +55,9 @@ from spikeconv.evaluation import (
     snn_result,
     spike_rate_figure,
 )
+from spikeconv.files import LoadedSnn, load_ann, load_snn
 from spikeconv.models import build_model
-from spikeconv.workflows.ann_files import load_ann
-from spikeconv.workflows.compare_methods import (
+from spikeconv.workflows.compare.methods import (
     DEFAULT_COMPARE_METHODS,
     DEFAULT_COMPARE_TIMESTEPS,
     CompareMethod,
@@ -67,11 +69,17 @@ from spikeconv.workflows.compare_methods import (
     parse_per_method,
     parse_timesteps,
 )
-from spikeconv.workflows.compare_models import ModelPlan, TrainingBudget, file_sha256, make_model, plan_models, settle_plan
-from spikeconv.workflows.data_checks import check_data_fits
+from spikeconv.workflows.compare.models import (
+    ModelPlan,
+    TrainingBudget,
+    file_sha256,
+    json_sha256,
+    make_model,
+    plan_models,
+    settle_plan,
+)
 from spikeconv.workflows.jobs import CurveJob, DataSource, curve_of_loaded
 from spikeconv.workflows.options import snn_training_from_options
-from spikeconv.workflows.snn_files import LoadedSnn, load_snn
 
 __all__ = ["CompareJob", "CompareResult", "compare_job", "compare_job_from_options"]
 
@@ -150,10 +158,6 @@ class CompareResult:
     files: dict[str, Path]
     status: dict[str, str]
     table: str = ""
-
-
-def _sha(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _data_sha256(dataset: Any) -> str:
@@ -265,7 +269,7 @@ def _one_method(name: str, plans: dict[str, ModelPlan], job: CompareJob, test: A
     """Reuse the finished result of ``name`` or make and evaluate its network; returns (result, status)."""
     plan = settle_plan(name, plans, job.training, progress=progress)  # a conversion's key holds its ANN's SHA-256
     path = job.out_dir / "results" / f"{name}.json"
-    fingerprint = _sha({"version": RESULT_VERSION, "method": name, "model": plan.model_id, "evaluation": evaluation})
+    fingerprint = json_sha256({"version": RESULT_VERSION, "method": name, "model": plan.model_id, "evaluation": evaluation})
     previous = _read_result(path) if job.resume else None
     if previous is not None and previous.get("fingerprint") == fingerprint:
         return previous, "reused"
@@ -332,13 +336,11 @@ def _check_report_paths(job: CompareJob, cache: Path) -> None:
 
 
 def _meta(job: CompareJob, evaluation: dict, plans: dict[str, ModelPlan], cache: Path, seconds: float) -> dict[str, Any]:
-    import spikeconv
-
     return {
         "arch": job.training.arch, "dataset": job.training.data.name, "methods": list(job.methods),
         "timesteps": list(job.timesteps), "samples": evaluation["samples"], "limit": job.limit,
         "data_sha256": evaluation["data_sha256"], "seed": job.training.seed,
-        "versions": {"spikeconv": spikeconv.__version__, "torch": str(torch.__version__), "python": platform.python_version()},
+        "versions": {"spikeconv": version("spikeconv"), "torch": str(torch.__version__), "python": platform.python_version()},
         "machine": platform.platform(), "torch_threads": torch.get_num_threads(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "wall_seconds": round(seconds, 1),
         "command": job.command, "cache_dir": str(cache),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
+
 from spikeconv.ingest.onnx.load import load_onnx
 from spikeconv.ingest.onnx.verify import data_input
 
 
-def self_contained_onnx_bytes(path: Path) -> bytes:
-    """The model with any external weight files (the dynamo exporter writes ``.onnx.data``) inlined.
+def self_contained_onnx(path: Path) -> onnx.ModelProto:
+    """The checked model with any external weight files (the dynamo exporter writes ``.onnx.data``) inlined.
 
     Raises:
         CheckpointError: The file is missing, not ONNX, or fails the ONNX checker.
@@ -18,7 +20,7 @@ def self_contained_onnx_bytes(path: Path) -> bytes:
 
     proto, _ = load_onnx(path)
     convert_model_from_external_data(proto)
-    return proto.SerializeToString()
+    return proto
 
 
 def onnx_input_dims(proto, label: str) -> list[int | None]:

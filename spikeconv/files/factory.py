@@ -19,14 +19,14 @@ from types import ModuleType
 
 from torch import nn
 
-from spikeconv.errors import ConfigError
+from spikeconv.errors import ConfigError, first_line
 
 FORMAT_HINT = "write --model-factory path/to/file.py:FUNCTION or package.module:FUNCTION"
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+def _described(error: BaseException) -> str:
+    line = first_line(error, limit=None, empty="")
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
 @contextlib.contextmanager
@@ -53,7 +53,7 @@ def _module_from_file(path: Path, spec_text: str) -> ModuleType:
     except SystemExit as error:  # sys.exit() in the user's module must not end spikeconv with its status
         raise ConfigError(f"importing model factory {spec_text} called sys.exit({error.code!r}); a factory module must not exit") from None
     except Exception as error:  # the user's code may raise anything
-        raise ConfigError(f"importing model factory {spec_text} failed ({_first_line(error)})") from None
+        raise ConfigError(f"importing model factory {spec_text} failed ({_described(error)})") from None
     return module
 
 
@@ -74,7 +74,7 @@ def load_factory(spec_text: str) -> Callable[[], object]:
         except SystemExit as error:
             raise ConfigError(f"importing module {where!r} of model factory {spec_text} called sys.exit({error.code!r})") from None
         except Exception as error:  # ModuleNotFoundError, or the module's own errors
-            reason = _first_line(error)
+            reason = _described(error)
             raise ConfigError(f"cannot import module {where!r} of model factory {spec_text} ({reason}); {FORMAT_HINT}") from None
     function = getattr(module, name, None)
     if function is None:
@@ -96,7 +96,7 @@ def build_from_factory(spec_text: str) -> nn.Module:
     except SystemExit as error:  # sys.exit() in the factory must not end spikeconv with its status
         raise ConfigError(f"model factory {spec_text} called sys.exit({error.code!r}) instead of returning a model") from None
     except Exception as error:  # the user's code may raise anything
-        raise ConfigError(f"model factory {spec_text} raised {_first_line(error)}") from None
+        raise ConfigError(f"model factory {spec_text} raised {_described(error)}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model factory {spec_text} returned an object of type {type(model).__name__}, not a torch.nn.Module")
     return model

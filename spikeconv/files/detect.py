@@ -4,7 +4,7 @@
 |---|---|---|
 | spikeconv checkpoint (``train-ann``) | weights-only torch file, ``format: spikeconv-ann`` | architecture + weights + preprocessing |
 | ONNX model | protobuf header (or ``.onnx``) | ``ingest_onnx`` |
-| ``torch.export`` program (``.pt2``) | zip holding ``archive_format`` = ``pt2`` | ``torch.export.load`` after a pickle scan |
+| ``torch.export`` program (``.pt2``) | zip holding ``archive_format`` = ``pt2`` | the strict reader (``ingest.exported.load``) |
 | state_dict | weights-only torch file of name -> tensor | weights for ``--arch`` / ``--model-factory`` |
 | pickled ``nn.Module`` (``torch.save(model)``) | refused by the weights-only loader | refused unless ``--trust-pickle`` |
 
@@ -26,6 +26,7 @@ from torch import nn
 
 from spikeconv._io import needs_full_unpickler, weights_only_load
 from spikeconv.errors import CheckpointError, first_line
+from spikeconv.files.onnx_bytes import self_contained_onnx
 from spikeconv.ingest.exported import is_exported_program
 
 ACCEPTED = ("a spikeconv checkpoint (spikeconv train-ann), an ONNX file, a torch.export program (.pt2), "
@@ -51,7 +52,7 @@ class ModelFormat(Enum):
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A detected model file: its format and what was read (state_dict, module; None for ONNX/.pt2)."""
+    """A detected model file: its format and what was parsed (ONNX ModelProto, .pt2 bytes, state_dict, module)."""
 
     path: Path
     format: ModelFormat
@@ -92,7 +93,7 @@ def as_state_dict(content: Any) -> dict[str, torch.Tensor] | None:
 
 def _classify(path: Path, content: Any) -> ModelFile:
     if isinstance(content, Mapping) and content.get("format") == "spikeconv-ann":
-        return ModelFile(path, ModelFormat.SPIKECONV)
+        return ModelFile(path, ModelFormat.SPIKECONV, content)
     if isinstance(content, Mapping) and content.get("format") in _SNN_FORMATS:
         raise CheckpointError(f"{path} is already a spiking network (an SNN file); convert takes the trained ANN")
     if isinstance(content, nn.Module):
@@ -119,7 +120,7 @@ def _load_torch(path: Path, *, trust_pickle: bool) -> Any:
 
 
 def read_model_file(path: str | Path, *, trust_pickle: bool = False) -> ModelFile:
-    """Detect what ``path`` holds and read it (ONNX and ``.pt2`` files are read later by their ingest).
+    """Detect what ``path`` holds and parse it once; the loaders of :mod:`spikeconv.files.ann_loaders` take it from here.
 
     Raises:
         CheckpointError: Missing file, an unknown or damaged format, an SNN file, or a pickled
@@ -131,9 +132,10 @@ def read_model_file(path: str | Path, *, trust_pickle: bool = False) -> ModelFil
     if not path.is_file():
         raise CheckpointError(f"model path {path} is not a file; give {ACCEPTED}")
     if _is_onnx(path):
-        return ModelFile(path, ModelFormat.ONNX)
-    if is_exported_program(path):
-        return ModelFile(path, ModelFormat.EXPORTED)
+        return ModelFile(path, ModelFormat.ONNX, self_contained_onnx(path))
+    data = path.read_bytes()
+    if is_exported_program(data):
+        return ModelFile(path, ModelFormat.EXPORTED, data)
     if _is_torchscript(path):
         raise CheckpointError(f"{path} is a TorchScript archive, which spikeconv does not read; give {ACCEPTED}")
     return _classify(path, _load_torch(path, trust_pickle=trust_pickle))

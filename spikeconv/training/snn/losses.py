@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from spikeconv.errors import DataError
-from spikeconv.training.snn_config import SnnLoss
+from spikeconv.training.snn.config import SnnLoss
 
 __all__ = ["mean_readout_cross_entropy", "per_step_mse", "readout_loss", "readout_predictions"]
 

@@ -14,19 +14,23 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import NeuronConfig, check_timesteps, neuron_config_from_dict, trainable_neuron_config
-from spikeconv.training.config import Augment, Optimizer, Schedule, _NamedEnum
+from spikeconv.training.config import Augment, Optimizer, Schedule
 
 __all__ = ["SnnLoss", "SnnTrainConfig"]
 
 
-class SnnLoss(_NamedEnum):
+class SnnLoss(NamedEnum):
     """Training loss on the readout current ``[T, N, K]``.
 
     ``CROSS_ENTROPY``: cross-entropy of the mean readout over T (the accumulated membrane).
     ``PER_STEP_MSE``: Xu et al.'s Eq. 6, ``Σ_t ½·Σ_i (y_i − out_i[t])²`` against one-hot targets.
     """
+
+    __label__ = "loss"
+    __choices_sep__ = " "
 
     CROSS_ENTROPY = enum.auto()
     PER_STEP_MSE = enum.auto()
@@ -36,7 +40,7 @@ def _default_neuron() -> NeuronConfig:
     return trainable_neuron_config("srif", mpr=True)
 
 
-_ENUM_FIELDS: tuple[tuple[str, type[_NamedEnum]], ...] = (
+_ENUM_FIELDS: tuple[tuple[str, type[NamedEnum]], ...] = (
     ("optimizer", Optimizer),
     ("schedule", Schedule),
     ("augment", Augment),
@@ -107,7 +111,7 @@ class SnnTrainConfig:
         for name in self.__dataclass_fields__:
             if name != "neuron":
                 value = getattr(self, name)
-                values[name] = value.cli_name if isinstance(value, _NamedEnum) else value
+                values[name] = value.cli_name if isinstance(value, NamedEnum) else value
         return values
 
     @classmethod

@@ -1,0 +1,43 @@
+"""Direct SNN training: spikify a ReLU network, train it through time (BPTT), checkpoint it.
+
+One module per concern: ``config`` (SnnTrainConfig, SnnLoss), ``spikify`` (ReLU network ->
+trainable SpikingNetwork), ``tdbn`` (threshold-dependent BatchNorm init), ``losses``, ``loop``
+(train_snn, evaluate_snn), ``history`` and ``checkpoint``. ``spikeconv.training`` re-exports them.
+"""
+
+from spikeconv.training.snn.checkpoint import (
+    SNN_CHECKPOINT_FORMAT,
+    SNN_CHECKPOINT_VERSION,
+    SnnCheckpoint,
+    load_snn_checkpoint,
+    save_snn_checkpoint,
+    snn_from_checkpoint,
+)
+from spikeconv.training.snn.config import SnnLoss, SnnTrainConfig
+from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
+from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_snn
+from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
+from spikeconv.training.snn.spikify import spikify
+from spikeconv.training.snn.tdbn import apply_tdbn_
+
+__all__ = [
+    "SNN_CHECKPOINT_FORMAT",
+    "SNN_CHECKPOINT_VERSION",
+    "SnnCheckpoint",
+    "SnnEpochRecord",
+    "SnnLoss",
+    "SnnTrainConfig",
+    "SnnTrainHistory",
+    "SnnTrainOutputs",
+    "SnnTrainResult",
+    "apply_tdbn_",
+    "evaluate_snn",
+    "load_snn_checkpoint",
+    "mean_readout_cross_entropy",
+    "per_step_mse",
+    "readout_loss",
+    "save_snn_checkpoint",
+    "snn_from_checkpoint",
+    "spikify",
+    "train_snn",
+]
