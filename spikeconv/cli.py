@@ -109,12 +109,8 @@ _CHATTY_LIBRARIES = ("torch", "onnx", "onnx2torch", "onnxscript", "onnxruntime",
 
 
 def _set_verbosity(verbose: bool) -> None:
-    """Show spikeconv's log and every library warning with -v; otherwise silence the libraries' known chatter.
-
-    torch.export, the ONNX exporters and onnx2torch warn about deprecations and fallbacks that say
-    nothing about the user's model (up to ~90 lines for one .pt2 file); spikeconv's own problems
-    are errors, never warnings, so nothing the user must act on is hidden.
-    """
+    """Show spikeconv's log and all warnings with -v; else silence the libraries' deprecation/fallback chatter
+    (up to ~90 lines for one .pt2 file). spikeconv's own problems are errors, so nothing to act on is hidden."""
     import logging
     import warnings
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "spikeconv"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "spikeconv"
 LEAVES = {"errors", "_fx", "_io", "_outputs", "_names"}  # _io (atomic writes), _outputs (output checks), _names (NamedEnum)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -90,3 +91,14 @@ def _root_imports(path: Path) -> list[int]:
 def test_nothing_imports_the_package_root(path: Path):
     lines = _root_imports(path)
     assert not lines, f"{path.name}:{lines[0]}: import a part (spikeconv.<part>), never the package root spikeconv"
+
+
+def test_where_to_add_table_names_paths_that_exist():
+    import re
+
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    table = doc[doc.index("<!-- where-to-add:begin -->") : doc.index("<!-- where-to-add:end -->")]
+    paths = re.findall(r"`(spikeconv/[^`]+)`", table)
+    assert len(paths) >= 13
+    root = ROOT
+    assert [p for p in paths if not (root / p).exists()] == []

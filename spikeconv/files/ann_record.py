@@ -1,18 +1,11 @@
-"""Trained-ANN files -> torch modules, with what is needed to rebuild them later.
+"""Source records: the tensors and primitives that rebuild a loaded ANN, as SNN files embed them.
 
-A *source record* is a dict of tensors and primitives that rebuilds the same ANN; SNN files embed
-it so that a converted network can be reloaded with ``weights_only=True`` and no user code:
-
-| model given as | source kind | the record holds |
-|---|---|---|
-| spikeconv checkpoint; state_dict + ``--arch`` | ``spikeconv-ann`` | architecture, weights, normalisation |
-| ONNX file | ``onnx`` | the ONNX bytes (external data inlined), input shape, preprocessing |
-| ``.pt2``; factory; trusted pickled module | ``torch-export`` | ``torch.export.save`` bytes, input shape, preprocessing |
-
-Factories and pickled modules are exported with ``torch.export`` at conversion, so reloading an
-SNN never needs the user's code. Preprocessing of ONNX and exported models is prepended to the
-canonical graph (:mod:`spikeconv.ingest.preprocessing`); spikeconv architectures carry it as
-their first layer.
+A record has a ``kind`` (``spikeconv-ann``, ``onnx``, ``torch-export``; which loader writes which is
+tabled in :mod:`spikeconv.files.ann_loaders`), so an SNN file reloads with ``weights_only=True``
+and no user code. Embedded ONNX and ``.pt2`` bytes go through the same strict readers as the
+user's files, labelled with the SNN file that holds them. Preprocessing of ONNX and exported
+models is prepended to the canonical graph (:mod:`spikeconv.ingest.preprocessing`); spikeconv
+architectures carry it as their first layer.
 """
 
 from __future__ import annotations

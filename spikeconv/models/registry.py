@@ -16,15 +16,14 @@ from torch import nn
 from spikeconv.errors import ConfigError
 from spikeconv.models.builders import build_from_notation
 from spikeconv.models.notation import parse_notation
-from spikeconv.models.presets import digits_cnn, fmnist_cnn, mlp
-from spikeconv.models.resnet import resnet19_preset, resnet20_preset
-from spikeconv.models.vgg import vgg16_avg_preset, vgg16_preset
 
 __all__ = [
     "ModelBuilder",
     "available_models",
     "build_model",
+    "channels_preset",
     "describe_model",
+    "notation_preset",
     "register_model",
 ]
 
@@ -64,6 +63,32 @@ def register_model(name: str, builder: ModelBuilder) -> ModelBuilder:
         raise ConfigError(f"model {name!r} is already registered; choose another name")
     _MODELS[name] = builder
     return builder
+
+
+def notation_preset(notation: str) -> ModelBuilder:
+    """A preset builder for layer notation ``notation`` (the options of :func:`build_from_notation`)."""
+
+    def build(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None, batch_norm: bool = True, dropout: float = 0.0) -> nn.Module:  # fmt: skip
+        return build_from_notation(notation, input_shape=input_shape, num_classes=num_classes, mean=mean, std=std,
+                                   batch_norm=batch_norm, dropout=dropout)  # fmt: skip
+
+    build.__doc__ = f"The network ``{notation}`` (options as build_from_notation)."
+    return build
+
+
+def channels_preset(builder, **fixed) -> ModelBuilder:
+    """A preset builder for a CIFAR-style constructor taking ``in_channels`` (VGG, ResNet), with ``fixed`` options."""
+
+    def build(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None, batch_norm: bool = True, dropout: float = 0.0) -> nn.Module:  # fmt: skip
+        if len(tuple(input_shape)) != 3:
+            raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
+        return builder(num_classes=num_classes, in_channels=int(input_shape[0]), batch_norm=batch_norm, dropout=dropout,
+                       mean=mean, std=std, **fixed)  # fmt: skip
+
+    build.__doc__ = f"Registry entry for :func:`{builder.__name__}`{' with ' + str(fixed) if fixed else ''}."
+    return build
 
 
 def available_models() -> list[str]:
@@ -137,12 +162,3 @@ def describe_model(
                 parts.append(f"{name} {'x'.join(str(v) for v in x.shape[1:])}")
     count = sum(p.numel() for p in model.parameters())
     return f"{name_or_notation}: {' -> '.join(parts)} ({count:,} parameters)"
-
-
-register_model("digits-cnn", digits_cnn)
-register_model("fmnist-cnn", fmnist_cnn)
-register_model("mlp", mlp)
-register_model("resnet19", resnet19_preset)
-register_model("resnet20", resnet20_preset)
-register_model("vgg16", vgg16_preset)
-register_model("vgg16-avg", vgg16_avg_preset)

@@ -26,8 +26,9 @@ from torch import Tensor, nn
 from spikeconv.errors import ConfigError
 from spikeconv.models.initialization import kaiming_init_
 from spikeconv.models.preprocess import InputNormalization
+from spikeconv.models.registry import channels_preset, register_model
 
-__all__ = ["BasicBlock", "CifarResNet", "resnet19", "resnet19_preset", "resnet20", "resnet20_preset"]
+__all__ = ["BasicBlock", "CifarResNet", "resnet19", "resnet20"]
 
 
 def _norm(channels: int, batch_norm: bool) -> nn.Module:
@@ -163,35 +164,5 @@ def resnet19(
                        mean=mean, std=std)  # fmt: skip
 
 
-def _channels(input_shape: Sequence[int]) -> int:
-    if len(tuple(input_shape)) != 3:
-        raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
-    return int(input_shape[0])
-
-
-def resnet20_preset(
-    *,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    batch_norm: bool = True,
-    dropout: float = 0.0,
-) -> CifarResNet:
-    """Registry entry ``resnet20``."""
-    return resnet20(num_classes=num_classes, in_channels=_channels(input_shape), batch_norm=batch_norm, dropout=dropout,
-                    mean=mean, std=std)  # fmt: skip
-
-
-def resnet19_preset(
-    *,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    batch_norm: bool = True,
-    dropout: float = 0.0,
-) -> CifarResNet:
-    """Registry entry ``resnet19``."""
-    return resnet19(num_classes=num_classes, in_channels=_channels(input_shape), batch_norm=batch_norm, dropout=dropout,
-                    mean=mean, std=std)  # fmt: skip
+register_model("resnet20", channels_preset(resnet20))
+register_model("resnet19", channels_preset(resnet19))

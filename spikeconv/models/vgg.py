@@ -23,8 +23,9 @@ from spikeconv.errors import ConfigError
 from spikeconv.models.initialization import kaiming_init_
 from spikeconv.models.notation import PoolKind
 from spikeconv.models.preprocess import InputNormalization
+from spikeconv.models.registry import channels_preset, register_model
 
-__all__ = ["VGG16_LAYERS", "vgg16", "vgg16_avg_preset", "vgg16_preset"]
+__all__ = ["VGG16_LAYERS", "vgg16"]
 
 VGG16_LAYERS: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 """Convolution widths and pooling positions ("M") of VGG16 (Simonyan & Zisserman 2015, config D)."""
@@ -104,34 +105,5 @@ def vgg16(
     return model
 
 
-def _vgg16_registered(pool: PoolKind, input_shape, num_classes, mean, std, batch_norm, dropout) -> nn.Sequential:
-    if len(tuple(input_shape)) != 3:
-        raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
-    return vgg16(num_classes=num_classes, in_channels=int(input_shape[0]), pool=pool, batch_norm=batch_norm,
-                 dropout=dropout, mean=mean, std=std)  # fmt: skip
-
-
-def vgg16_preset(
-    *,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    batch_norm: bool = True,
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """Registry entry ``vgg16``: :func:`vgg16` with max pooling."""
-    return _vgg16_registered(PoolKind.MAX, input_shape, num_classes, mean, std, batch_norm, dropout)
-
-
-def vgg16_avg_preset(
-    *,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    batch_norm: bool = True,
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """Registry entry ``vgg16-avg``: :func:`vgg16` with average pooling (QCFS' choice)."""
-    return _vgg16_registered(PoolKind.AVG, input_shape, num_classes, mean, std, batch_norm, dropout)
+register_model("vgg16", channels_preset(vgg16, pool=PoolKind.MAX))
+register_model("vgg16-avg", channels_preset(vgg16, pool=PoolKind.AVG))  # QCFS' choice of pooling

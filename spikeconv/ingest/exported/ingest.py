@@ -20,6 +20,7 @@ from torch import fx
 from spikeconv.errors import CheckpointError, ConversionError, SpikeconvError, UnsupportedLayerError, first_line
 from spikeconv.ingest.canonical import make_canonical_
 from spikeconv.ingest.exported import ops as _ops  # noqa: F401  (fills the registry)
+from spikeconv.ingest.exported import ops_shapes as _ops_shapes  # noqa: F401  (fills the registry)
 from spikeconv.ingest.exported.load import load_exported
 from spikeconv.ingest.exported.registry import AtenSite, Varying, aten_name, aten_op
 from spikeconv.ingest.support import UnsupportedNode, hint_for, raise_unsupported
