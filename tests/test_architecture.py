@@ -73,7 +73,8 @@ def test_imports_follow_the_table(path: Path):
 
 def test_nothing_imports_cli():
     for path in SOURCES:
-        assert all(target != "cli" for target, _, _ in _imports(path)), path
+        if _part_of(path) != "cli":  # the cli package's own modules import each other
+            assert all(target != "cli" for target, _, _ in _imports(path)), path
 
 
 def _root_imports(path: Path) -> list[int]:

@@ -24,6 +24,7 @@ from spikeconv.calibration.prepare import (
     observer_of,
     plan_of,
     prepare,
+    recalibrate,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "attach_plan",
     "available_threshold_rules",
     "calibrate",
+    "recalibrate",
     "observer_of",
     "plan_of",
     "prepare",

@@ -180,10 +180,12 @@ class MseObserver(PercentileObserver):
         best_err = torch.full((hist.shape[0],), float("inf"), dtype=torch.float64)
         best = self.max_value.double().clone()
         steps = self.timesteps
+        centres = centres.expand_as(hist).contiguous() if centres.shape != hist.shape else centres
+        work = torch.empty_like(hist)  # one buffer, updated in place: the same operations in the same order
         for i in range(95):
             theta = (top * (1.0 - 0.01 * i)).clamp_min(1e-12)
-            levels = torch.clamp(torch.floor(centres * steps / theta + self.shift), 0, steps)
-            err = (hist * (theta / steps * levels - centres) ** 2).sum(dim=1)
+            torch.mul(centres, steps, out=work).div_(theta).add_(self.shift).floor_().clamp_(0, steps)  # levels
+            err = work.mul_(theta / steps).sub_(centres).pow_(2).mul_(hist).sum(dim=1)
             better = err < best_err
             best_err = torch.where(better, err, best_err)
             best = torch.where(better, theta.squeeze(1), best)

@@ -113,13 +113,50 @@ def calibrate(
                 break
     if seen == 0:
         raise CalibrationError("calibration data is empty: need at least one sample")
+    return _with_plan(gm, num_samples=seen, extra=extra or {})
+
+
+def _with_plan(gm: fx.GraphModule, *, num_samples: int, extra: dict) -> fx.GraphModule:
     thresholds = {
         site: tuple(gm.get_submodule(name).compute().tolist())
         for site, name in gm.meta[OBSERVERS_KEY].items()
     }
-    plan = ThresholdPlan(thresholds, rules=gm.meta["spikeconv_rules"], num_samples=seen,
-                         extra=extra or {})  # fmt: skip
+    plan = ThresholdPlan(thresholds, rules=gm.meta["spikeconv_rules"], num_samples=num_samples, extra=extra)
     return attach_plan(gm, plan)
+
+
+def recalibrate(calibrated: fx.GraphModule, config: CalibrationConfig) -> fx.GraphModule:
+    """Thresholds under ``config`` from the statistics ``calibrated`` already holds, without data.
+
+    Each site's new rule must watch with an observer of the class that watched it: the histogram
+    an MMSE or percentile observer keeps does not depend on the target T or the percentile, only
+    its ``compute()`` does. So one pass over the calibration data serves every target T of a
+    search (``--method auto``), and the result equals calibrating afresh with ``config``.
+
+    Raises:
+        CalibrationError: ``calibrated`` has no plan, or a rule needs another kind of statistic.
+    """
+    plan = plan_of(calibrated)
+    if calibrated.meta.get(STAGE_KEY) != "prepared" or plan is None:
+        raise CalibrationError("recalibrate() needs a graph from calibrate()")
+    gm = copy.deepcopy(calibrated)
+    rules = dict(gm.meta["spikeconv_rules"])
+    for site, node in _site_nodes(gm).items():
+        producer = node.args[0]
+        feeder = module_of(gm, producer) if isinstance(producer, fx.Node) else None
+        rule = config.rule_for(site, type(feeder) if feeder is not None else None)
+        old = gm.get_submodule(gm.meta[OBSERVERS_KEY][site])
+        new = rule.make_observer(module_of(gm, node))
+        if type(new) is not type(old) or getattr(new, "per_channel", None) != getattr(old, "per_channel", None):
+            raise CalibrationError(f"site {site}: rule {rule.to_dict()['kind']} needs other statistics than "
+                                   f"{type(old).__name__} kept; calibrate on data instead")  # fmt: skip
+        for name, buffer in old.named_buffers(recurse=False):
+            setattr(new, name, buffer.clone())
+        new.site = site
+        setattr(gm, gm.meta[OBSERVERS_KEY][site], new)
+        rules[site] = rule.to_dict()
+    gm.meta["spikeconv_rules"] = rules
+    return _with_plan(gm, num_samples=plan.num_samples, extra=dict(plan.extra))
 
 
 def attach_plan(prepared: fx.GraphModule, plan: ThresholdPlan) -> fx.GraphModule:

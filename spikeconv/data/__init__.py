@@ -10,7 +10,7 @@ from spikeconv.data.fashion_mnist import (
 from spikeconv.data.idx import read_idx
 from spikeconv.data.image_folder import ImageFolderDataset, ImageFolderOptions, load_image_folder
 from spikeconv.data.info import DatasetInfo
-from spikeconv.data.loaders import calibration_subset, make_loader
+from spikeconv.data.loaders import calibration_indices, calibration_subset, make_loader
 from spikeconv.data.npz import NpzSource, load_npz
 from spikeconv.data.registry import (
     DatasetLoader,
@@ -32,6 +32,7 @@ __all__ = [
     "NpzSource",
     "Split",
     "available_datasets",
+    "calibration_indices",
     "calibration_subset",
     "dataset_info",
     "fashion_mnist_search_dirs",

@@ -33,6 +33,12 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int =
     )
 
 
+def calibration_indices(size: int, *, num_samples: int, seed: int = 0) -> torch.Tensor:
+    """The sorted indices :func:`calibration_subset` draws (so other splits can avoid them)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(size, generator=generator)[: min(num_samples, size)].sort().values
+
+
 def calibration_subset(dataset: Dataset, *, num_samples: int, seed: int = 0) -> Dataset:
     """Return ``num_samples`` samples drawn without replacement from ``dataset`` with ``seed``.
 
@@ -50,8 +56,7 @@ def calibration_subset(dataset: Dataset, *, num_samples: int, seed: int = 0) -> 
         raise DataError("calibration data set is empty")
     if num_samples > size:
         logger.info("calibration: asked for %d samples, using all %d", num_samples, size)
-    generator = torch.Generator().manual_seed(seed)
-    indices = torch.randperm(size, generator=generator)[: min(num_samples, size)].sort().values
+    indices = calibration_indices(size, num_samples=num_samples, seed=seed)
     subset = getattr(dataset, "subset", None)
     if callable(subset):
         return subset(indices)

@@ -10,6 +10,7 @@ from spikeconv.files.ann_loaders import MODEL_LOADERS, load_ann, register_model_
 from spikeconv.files.ann_record import canonical_graph, rebuild_ann
 from spikeconv.files.ann_types import LoadedAnn, ModelSpec
 from spikeconv.files.detect import ModelFile, ModelFormat, read_model_file
+from spikeconv.files.info import describe_file, format_description
 from spikeconv.files.snn_file import LoadedSnn, build_snn, load_snn, model_from_arch, save_snn
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "ModelSpec",
     "build_snn",
     "canonical_graph",
+    "describe_file",
+    "format_description",
     "load_ann",
     "load_snn",
     "model_from_arch",

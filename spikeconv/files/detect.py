@@ -91,10 +91,12 @@ def as_state_dict(content: Any) -> dict[str, torch.Tensor] | None:
     return dict(content)
 
 
-def _classify(path: Path, content: Any) -> ModelFile:
+def _classify(path: Path, content: Any, *, snn_ok: bool = False) -> ModelFile | Mapping:
     if isinstance(content, Mapping) and content.get("format") == "spikeconv-ann":
         return ModelFile(path, ModelFormat.SPIKECONV, content)
     if isinstance(content, Mapping) and content.get("format") in _SNN_FORMATS:
+        if snn_ok:
+            return content
         raise CheckpointError(f"{path} is already a spiking network (an SNN file); convert takes the trained ANN")
     if isinstance(content, nn.Module):
         return ModelFile(path, ModelFormat.PICKLED_MODULE, content)
@@ -104,14 +106,14 @@ def _classify(path: Path, content: Any) -> ModelFile:
     raise CheckpointError(f"{path} holds a {type(content).__name__} that is neither a model nor a state_dict; give {ACCEPTED}")
 
 
-def _load_torch(path: Path, *, trust_pickle: bool) -> Any:
+def _load_torch(path: Path, *, trust_pickle: bool, refusal: str = PICKLE_REFUSAL) -> Any:
     try:
         return weights_only_load(path)
     except Exception as error:  # random bytes raise IndexError/KeyError/RuntimeError/EOFError/UnpicklingError...
         if not needs_full_unpickler(error):
             raise CheckpointError(f"{path} is not a model file spikeconv can read; give {ACCEPTED}") from None
     if not trust_pickle:
-        raise CheckpointError(f"{path} {PICKLE_REFUSAL}")
+        raise CheckpointError(f"{path} {refusal}")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # a class that cannot be imported here, or a damaged file
@@ -139,3 +141,30 @@ def read_model_file(path: str | Path, *, trust_pickle: bool = False) -> ModelFil
     if _is_torchscript(path):
         raise CheckpointError(f"{path} is a TorchScript archive, which spikeconv does not read; give {ACCEPTED}")
     return _classify(path, _load_torch(path, trust_pickle=trust_pickle))
+
+
+INFO_PICKLE_REFUSAL = ("holds pickled Python objects (e.g. a whole nn.Module saved with torch.save(model)), and loading a "
+                       "pickle can run code from the file, so `spikeconv info` does not read it; save model.state_dict(), "
+                       "a torch.export program or ONNX instead")  # fmt: skip
+
+
+def read_any_file(path: str | Path) -> ModelFile | Mapping:
+    """What ``spikeconv info`` reads: a detected model file as :func:`read_model_file` gives it, or the payload dict
+    of an SNN file (``spikeconv-snn`` or ``spikeconv-snn-trained``), read weights-only. Never unpickles.
+
+    Raises:
+        CheckpointError: Missing file, a folder, an unknown or damaged format, or pickled objects; one line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"file {path} does not exist; check the path")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file; give a model file or an SNN file")
+    if _is_onnx(path):
+        return ModelFile(path, ModelFormat.ONNX, self_contained_onnx(path))
+    data = path.read_bytes()
+    if is_exported_program(data):
+        return ModelFile(path, ModelFormat.EXPORTED, data)
+    if _is_torchscript(path):
+        raise CheckpointError(f"{path} is a TorchScript archive, which spikeconv does not read; give {ACCEPTED}")
+    return _classify(path, _load_torch(path, trust_pickle=False, refusal=INFO_PICKLE_REFUSAL), snn_ok=True)

@@ -3,7 +3,9 @@
 from spikeconv.convert.methods import METHODS, ConversionMethod, MethodSettings, method_settings
 from spikeconv.evaluation import format_curve_table
 from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, build_snn, load_ann, load_snn, rebuild_ann, save_snn
+from spikeconv.files.info import describe_file, format_description
 from spikeconv.ingest.preprocessing import Preprocessing
+from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion, format_choice
 from spikeconv.workflows.compare import (
     COMPARE_METHODS,
     DEFAULT_COMPARE_METHODS,
@@ -36,6 +38,7 @@ from spikeconv.workflows.options import (
     AUGMENTS,
     ENCODINGS,
     MAXPOOL_MODES,
+    OBJECTIVES,
     OPTIMIZERS,
     RESETS,
     SCHEDULES,
@@ -45,6 +48,8 @@ from spikeconv.workflows.options import (
     TRAINABLE_NEURONS,
     activation_from_options,
     ann_training_from_options,
+    auto_from_options,
+    check_auto_flags,
     convert_from_options,
     model_spec_from_options,
     settings_from_options,
@@ -53,6 +58,13 @@ from spikeconv.workflows.options import (
 from spikeconv.workflows.train_snn import TrainSnnJob, TrainSnnResult, train_snn_job
 
 __all__ = [
+    "OBJECTIVES",
+    "AutoConfig",
+    "Objective",
+    "auto_from_options",
+    "check_auto_flags",
+    "choose_conversion",
+    "format_choice",
     "COMPARE_METHODS",
     "DEFAULT_COMPARE_METHODS",
     "DEFAULT_COMPARE_TIMESTEPS",
@@ -105,6 +117,8 @@ __all__ = [
     "curves_job",
     "demo_job",
     "describe_conversion",
+    "describe_file",
+    "format_description",
     "model_spec_from_options",
     "load_ann",
     "load_snn",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ from spikeconv.training import (
     save_ann_checkpoint,
     train_ann,
 )
+from spikeconv.workflows.auto import AutoConfig, auto_calibration_samples, choose_conversion, validation_split
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class ConvertJob:
     method: str = "rate"
     plan_json: Path | None = None
     model_spec: ModelSpec = field(default_factory=ModelSpec)
+    command: str = ""
+    auto: AutoConfig | None = None  # method "auto": search methods x T for this budget (workflows/auto.py)
+    auto_timesteps: bool = True  # with auto, store the chosen T as the SNN's default length (else convert.timesteps)
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class ConvertResult:
     plan: ThresholdPlan
     ann: LoadedAnn
     calibration_data: str = ""
+    auto: dict | None = None  # the --method auto report (candidates, choice), None for explicit methods
 
 
 def load_model_and_data(job: ConvertJob) -> tuple[LoadedAnn, object]:
@@ -198,32 +203,70 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     check_outputs({"--out": job.out, "--plan-json": job.plan_json}, convert_inputs(job))
     ann, train = load_model_and_data(job)
     graph = canonical_graph(ann.source, ann.model)
-    subset = calibration_subset(train, num_samples=job.calib_samples, seed=job.calib_seed)
+    calib_samples = job.calib_samples if job.auto is None else auto_calibration_samples(len(train), job.calib_samples, job.auto)
+    subset = calibration_subset(train, num_samples=calib_samples, seed=job.calib_seed)
     split = "train" if job.data.has_split else "all (no train/test split)"
     extra = {"dataset": job.data.name, "split": split, "seed": job.calib_seed}
-    calibrated = calibrate(prepare(graph, job.calibration), make_loader(subset, batch_size=256, shuffle=False),
-                           progress=progress, extra=extra)  # fmt: skip
-    if job.correction is not None:
-        calibrated = correct(calibrated, make_loader(subset, batch_size=256, shuffle=False), job.correction, job.convert)
-    snn = convert(calibrated, job.convert)
+    if job.auto is not None:
+        calibrated, convert_config, method, auto_report = _auto_conversion(job, graph, train, subset, calib_samples, extra)
+    else:
+        calibrated = calibrate(prepare(graph, job.calibration), make_loader(subset, batch_size=256, shuffle=False),
+                               progress=progress, extra=extra)  # fmt: skip
+        if job.correction is not None:
+            calibrated = correct(calibrated, make_loader(subset, batch_size=256, shuffle=False), job.correction, job.convert)
+        convert_config, method, auto_report = job.convert, job.method, None
+    snn = convert(calibrated, convert_config)
     plan = plan_of(calibrated)
     info = {
         "input_shape": list(ann.input_shape),
         "num_classes": ann.num_classes,
         "preprocessing": ann.preprocessing,
         "model_format": ann.description,
-        "method": job.method,
+        "method": method,
         "calibration": {"dataset": job.data.name, "split": split, "samples": plan.num_samples, "seed": job.calib_seed,
-                        "config": job.calibration.to_dict()},  # fmt: skip
+                        "config": _calibration_record(job, plan, auto_report)},  # fmt: skip
         "ann_metadata": {k: v for k, v in ann.metadata.items() if k in ("test_accuracy", "dataset")},
         "torch_version": str(torch.__version__),
+        "provenance": _provenance(job.command),
+        **({"auto": auto_report} if auto_report is not None else {}),
     }
     with output_set():
         save_snn(job.out, snn, ann_source=ann.source, info=info)
         if job.plan_json is not None:
             plan.save(job.plan_json)
     where = f"{job.data.name} train" if job.data.has_split else f"{job.data.name} (no train/test split: evaluate on other data)"
-    return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}")
+    return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}", auto=auto_report)
+
+
+def _calibration_record(job: ConvertJob, plan: ThresholdPlan, auto_report: dict | None) -> dict:
+    """The calibration settings as recorded: the job's, or for auto the chosen candidate's rule."""
+    if auto_report is None:
+        return job.calibration.to_dict()
+    return {"default": dict(next(iter(plan.rules.values()), {})), "chosen_by": "auto"}
+
+
+def _auto_conversion(job: ConvertJob, graph, train, subset, calib_samples: int, extra: dict):
+    """``--method auto``: the calibrated graph, neuron settings, method name and evidence the search chose."""
+    validation = validation_split(train, calibration_samples=calib_samples, calibration_seed=job.calib_seed,
+                                  samples=job.auto.validation_samples)  # fmt: skip
+    choice = choose_conversion(graph, subset, validation, job.convert, job.auto, extra=extra)
+    convert_config = choice.convert if job.auto_timesteps else replace(choice.convert, timesteps=job.convert.timesteps)
+    report = {**choice.report, "validation": {**choice.report["validation"], "seed": job.calib_seed + 1,
+                                              "source": f"{job.data.name} train, disjoint from the calibration samples"}}  # fmt: skip
+    return choice.calibrated, convert_config, choice.variant.method, report
+
+
+def _provenance(command: str) -> dict:
+    """Who wrote an SNN file: the spikeconv version, the command line (if any) and the UTC time (``spikeconv info``)."""
+    import datetime
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("spikeconv")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        version = "unknown"
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"spikeconv_version": version, "command": command, "created": created}
 
 
 def describe_conversion(result: ConvertResult) -> str:

@@ -24,6 +24,7 @@ from spikeconv.neurons import (
     trainable_neuron_config,
 )
 from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule, SnnLoss, SnnTrainConfig
+from spikeconv.workflows.auto import AutoConfig, Objective
 
 THRESHOLD_RULES = tuple(available_threshold_rules())
 ENCODINGS = ("direct", "poisson")
@@ -128,3 +129,24 @@ def model_spec_from_options(*, arch: str | None, factory: str | None, num_classe
                                       std=_numbers(std, "--std", float) if std is not None else (1.0,))  # fmt: skip
     return ModelSpec(arch=arch, factory=factory, num_classes=num_classes, input_shape=shape, preprocessing=preprocessing,
                      trust_pickle=trust_pickle)  # fmt: skip
+
+
+OBJECTIVES = tuple(Objective.names())
+_EXPLICIT_ONLY = {"target_timesteps": "--target-timesteps", "threshold": "--threshold", "percentile": "--percentile",
+                  "per_channel": "--per-channel", "max_spikes": "--max-spikes", "half_period": "--half-period",
+                  "sin_correction": "--sin-correction"}  # fmt: skip
+
+
+def check_auto_flags(**given: object) -> None:
+    """Refuse the flags that tune one method when ``--method auto`` chooses the method and its options itself."""
+    named = [_EXPLICIT_ONLY[name] for name, value in given.items() if value not in (None, False)]
+    if named:
+        raise ConfigError(f"{', '.join(named)} tune(s) one conversion method, but --method auto chooses the method, its options "
+                          "and T itself; drop them, or name the method (e.g. --method calibrated)")  # fmt: skip
+
+
+def auto_from_options(*, max_drop: float, objective: str, max_timesteps: int, val_samples: int,
+                      correction_samples: int) -> AutoConfig:  # fmt: skip
+    """``--method auto`` settings from CLI values."""
+    return AutoConfig(max_drop=float(max_drop), objective=Objective.from_name(objective), max_timesteps=max_timesteps,
+                      validation_samples=val_samples, correction_samples=correction_samples)  # fmt: skip

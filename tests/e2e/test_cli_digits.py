@@ -47,7 +47,7 @@ def test_train_convert_curve_end_to_end(trained, tmp_path, capsys):
 
 def test_curve_with_limit_and_chunks_matches_whole_run(trained, tmp_path, capsys):
     snn = tmp_path / "d.snn.pt"
-    assert _run(["convert", trained, *DIGITS, "--out", snn, "--per-channel"], capsys)[0] == 0
+    assert _run(["convert", trained, *DIGITS, "--out", snn, "--method", "rate", "--per-channel"], capsys)[0] == 0
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
     assert _run(["curve", snn, *DIGITS, "--timesteps", 16, "--limit", 100, "--json", paths[0]], capsys)[0] == 0
     assert _run(["curve", snn, *DIGITS, "--timesteps", 16, "--limit", 100, "--time-chunk", 5,

@@ -512,9 +512,25 @@ def _hostile_case(hostile) -> Case:
     return Case("hostile files (tests/security)", f"{hostile.name}: {hostile.what}", build, sentinel=True)
 
 
+# ------------------------------------------------------------------ spikeconv info (reads, never unpickles)
+def _info_hostile_pickle(folder: Path) -> list[str]:
+    return ["info", _torch_file(folder, "HOSTILE.pt", {"x": _hostile_module().Payload(folder.parent / "PAYLOAD-RAN")})]
+
+
+INFO = "spikeconv info"
+INFO_CASES = [
+    Case(INFO, "info of a missing file", lambda f: ["info", "MISSING.pt"]),
+    Case(INFO, "info of a folder", lambda f: ["info", _folder(f, "FOLDER")]),
+    Case(INFO, "info of random bytes", lambda f: ["info", _put(f, "RANDOM.pt", np.random.default_rng(0).bytes(4096))]),
+    Case(INFO, "info of a pickled nn.Module", lambda f: ["info", _torch_file(f, "MODULE.pt", nn.Linear(2, 2))]),
+    Case(INFO, "info of a pickle that runs code", _info_hostile_pickle, sentinel=True),
+    Case(INFO, "info of an SNN file of a newer format version",
+         lambda f: ["info", _torch_file(f, "SNN.snn.pt", _edited_torch("snn", lambda p: p.update(format_version=99)))]),
+]
+
 HOSTILE = [_hostile_case(hostile) for hostile in _hostile_module().HOSTILE_CASES] if SECURITY.is_file() else []
 
-CASES = [*MODEL_CASES, *DATA_CASES, *OPTION_CASES, *SNN_CASES, *OUTPUT_CASES, *DAMAGED_CASES, *HOSTILE]
+CASES = [*MODEL_CASES, *DATA_CASES, *OPTION_CASES, *SNN_CASES, *OUTPUT_CASES, *DAMAGED_CASES, *INFO_CASES, *HOSTILE]
 
 
 # ------------------------------------------------------------------ running and rendering

@@ -1,0 +1,100 @@
+"""The click group and the options several commands share (data, model), and the verbosity switch."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from spikeconv.data import available_datasets
+from spikeconv.models import available_models
+from spikeconv.workflows import (
+    DataSource,
+    model_spec_from_options,
+)
+
+DATASET_HELP = (
+    f"Data set: one of {', '.join(available_datasets())}; imagefolder:PATH (one sub-folder per class, resized to the "
+    "model's input); or npz:PATH[:X,Y] (arrays x and y of one .npz file, which has no train/test split)."
+)
+POSITIVE = click.IntRange(min=1)
+
+
+def data_options(func):
+    func = click.option("--download", is_flag=True, help="Allow downloading missing data files.")(func)
+    func = click.option("--data-root", type=click.Path(path_type=Path), default=None,
+                        help="Folder holding the data files (else $SPIKECONV_DATA, then system paths).")(func)  # fmt: skip
+    return click.option("--dataset", default="fashion-mnist", show_default=True, help=DATASET_HELP)(func)
+
+
+def model_options(func):
+    """The options that say what a model file does not; the command receives them as one ``model_spec``."""
+
+    @functools.wraps(func)
+    def command(*args, arch, model_factory, num_classes, input_shape, mean, std, trust_pickle, **kwargs):
+        spec = model_spec_from_options(arch=arch, factory=model_factory, num_classes=num_classes, input_shape=input_shape,
+                                       mean=mean, std=std, trust_pickle=trust_pickle)  # fmt: skip
+        return func(*args, model_spec=spec, **kwargs)
+
+    options = [
+        click.option("--trust-pickle", is_flag=True,
+                     help="Allow MODEL to be a pickled nn.Module (torch.save(model)); unpickling can run code from the file."),
+        click.option("--std", default=None, metavar="S[,S...]",
+                     help="Input standard deviation(s) the model was trained with on [0, 1] pixels, one or one per channel "
+                          "[default: 1; spikeconv checkpoints record their own]."),
+        click.option("--mean", default=None, metavar="M[,M...]",
+                     help="Input mean(s) the model was trained with on [0, 1] pixels, one or one per channel "
+                          "[default: 0, i.e. no normalisation; spikeconv checkpoints record their own]."),
+        click.option("--input-shape", default=None, metavar="C,H,W",
+                     help="Input shape where the model file does not fix it [default: the data's sample shape]."),
+        click.option("--num-classes", type=POSITIVE, default=None, help="Number of outputs, checked against the model."),
+        click.option("--model-factory", default=None, metavar="FILE.py:FUNCTION",
+                     help="Python function (or package.module:FUNCTION) that returns the network, called without "
+                          "arguments; MODEL is then its state_dict, or omitted if the function loads trained weights."),
+        click.option("--arch", default=None, metavar="SPEC",
+                     help=f"Network of a state_dict MODEL: a preset ({', '.join(available_models())}) or layer notation."),
+    ]  # fmt: skip
+    for option in options:
+        command = option(command)
+    return command
+
+
+def source(dataset: str, data_root: Path | None, download: bool) -> DataSource:
+    return DataSource(name=dataset, root=data_root, download=download)
+
+
+def progress() -> bool:
+    return sys.stderr.isatty()
+
+
+_CHATTY_LIBRARIES = ("torch", "onnx", "onnx2torch", "onnxscript", "onnxruntime", "torchvision")
+
+
+def _set_verbosity(verbose: bool) -> None:
+    """Show spikeconv's log and all warnings with -v; else silence the libraries' deprecation/fallback chatter
+    (up to ~90 lines for one .pt2 file). spikeconv's own problems are errors, so nothing to act on is hidden."""
+    import logging
+    import warnings
+
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("spikeconv").addHandler(handler)
+        logging.getLogger("spikeconv").setLevel(logging.INFO)
+        warnings.simplefilter("default")
+        return
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spikeconv")
+@click.option("-v", "--verbose", is_flag=True, help="Show spikeconv's log and the libraries' warnings.")
+def cli(verbose: bool) -> None:
+    """Convert trained ReLU networks into spiking neural networks, and measure them."""
+    _set_verbosity(verbose)

@@ -1,0 +1,98 @@
+"""`train-ann` and `train-snn`: train a network and write its checkpoint."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from spikeconv.cli.group import POSITIVE, cli, data_options, progress, source
+from spikeconv.models import available_models
+from spikeconv.workflows import (
+    ACTIVATIONS,
+    AUGMENTS,
+    OPTIMIZERS,
+    SCHEDULES,
+    SNN_LOSSES,
+    TRAINABLE_NEURONS,
+    TrainAnnJob,
+    TrainSnnJob,
+    activation_from_options,
+    ann_training_from_options,
+    snn_training_from_options,
+    train_ann_job,
+    train_snn_job,
+)
+
+
+@cli.command("train-ann")
+@click.option("--arch", default="fmnist-cnn", show_default=True,
+              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@data_options
+@click.option("--epochs", type=POSITIVE, default=15, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="one-cycle", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--activation", type=click.Choice(ACTIVATIONS), default="relu", show_default=True,
+              help="Hidden activation: relu, or qcfs (quantization-clip-floor-shift, for low-latency conversion).")
+@click.option("--levels", type=POSITIVE, default=4, show_default=True, help="QCFS quantization levels L.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--train-limit", type=POSITIVE, default=None, help="Train on the first N samples only.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint to write.")
+def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, optimizer, schedule,
+                  weight_decay, augment, dropout, activation, levels, seed, train_limit, out) -> None:  # fmt: skip
+    """Train a ReLU ANN and save a checkpoint that `convert` needs nothing else for."""
+    config = ann_training_from_options(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                                       schedule=schedule, weight_decay=weight_decay, augment=augment,
+                                       seed=seed)  # fmt: skip
+    job = TrainAnnJob(arch=arch, out=out, data=source(dataset, data_root, download), train=config,
+                      dropout=dropout, train_limit=train_limit,
+                      activation=activation_from_options(activation, levels),
+                      command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+    result = train_ann_job(job, progress=progress())
+    click.echo(f"test accuracy {result.test_accuracy:.2f}% -> {result.path}")
+
+
+
+@cli.command("train-snn")
+@click.option("--arch", default="fmnist-cnn", show_default=True,
+              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@data_options
+@click.option("--neuron", type=click.Choice(TRAINABLE_NEURONS), default="srif", show_default=True,
+              help="Spiking neuron at every ReLU: if/lif (hard reset), srif (soft reset), mtlif (multi-threshold LIF).")
+@click.option("--mpr", is_flag=True, help="Membrane potential rectifier (InfLoR); if, lif and srif only.")
+@click.option("--timesteps", type=POSITIVE, default=4, show_default=True, help="T used in training.")
+@click.option("--epochs", type=POSITIVE, default=20, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default: 0.1, or 0.005 for mtlif.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="Default: sgd (momentum 0.9), or adam for mtlif.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True)
+@click.option("--loss", type=click.Choice(SNN_LOSSES), default=None,
+              help="Default: cross-entropy on the mean readout, for every neuron; per-step-mse is Xu et al.'s loss "
+                   "(slower to converge in our measurements, docs/benchmarks.md).")  # fmt: skip
+@click.option("--tdbn/--no-tdbn", default=None, help="BatchNorm weights start at V_th (tdBN). Default: on for mtlif only.")
+@click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--train-limit", type=POSITIVE, default=None, help="Train on the first N samples only.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint, rewritten after every epoch.")
+@click.option("--log", "log_path", type=click.Path(path_type=Path), default=None, help="Per-epoch JSON log [default: OUT.log.json].")
+@click.option("--resume", is_flag=True, help="Continue from OUT if it exists (same options); a finished run is not retrained.")
+@click.option("--overwrite", is_flag=True, help="Train anew and replace an existing OUT (refused without this or --resume).")
+def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, epochs, batch_size, lr, optimizer, schedule,
+                  loss, tdbn, augment, seed, train_limit, out, log_path, resume, overwrite) -> None:  # fmt: skip
+    """Train a spiking network directly (BPTT with surrogate gradients); `curve` measures the checkpoint."""
+    config = snn_training_from_options(neuron=neuron, mpr=mpr, timesteps=timesteps, epochs=epochs, batch_size=batch_size,
+                                       lr=lr, optimizer=optimizer, schedule=schedule, loss=loss, tdbn=tdbn,
+                                       augment=augment, seed=seed)  # fmt: skip
+    job = TrainSnnJob(arch=arch, out=out, data=source(dataset, data_root, download), train=config,
+                      train_limit=train_limit, resume=resume, log=log_path, overwrite=overwrite,
+                      command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+    result = train_snn_job(job, progress=progress())
+    click.echo(f"test accuracy {result.test_accuracy:.2f}% at T={timesteps} after {len(result.history.records)} epochs "
+               f"({result.epochs_run} run now) -> {result.path}")  # fmt: skip

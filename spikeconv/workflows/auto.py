@@ -1,0 +1,326 @@
+"""``--method auto``: the conversion method and T that meet the user's accuracy budget at least cost.
+
+The search answers "what is the fewest timesteps (or the least energy) at which my network stays
+within ``max_drop`` points of its ANN, and with which method?" on a validation split of the
+*training* data (never the test set; disjoint from the calibration samples):
+
+1. Calibrate once per family of statistics: per-layer and per-channel MMSE histograms (shared by
+   every target T through :func:`~spikeconv.calibration.recalibrate`), percentile histograms for
+   ``burst``, the learned clip for ``qcfs`` when the ANN has QCFS activations.
+2. For T = 1, 2, ... ``max_timesteps``: screen every variant (method x per-channel x signed
+   neuron) by the accuracy of its ideal T-step rate code (:func:`~spikeconv.convert.rate_code_ann`,
+   one ANN pass, no simulation); simulate the most promising ones (with their measured correction)
+   on the validation split, counting operations for the energy estimate.
+3. A candidate is within budget when its drop plus one standard error of that paired drop
+   (from the samples the ANN and the SNN disagree on) is at most ``max_drop``: the split is small,
+   and the ANN has seen these samples in training, so the measured drop errs low (on the shipped
+   CNN a validation drop of 0.40 ± 0.36 at T = 3 was a test-set drop of 1.00).
+   ``timesteps`` objective: the smallest T at which a simulated candidate is within budget; ties
+   go to the least estimated energy. ``energy`` objective: the least energy among all simulated
+   candidates within budget. If none is, the candidate with the smallest drop is kept and the
+   report says so.
+
+Multi-spike neurons (``burst``, Γ = 2) carry more than one bit per step, so they are ranked by
+binary-equivalent steps, T·⌈log2(Γ + 1)⌉, not by T alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import fx
+
+from spikeconv._names import NamedEnum
+from spikeconv.calibration import calibrate, prepare, recalibrate
+from spikeconv.convert import ConvertConfig, convert, correct
+from spikeconv.convert.methods import MethodOverrides, MethodSettings, method_settings
+from spikeconv.convert.rate_code_ann import rate_code_ann
+from spikeconv.data import calibration_indices, make_loader
+from spikeconv.errors import ConfigError
+from spikeconv.evaluation import EnergyModel, count_operations
+from spikeconv.neurons import SinCorrection
+
+SCREEN_MARGIN = 2.0  # points: a rate-code prediction this far outside the budget is not simulated
+SIMULATED_PER_T = 2  # at most this many variants are simulated at each T
+STANDARD_ERRORS = 1.0  # the budget must hold this many standard errors of the paired drop above the measured drop
+
+
+class Objective(NamedEnum):
+    """What the search minimises within the accuracy budget."""
+
+    TIMESTEPS = "timesteps"
+    ENERGY = "energy"
+
+    __label__ = "objective"
+    __choices_sep__ = " "
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """The user's budget and the search bounds.
+
+    Attributes:
+        max_drop: Largest accepted drop of validation accuracy below the ANN's, in points.
+        objective: Fewest timesteps (ties: least energy), or least energy.
+        max_timesteps: Largest T tried.
+        validation_samples: Training samples held out for validation (disjoint from calibration).
+        correction_samples: Calibration samples the potential correction uses.
+        energy: Energy per operation for the estimate.
+    """
+
+    max_drop: float = 1.0
+    objective: Objective = Objective.TIMESTEPS
+    max_timesteps: int = 16
+    validation_samples: int = 2000
+    correction_samples: int = 512
+    energy: EnergyModel = EnergyModel()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.objective, Objective):
+            raise ConfigError("AutoConfig.objective must be an Objective member")
+        if not (isinstance(self.max_drop, (int, float)) and math.isfinite(self.max_drop) and self.max_drop >= 0):
+            raise ConfigError(f"--max-drop must be a number >= 0, got {self.max_drop!r}")
+        for name in ("max_timesteps", "validation_samples", "correction_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One method with its neuron options: a row family of the candidate table."""
+
+    method: str
+    per_channel: bool = False
+    sin: SinCorrection = SinCorrection.NONE
+
+    @property
+    def label(self) -> str:
+        parts = [self.method] + (["per-channel"] if self.per_channel else []) + (["signed"] if self.sin is SinCorrection.SIGNED else [])
+        return " + ".join(parts)
+
+    def settings(self, base: ConvertConfig, timesteps: int, correction_samples: int) -> MethodSettings:
+        overrides = MethodOverrides(per_channel=self.per_channel, sin_correction=self.sin)
+        return method_settings(self.method, base, target_timesteps=timesteps, correction_samples=correction_samples,
+                               overrides=overrides)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """The chosen conversion: its calibrated graph (corrections included), neuron settings, method and evidence."""
+
+    calibrated: fx.GraphModule
+    convert: ConvertConfig
+    settings: MethodSettings
+    variant: Variant
+    timesteps: int
+    report: dict[str, Any]
+
+
+def has_qcfs_sites(graph: fx.GraphModule) -> bool:
+    """Whether the ANN's activations carry a learned clip (QCFS-trained), so the qcfs methods apply."""
+    return any(hasattr(module, "learned_threshold") for module in graph.modules())
+
+
+def variants_for(graph: fx.GraphModule) -> list[Variant]:
+    """Every applicable variant: calibrated (per-layer/per-channel, with/without the signed neuron), burst, qcfs."""
+    found = [Variant("calibrated", per_channel, sin) for per_channel in (False, True) for sin in (SinCorrection.NONE, SinCorrection.SIGNED)]
+    if has_qcfs_sites(graph):
+        found = [Variant("qcfs-calibrated"), Variant("qcfs-calibrated", sin=SinCorrection.SIGNED), Variant("qcfs"), *found]
+    return [*found, Variant("burst")]
+
+
+def _bits_per_step(convert_config: ConvertConfig) -> int:
+    return max(1, math.ceil(math.log2(convert_config.max_spikes + 1)))
+
+
+class _Search:
+    """The state of one search: shared statistics, data, and the table of candidates."""
+
+    def __init__(self, graph: fx.GraphModule, calibration, validation, base: ConvertConfig, config: AutoConfig,
+                 extra: dict[str, Any]) -> None:  # fmt: skip
+        self.graph, self.base, self.config, self.extra = graph, base, config, extra
+        self.calibration_loader = make_loader(calibration, batch_size=256, shuffle=False)
+        self.validation = validation
+        self.correction_samples = config.correction_samples
+        self.statistics: dict[tuple, fx.GraphModule] = {}
+        self.plans: dict[tuple, fx.GraphModule] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.loader = make_loader(validation, batch_size=256, shuffle=False)
+        self.labels = torch.cat([y for _, y in self.loader])
+        self.ann_correct = self._correct(lambda x: graph(x))
+        self.ann_accuracy = 100.0 * float(self.ann_correct.float().mean())
+
+    def _correct(self, predict: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Which validation samples ``predict`` (logits or summed readout) classifies right; ties go to the lowest class."""
+        with torch.inference_mode():
+            return torch.cat([predict(x).argmax(dim=1) for x, _ in self.loader]) == self.labels
+
+    def _scored(self, right: torch.Tensor) -> dict[str, float]:
+        """Accuracy, drop below the ANN, and the standard error of that paired drop (McNemar's discordant pairs)."""
+        n = right.numel()
+        lost = float((self.ann_correct & ~right).sum())
+        gained = float((~self.ann_correct & right).sum())
+        se = math.sqrt(max(lost + gained - (lost - gained) ** 2 / n, 0.0)) / n * 100.0
+        accuracy = 100.0 * float(right.float().mean())
+        return {"accuracy": round(accuracy, 2), "drop": round(self.ann_accuracy - accuracy, 2), "drop_se": round(se, 2)}
+
+    def calibrated(self, settings: MethodSettings) -> fx.GraphModule:
+        """The plan of ``settings``' rules, from statistics gathered once per observer family."""
+        rule = settings.calibration.default.to_dict()
+        family = (rule["kind"], rule.get("per_channel", False), rule.get("q"))
+        if family not in self.statistics:
+            self.statistics[family] = calibrate(prepare(self.graph, settings.calibration), self.calibration_loader,
+                                                extra=self.extra)  # fmt: skip
+        key = (family, rule.get("timesteps"))
+        if key not in self.plans:  # per-channel MMSE searches cost seconds; signed and plain variants share them
+            self.plans[key] = recalibrate(self.statistics[family], settings.calibration)
+        return self.plans[key]
+
+    def screen(self, variant: Variant, timesteps: int) -> dict[str, Any]:
+        settings = variant.settings(self.base, timesteps, self.correction_samples)
+        code = rate_code_ann(self.calibrated(settings), timesteps, settings.convert).eval()
+        row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
+               "bits_per_step": _bits_per_step(settings.convert), **self._scored(self._correct(code)),
+               "energy_uj": None, "how": "screened"}  # fmt: skip
+        self.rows.append(row)
+        return row
+
+    def simulate(self, variant: Variant, timesteps: int) -> tuple[dict[str, Any], AutoChoice]:
+        settings = variant.settings(self.base, timesteps, self.correction_samples)
+        calibrated = self.calibrated(settings)
+        if settings.correction is not None:
+            calibrated = correct(calibrated, self.calibration_loader, settings.correction, settings.convert)
+        convert_config = replace(settings.convert, timesteps=timesteps)
+        snn = convert(calibrated, convert_config).eval()
+        with count_operations(snn) as counter:
+            right = self._correct(lambda x: snn(x, timesteps).sum(dim=0))
+        totals = counter.result().totals(timesteps)
+        row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
+               "bits_per_step": _bits_per_step(convert_config), **self._scored(right), "how": "simulated",
+               "energy_uj": round(self.config.energy.energy_pj(ac=totals["ac"], mac=totals["mac"]) / 1e6, 4),
+               "spike_rate": round(float(totals["spike_rate"]), 4)}  # fmt: skip
+        self.rows.append(row)
+        return row, AutoChoice(calibrated, convert_config, settings, variant, timesteps, {})
+
+
+def _meets(row: dict[str, Any], config: AutoConfig) -> bool:
+    """Within budget with one standard error to spare: the validation split is small and was seen in training."""
+    return row["drop"] + STANDARD_ERRORS * row["drop_se"] <= config.max_drop
+
+
+def _cost(row: dict[str, Any]) -> int:
+    return int(row["timesteps"]) * int(row["bits_per_step"])
+
+
+def choose_conversion(graph: fx.GraphModule, calibration, validation, base: ConvertConfig, config: AutoConfig, *,
+                      extra: dict[str, Any] | None = None,
+                      on_candidate: Callable[[dict[str, Any]], None] | None = None) -> AutoChoice:  # fmt: skip
+    """Search methods x T as the module docstring describes; return the choice with its evidence.
+
+    Args:
+        graph: The canonical ANN graph.
+        calibration: Training samples for thresholds and corrections.
+        validation: Other training samples, for the ANN's and every candidate's accuracy.
+        base: The user's neuron settings (reset, v_init, encoding, max-pool mode).
+        config: Budget, objective and bounds.
+        extra: Facts recorded in the threshold plan (data set, split, seed).
+        on_candidate: Called with each table row as it is measured (for a live log).
+    """
+    search = _Search(graph, calibration, validation, base, config, dict(extra or {}))
+    variants = variants_for(graph)
+    simulated: list[tuple[dict[str, Any], AutoChoice]] = []
+    best_cost = None
+    for timesteps in range(1, config.max_timesteps + 1):
+        screened = []
+        for variant in variants:
+            if best_cost is not None and timesteps * _bits_per_step(variant.settings(base, timesteps, 1).convert) > best_cost:
+                continue
+            row = search.screen(variant, timesteps)
+            screened.append((row, variant))
+            if on_candidate is not None:
+                on_candidate(row)
+        screened.sort(key=lambda item: (-item[0]["accuracy"], _cost(item[0])))
+        promising = [v for row, v in screened if row["drop"] <= config.max_drop + SCREEN_MARGIN][:SIMULATED_PER_T]
+        for variant in promising:
+            row, choice = search.simulate(variant, timesteps)
+            simulated.append((row, choice))
+            if on_candidate is not None:
+                on_candidate(row)
+        within = [item for item in simulated if _meets(item[0], config)]
+        if within and best_cost is None:
+            cheapest = min(_cost(row) for row, _ in within)  # a multi-spike candidate may cost more than this T
+            best_cost = cheapest if config.objective is Objective.TIMESTEPS else 2 * cheapest  # energy: look further, not forever
+        if best_cost is not None and timesteps >= best_cost:
+            break
+    return _decide(search, simulated, variants, config)
+
+
+def _decide(search: _Search, simulated, variants, config: AutoConfig) -> AutoChoice:
+    if not simulated:  # nothing was promising: simulate the best-screened candidate at the largest T
+        best = max((row for row in search.rows), key=lambda row: row["accuracy"])
+        variant = next(v for v in variants if v.label == best["variant"])
+        simulated = [search.simulate(variant, int(best["timesteps"]))]
+    within = [item for item in simulated if _meets(item[0], config)]
+    if within:
+        key = (lambda item: (item[0]["energy_uj"], _cost(item[0]))) if config.objective is Objective.ENERGY else (
+            lambda item: (_cost(item[0]), item[0]["energy_uj"]))  # fmt: skip
+        row, choice = min(within, key=key)
+    else:
+        row, choice = min(simulated, key=lambda item: (item[0]["drop"], _cost(item[0])))
+    report = {
+        "objective": config.objective.value, "max_drop": config.max_drop, "max_timesteps": config.max_timesteps,
+        "met_budget": bool(within), "validation": {"samples": len(search.validation), "ann_accuracy": round(search.ann_accuracy, 2)},
+        "chosen": dict(row), "screened": sum(r["how"] == "screened" for r in search.rows),
+        "simulated": sum(r["how"] == "simulated" for r in search.rows), "candidates": list(search.rows),
+        "energy_model": config.energy.to_dict(),
+    }  # fmt: skip
+    return replace(choice, report=report)
+
+
+def auto_calibration_samples(train_size: int, calib_samples: int, config: AutoConfig) -> int:
+    """Calibration samples for a search: ``calib_samples``, or half the training set when it cannot also hold the validation split."""
+    if train_size >= calib_samples + config.validation_samples:
+        return calib_samples
+    return max(1, min(calib_samples, train_size // 2))
+
+
+def validation_split(train, *, calibration_samples: int, calibration_seed: int, samples: int):
+    """``samples`` training samples disjoint from the calibration draw, with a seed of their own (sorted indices).
+
+    Raises:
+        ConfigError: Calibration takes every training sample, so none is left to validate on.
+    """
+    size = len(train)
+    free = torch.ones(size, dtype=torch.bool)
+    free[calibration_indices(size, num_samples=calibration_samples, seed=calibration_seed)] = False
+    pool = torch.nonzero(free).flatten()
+    if len(pool) == 0:
+        raise ConfigError(f"--method auto needs training samples beyond the {calibration_samples} used for calibration "
+                          "to validate on; lower --calib-samples or pick an explicit --method")  # fmt: skip
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(calibration_seed + 1))[:samples]
+    indices = pool[order].sort().values
+    subset = getattr(train, "subset", None)
+    return subset(indices) if callable(subset) else torch.utils.data.Subset(train, indices.tolist())
+
+
+def format_choice(report: dict[str, Any]) -> str:
+    """The candidates table and the decision, as printed by ``convert --method auto``."""
+    lines = ["| method | T | bits/step | val. accuracy | drop ± s.e. | energy (µJ) | how |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for row in report["candidates"]:
+        energy = "" if row["energy_uj"] is None else f"{row['energy_uj']:.3f}"
+        lines.append(f"| {row['variant']} | {row['timesteps']} | {row['bits_per_step']} | {row['accuracy']:.2f} | "
+                     f"{row['drop']:+.2f} ± {row['drop_se']:.2f} | {energy} | {row['how']} |")  # fmt: skip
+    chosen, validation = report["chosen"], report["validation"]
+    verdict = "within" if report["met_budget"] else "NOT within (closest kept)"
+    lines.append(f"auto: {chosen['variant']} at T = {chosen['timesteps']}: {chosen['accuracy']:.2f}% on {validation['samples']} "
+                 f"held-out training samples (ANN {validation['ann_accuracy']:.2f}%, "
+                 f"drop {chosen['drop']:.2f} ± {chosen['drop_se']:.2f}), "
+                 f"{verdict} --max-drop {report['max_drop']:g} with one standard error to spare; "
+                 f"{report['screened']} screened, {report['simulated']} simulated")  # fmt: skip
+    return "\n".join(lines)

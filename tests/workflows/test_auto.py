@@ -1,0 +1,138 @@
+"""`--method auto`: shared statistics, the validation split, the search's choice and its record (digits)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from spikeconv.calibration import CalibrationConfig, MseThreshold, PercentileThreshold, calibrate, plan_of, prepare, recalibrate
+from spikeconv.cli import main
+from spikeconv.convert import ConvertConfig, convert
+from spikeconv.data import Split, calibration_indices, calibration_subset, load_dataset, make_loader
+from spikeconv.errors import CalibrationError
+from spikeconv.files import load_ann, load_snn
+from spikeconv.ingest import ingest_module
+from spikeconv.models import build_model
+from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion, validation_split
+
+DIGITS = ["--dataset", "digits"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A digits CNN trained once by the CLI (about 5 s); tests only read it."""
+    ckpt = tmp_path_factory.mktemp("auto") / "ann.pt"
+    assert main(["train-ann", "--arch", "digits-cnn", *DIGITS, "--epochs", "4", "--seed", "0", "--out", str(ckpt)]) == 0
+    return ckpt
+
+
+@pytest.fixture(scope="module")
+def train_data():
+    return load_dataset("digits", split=Split.TRAIN)
+
+
+def _graph(trained):
+    return ingest_module(load_ann(trained).model)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_recalibrate_equals_calibrating_afresh(trained, train_data, per_channel):
+    graph, loader = _graph(trained), make_loader(calibration_subset(train_data, num_samples=300), batch_size=128, shuffle=False)
+    first = calibrate(prepare(graph, CalibrationConfig(default=MseThreshold(timesteps=2, per_channel=per_channel))), loader)
+    target = CalibrationConfig(default=MseThreshold(timesteps=5, per_channel=per_channel))
+    fresh = plan_of(calibrate(prepare(graph, target), loader))
+    shared = plan_of(recalibrate(first, target))
+    assert shared.thresholds == fresh.thresholds and dict(shared.rules) == dict(fresh.rules)
+    assert shared.thresholds != plan_of(first).thresholds  # T matters, so the test can fail
+
+
+def test_recalibrate_refuses_other_statistics(trained, train_data):
+    loader = make_loader(calibration_subset(train_data, num_samples=64), batch_size=64, shuffle=False)
+    mse = calibrate(prepare(_graph(trained), CalibrationConfig(default=MseThreshold(timesteps=2))), loader)
+    with pytest.raises(CalibrationError, match="other statistics"):
+        recalibrate(mse, CalibrationConfig(default=MseThreshold(timesteps=2, per_channel=True)))
+    with pytest.raises(CalibrationError, match="other statistics"):
+        recalibrate(mse, CalibrationConfig(default=PercentileThreshold(q=99.0)))
+
+
+def test_validation_split_is_disjoint_from_calibration_and_deterministic(train_data):
+    calib = set(calibration_indices(len(train_data), num_samples=500, seed=3).tolist())
+    one = validation_split(train_data, calibration_samples=500, calibration_seed=3, samples=400)
+    two = validation_split(train_data, calibration_samples=500, calibration_seed=3, samples=400)
+    x1, y1 = one.as_tensors()
+    assert len(one) == 400 and torch.equal(x1, two.as_tensors()[0]) and torch.equal(y1, two.as_tensors()[1])
+    images = {tuple(train_data[i][0].flatten().tolist()) for i in calib}
+    assert not any(tuple(x.flatten().tolist()) in images for x in x1)
+
+
+def _search(trained, train_data, **options):
+    graph = _graph(trained)
+    calib = calibration_subset(train_data, num_samples=400, seed=0)
+    val = validation_split(train_data, calibration_samples=400, calibration_seed=0, samples=600)
+    return choose_conversion(graph, calib, val, ConvertConfig(), AutoConfig(correction_samples=128, **options)), val
+
+
+def test_choice_is_the_smallest_t_within_budget_and_its_numbers_reproduce(trained, train_data):
+    choice, val = _search(trained, train_data, max_drop=1.5, max_timesteps=8)
+    report = choice.report
+    chosen, rows = report["chosen"], report["candidates"]
+    assert report["met_budget"] and chosen["drop"] + chosen["drop_se"] <= 1.5
+    simulated = [r for r in rows if r["how"] == "simulated"]
+    assert chosen in simulated and report["screened"] + report["simulated"] == len(rows)
+    cost = chosen["timesteps"] * chosen["bits_per_step"]
+    assert not [r for r in simulated if r["timesteps"] * r["bits_per_step"] < cost and r["drop"] + r["drop_se"] <= 1.5]
+    snn = convert(choice.calibrated, choice.convert).eval()
+    assert snn.timesteps == chosen["timesteps"] == choice.timesteps
+    x, y = val.as_tensors()
+    with torch.no_grad():
+        accuracy = 100.0 * float((snn(x, choice.timesteps).sum(0).argmax(1) == y).float().mean())
+    assert accuracy == pytest.approx(chosen["accuracy"], abs=0.01)
+
+
+def test_a_tighter_budget_never_picks_fewer_steps(trained, train_data):
+    loose, _ = _search(trained, train_data, max_drop=3.0, max_timesteps=8)
+    tight, _ = _search(trained, train_data, max_drop=0.3, max_timesteps=8)
+    assert tight.timesteps >= loose.timesteps
+    if not tight.report["met_budget"]:  # nothing within 0.3: the closest candidate is kept and said so
+        best = min(r["drop"] for r in tight.report["candidates"] if r["how"] == "simulated")
+        assert tight.report["chosen"]["drop"] == best
+
+
+def test_energy_objective_picks_the_least_energy_within_budget(trained, train_data):
+    choice, _ = _search(trained, train_data, max_drop=2.0, max_timesteps=6, objective=Objective.ENERGY)
+    within = [r for r in choice.report["candidates"] if r["how"] == "simulated" and r["drop"] + r["drop_se"] <= 2.0]
+    assert choice.report["chosen"]["energy_uj"] == min(r["energy_uj"] for r in within)
+
+
+def test_qcfs_anns_get_the_qcfs_methods():
+    from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_
+    from spikeconv.workflows.auto import variants_for
+
+    model = build_model("digits-cnn", input_shape=(1, 8, 8), num_classes=10)
+    assert "qcfs" not in {v.method for v in variants_for(ingest_module(model))}
+    apply_activation_(model, ActivationSpec(kind=ActivationKind.QCFS, levels=4))
+    assert {"qcfs", "qcfs-calibrated"} <= {v.method for v in variants_for(ingest_module(model))}
+
+
+def test_cli_default_is_auto_and_the_file_records_the_choice(trained, tmp_path, capsys):
+    snn = tmp_path / "auto.snn.pt"
+    assert main(["convert", str(trained), *DIGITS, "--out", str(snn), "--max-timesteps", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | T |" in out and "\nauto: " in out and "with method auto (" in out
+    loaded = load_snn(snn)
+    auto = loaded.info["auto"]
+    assert loaded.info["method"] == auto["chosen"]["method"] and loaded.snn.timesteps == auto["chosen"]["timesteps"]
+    assert auto["validation"]["samples"] > 0 and auto["candidates"]
+    assert main(["info", str(snn), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["method"] == auto["chosen"]["method"] and described["timesteps"] == auto["chosen"]["timesteps"]
+
+
+@pytest.mark.parametrize("flag", [["--per-channel"], ["--target-timesteps", "4"], ["--sin-correction", "signed"]])
+def test_cli_refuses_method_flags_with_auto(trained, tmp_path, capsys, flag):
+    out = tmp_path / "x.snn.pt"
+    assert main(["convert", str(trained), *DIGITS, "--out", str(out), *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--method auto chooses" in err and not out.exists()
