@@ -64,15 +64,16 @@ def info_cmd(file, as_json) -> None:
 @cli.command("demo")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("demo-output"),
               show_default=True)
-@click.option("--timesteps", type=POSITIVE, default=64, show_default=True)
+@click.option("--timesteps", type=POSITIVE, default=32, show_default=True)
 @click.option("--limit", type=POSITIVE, default=None, help="Use the first N test samples only.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None)
 def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
-    """Convert the shipped Fashion-MNIST CNN and print its timestep-accuracy curve."""
+    """Convert the shipped Fashion-MNIST CNN with --method auto and with rate; print both curves and a summary."""
     result = demo_job(DemoJob(out_dir=out_dir, timesteps=timesteps, limit=limit,
                               data=DataSource(root=data_root)), progress=progress())  # fmt: skip
-    click.echo(format_curve_table([result.curve]))
-    click.echo(f"SNN: {result.snn_path}  curve: {result.json_path}  plot: {result.plot_path}")
+    click.echo(format_curve_table(result.curves))
+    click.echo(result.summary)
+    click.echo(f"SNN: {result.snn_path} (rate: {result.rate_path})  curves: {result.json_path}  plot: {result.plot_path}")
 
 
 

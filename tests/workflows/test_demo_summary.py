@@ -1,0 +1,21 @@
+"""The demo's summary line: what auto chose, its test accuracy and drop at that T, and where rate gets there."""
+
+from __future__ import annotations
+
+from spikeconv.evaluation import CurveResult
+from spikeconv.workflows.demo import summary_line
+
+
+def _curve(accuracy, label):
+    return CurveResult(timesteps=tuple(range(1, len(accuracy) + 1)), accuracy=tuple(accuracy), ann_accuracy=92.0,
+                       num_samples=100, label=label)  # fmt: skip
+
+
+def test_summary_states_the_choice_the_drop_and_the_rate_baseline():
+    auto = {"chosen": {"variant": "calibrated + signed", "timesteps": 3}}
+    converted = _curve([80.0, 90.0, 91.5, 91.8], "auto")
+    rate = _curve([10.0, 40.0, 60.0, 91.5], "rate")
+    line = summary_line(auto, [converted, rate])
+    assert line == ("auto chose calibrated + signed at T = 3: 91.50 % on the test set, within 0.50 points of the ANN "
+                    "(92.00 %); rate needs T = 4 for the same")  # fmt: skip
+    assert "rate is not there by T = 4" in summary_line(auto, [converted, _curve([10.0, 20.0, 30.0, 40.0], "rate")])
