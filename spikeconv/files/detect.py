@@ -133,6 +133,11 @@ def read_model_file(path: str | Path, *, trust_pickle: bool = False) -> ModelFil
         raise CheckpointError(f"model file {path} does not exist; check the path")
     if not path.is_file():
         raise CheckpointError(f"model path {path} is not a file; give {ACCEPTED}")
+    return _non_torch(path) or _classify(path, _load_torch(path, trust_pickle=trust_pickle))
+
+
+def _non_torch(path: Path) -> ModelFile | None:
+    """An ONNX model or a ``.pt2`` program, parsed; None for anything else; TorchScript is refused."""
     if _is_onnx(path):
         return ModelFile(path, ModelFormat.ONNX, self_contained_onnx(path))
     data = path.read_bytes()
@@ -140,7 +145,7 @@ def read_model_file(path: str | Path, *, trust_pickle: bool = False) -> ModelFil
         return ModelFile(path, ModelFormat.EXPORTED, data)
     if _is_torchscript(path):
         raise CheckpointError(f"{path} is a TorchScript archive, which spikeconv does not read; give {ACCEPTED}")
-    return _classify(path, _load_torch(path, trust_pickle=trust_pickle))
+    return None
 
 
 INFO_PICKLE_REFUSAL = ("holds pickled Python objects (e.g. a whole nn.Module saved with torch.save(model)), and loading a "
@@ -160,11 +165,4 @@ def read_any_file(path: str | Path) -> ModelFile | Mapping:
         raise CheckpointError(f"file {path} does not exist; check the path")
     if not path.is_file():
         raise CheckpointError(f"{path} is not a file; give a model file or an SNN file")
-    if _is_onnx(path):
-        return ModelFile(path, ModelFormat.ONNX, self_contained_onnx(path))
-    data = path.read_bytes()
-    if is_exported_program(data):
-        return ModelFile(path, ModelFormat.EXPORTED, data)
-    if _is_torchscript(path):
-        raise CheckpointError(f"{path} is a TorchScript archive, which spikeconv does not read; give {ACCEPTED}")
-    return _classify(path, _load_torch(path, trust_pickle=False, refusal=INFO_PICKLE_REFUSAL), snn_ok=True)
+    return _non_torch(path) or _classify(path, _load_torch(path, trust_pickle=False, refusal=INFO_PICKLE_REFUSAL), snn_ok=True)

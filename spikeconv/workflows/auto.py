@@ -17,8 +17,8 @@ within ``max_drop`` points of its ANN, and with which method?" on a validation s
    CNN a validation drop of 0.40 ± 0.36 at T = 3 was a test-set drop of 1.00).
    ``timesteps`` objective: the smallest T at which a simulated candidate is within budget; ties
    go to the least estimated energy. ``energy`` objective: the least energy among all simulated
-   candidates within budget. If none is, the candidate with the smallest drop is kept and the
-   report says so.
+   candidates within budget. If none is (the search stops early once three more T in a row did
+   not lower the best drop), the candidate with the smallest drop is kept and the report says so.
 
 Multi-spike neurons (``burst``, Γ = 2) carry more than one bit per step, so they are ranked by
 binary-equivalent steps, T·⌈log2(Γ + 1)⌉, not by T alone.
@@ -46,6 +46,7 @@ from spikeconv.neurons import SinCorrection
 
 SCREEN_MARGIN = 2.0  # points: a rate-code prediction this far outside the budget is not simulated
 SIMULATED_PER_T = 2  # at most this many variants are simulated at each T
+PATIENCE = 3  # stop after this many T without a better simulated drop, when nothing is within budget yet
 STANDARD_ERRORS = 1.0  # the budget must hold this many standard errors of the paired drop above the measured drop
 
 
@@ -234,7 +235,7 @@ def choose_conversion(graph: fx.GraphModule, calibration, validation, base: Conv
     search = _Search(graph, calibration, validation, base, config, dict(extra or {}))
     variants = variants_for(graph)
     simulated: list[tuple[dict[str, Any], AutoChoice]] = []
-    best_cost = None
+    best_cost, best_drop, stalled = None, math.inf, 0
     for timesteps in range(1, config.max_timesteps + 1):
         screened = []
         for variant in variants:
@@ -251,7 +252,12 @@ def choose_conversion(graph: fx.GraphModule, calibration, validation, base: Conv
             simulated.append((row, choice))
             if on_candidate is not None:
                 on_candidate(row)
+        drops = [row["drop"] + STANDARD_ERRORS * row["drop_se"] for row, _ in simulated if row["timesteps"] == timesteps]
+        stalled = 0 if drops and min(drops) < best_drop - 0.05 else stalled + 1
+        best_drop = min([best_drop, *drops])
         within = [item for item in simulated if _meets(item[0], config)]
+        if not within and simulated and stalled >= PATIENCE:  # the budget is out of reach: more steps stopped helping
+            break
         if within and best_cost is None:
             cheapest = min(_cost(row) for row, _ in within)  # a multi-spike candidate may cost more than this T
             best_cost = cheapest if config.objective is Objective.TIMESTEPS else 2 * cheapest  # energy: look further, not forever
