@@ -116,10 +116,13 @@ class AutoChoice:
 
     calibrated: fx.GraphModule
     convert: ConvertConfig
-    settings: MethodSettings
     variant: Variant
-    timesteps: int
     report: dict[str, Any]
+
+    @property
+    def timesteps(self) -> int:
+        """The chosen T (the converted network's default simulation length)."""
+        return self.convert.timesteps
 
 
 def has_qcfs_sites(graph: fx.GraphModule) -> bool:
@@ -151,15 +154,15 @@ class _Search:
         self.statistics: dict[tuple, fx.GraphModule] = {}
         self.plans: dict[tuple, fx.GraphModule] = {}
         self.rows: list[dict[str, Any]] = []
-        self.loader = make_loader(validation, batch_size=256, shuffle=False)
-        self.labels = torch.cat([y for _, y in self.loader])
-        self.ann_correct = self._correct(lambda x: graph(x))
+        self.batches = list(make_loader(validation, batch_size=256, shuffle=False))  # read once, scored for every candidate
+        self.labels = torch.cat([y for _, y in self.batches])
+        self.ann_correct = self._correct(graph)
         self.ann_accuracy = 100.0 * float(self.ann_correct.float().mean())
 
     def _correct(self, predict: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Which validation samples ``predict`` (logits or summed readout) classifies right; ties go to the lowest class."""
         with torch.inference_mode():
-            return torch.cat([predict(x).argmax(dim=1) for x, _ in self.loader]) == self.labels
+            return torch.cat([predict(x).argmax(dim=1) for x, _ in self.batches]) == self.labels
 
     def _scored(self, right: torch.Tensor) -> dict[str, float]:
         """Accuracy, drop below the ANN, and the standard error of that paired drop (McNemar's discordant pairs)."""
@@ -206,7 +209,7 @@ class _Search:
                "energy_uj": round(self.config.energy.energy_pj(ac=totals["ac"], mac=totals["mac"]) / 1e6, 4),
                "spike_rate": round(float(totals["spike_rate"]), 4)}  # fmt: skip
         self.rows.append(row)
-        return row, AutoChoice(calibrated, convert_config, settings, variant, timesteps, {})
+        return row, AutoChoice(calibrated, convert_config, variant, {})
 
 
 def _meets(row: dict[str, Any], config: AutoConfig) -> bool:
