@@ -13,13 +13,13 @@ from spikeconv.ingest.onnx.verify import data_input
 def self_contained_onnx(path: Path) -> onnx.ModelProto:
     """The checked model with any external weight files (the dynamo exporter writes ``.onnx.data``) inlined.
 
-    Raises:
-        CheckpointError: The file is missing, not ONNX, or fails the ONNX checker.
-    """
-    from onnx.external_data_helper import convert_model_from_external_data
+    :func:`~spikeconv.ingest.onnx.load.load_onnx` reads the external data (only from inside the
+    model's folder) into the tensors and marks them as held inline, so the model's bytes stand alone.
 
+    Raises:
+        CheckpointError: The file is missing, not ONNX, refers to external data it may not, or fails the checker.
+    """
     proto, _ = load_onnx(path)
-    convert_model_from_external_data(proto)
     return proto
 
 
