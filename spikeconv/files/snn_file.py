@@ -12,7 +12,8 @@ plan and settings (no calibration data needed), then loads the SNN tensors.
 
 :func:`load_snn` also reads the checkpoints of directly trained SNNs (``spikeconv train-snn``,
 see :mod:`spikeconv.training.snn.checkpoint`), so that ``curve`` and the Python API treat both
-kinds alike; a training checkpoint carries ``"format": "spikeconv-snn-trained"``. It has no ANN
+kinds alike; a training checkpoint carries ``"format": "spikeconv-snn-trained"``. NIR graphs
+(:mod:`spikeconv.files.nir_import`) load the same way, also without an ANN. It has no ANN
 reference: the network
 was never an ANN with those weights, so its ``LoadedSnn.ann`` is None.
 """
@@ -31,6 +32,7 @@ from spikeconv.calibration import ThresholdPlan, attach_plan, prepare
 from spikeconv.convert import ConvertConfig, convert
 from spikeconv.errors import CheckpointError, ConfigError, SpikeconvError, first_line
 from spikeconv.files.ann_record import canonical_graph, rebuild_ann
+from spikeconv.files.nir_import import is_nir_file, load_nir_network
 from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SNN_CHECKPOINT_FORMAT, load_snn_checkpoint, snn_from_checkpoint
@@ -92,7 +94,10 @@ def _is_trained(payload: dict) -> bool:
 
 
 def load_snn(path: str | Path) -> LoadedSnn:
-    """Load an SNN file written by :func:`save_snn`, or a directly trained SNN checkpoint."""
+    """Load an SNN file written by :func:`save_snn`, a directly trained SNN checkpoint, or a NIR graph (``.nir``)."""
+    if Path(path).is_file() and is_nir_file(path):
+        snn, info = load_nir_network(path)
+        return LoadedSnn(snn=snn, ann=None, info=_checked_info(Path(path), info))
     payload = _read(Path(path))
     try:
         return _load_trained(Path(path)) if _is_trained(payload) else _rebuild(Path(path), payload)

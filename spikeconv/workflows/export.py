@@ -1,0 +1,43 @@
+"""``spikeconv export``: write an SNN (SNN file, train-snn checkpoint or NIR graph) in a format other tools read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spikeconv._outputs import check_outputs
+from spikeconv.errors import ConfigError
+from spikeconv.files import load_snn
+from spikeconv.files.snn_exports import SNN_EXPORTS, export_snn
+
+SUFFIXES = {".nir": "nir", ".onnx": "onnx"}
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What to export: ``snn`` (any file ``load_snn`` reads) to ``out`` in ``format`` (None: from ``out``'s suffix)."""
+
+    snn: Path
+    out: Path
+    format: str | None = None
+
+
+def export_format(job: ExportJob) -> str:
+    """The format asked for, or the one ``--out``'s suffix names."""
+    if job.format is not None:
+        if job.format not in SNN_EXPORTS:
+            raise ConfigError(f"unknown export format {job.format!r}; choose one of {', '.join(SNN_EXPORTS)}")
+        return job.format
+    if job.out.suffix.lower() in SUFFIXES:
+        return SUFFIXES[job.out.suffix.lower()]
+    raise ConfigError(f"--out {job.out} does not say the format (.nir or .onnx); pass --format {'/'.join(SNN_EXPORTS)}")
+
+
+def export_job(job: ExportJob) -> dict[str, Any]:
+    """Check the output, load the SNN, write it; returns the writer's summary with the format and paths."""
+    fmt = export_format(job)
+    check_outputs({"--out": job.out}, [job.snn])
+    loaded = load_snn(job.snn)
+    summary = export_snn(loaded.snn, job.out, format=fmt, info=loaded.info)
+    return {"format": fmt, "snn": str(job.snn), "out": str(job.out), **summary}
