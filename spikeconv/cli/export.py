@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from spikeconv.cli.group import cli
-from spikeconv.files.snn_exports import SNN_EXPORTS
-from spikeconv.workflows.export import ExportJob, export_job
+from spikeconv.workflows.export import SNN_EXPORTS, ExportJob, export_job
 
 
 @cli.command("export")

@@ -26,6 +26,7 @@ from torch import nn
 
 from spikeconv._io import needs_full_unpickler, weights_only_load
 from spikeconv.errors import CheckpointError, first_line
+from spikeconv.files.nir_common import is_hdf5
 from spikeconv.files.onnx_bytes import self_contained_onnx
 from spikeconv.ingest.exported import is_exported_program
 
@@ -137,7 +138,9 @@ def read_model_file(path: str | Path, *, trust_pickle: bool = False) -> ModelFil
 
 
 def _non_torch(path: Path) -> ModelFile | None:
-    """An ONNX model or a ``.pt2`` program, parsed; None for anything else; TorchScript is refused."""
+    """An ONNX model or a ``.pt2`` program, parsed; None for anything else; TorchScript and NIR graphs are refused."""
+    if is_hdf5(path):
+        raise CheckpointError(f"{path} is a NIR graph (a spiking network, not a trained ANN); measure it with `spikeconv curve`")
     if _is_onnx(path):
         return ModelFile(path, ModelFormat.ONNX, self_contained_onnx(path))
     data = path.read_bytes()

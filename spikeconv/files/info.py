@@ -23,6 +23,7 @@ import torch
 
 from spikeconv.errors import CheckpointError
 from spikeconv.files.detect import ModelFile, ModelFormat, read_any_file
+from spikeconv.files.nir_import import describe_nir, is_nir_file
 from spikeconv.ingest.preprocessing import describe_preprocessing
 
 SNN_FORMAT, TRAINED_FORMAT, SNN_VERSION = "spikeconv-snn", "spikeconv-snn-trained", 1
@@ -36,6 +37,8 @@ def describe_file(path: str | Path) -> dict[str, Any]:
         CheckpointError: Missing file, a folder, an unreadable or damaged file, or pickled objects (one line).
     """
     path = Path(path)
+    if path.is_file() and is_nir_file(path):
+        return {"file": str(path), "size_bytes": path.stat().st_size, **describe_nir(path)}
     content = read_any_file(path)
     try:
         if isinstance(content, ModelFile):
@@ -199,6 +202,8 @@ def format_description(described: Mapping[str, Any]) -> str:
         rows += _snn_rows(described)
     elif described["format"] == TRAINED_FORMAT:
         rows += _trained_rows(described)
+    elif described["format"] == "nir":
+        rows += _nir_rows(described)
     else:
         rows += _model_rows(described)
     width = max(len(name) for name, _ in rows)
@@ -206,7 +211,8 @@ def format_description(described: Mapping[str, Any]) -> str:
 
 
 def _format_name(described: Mapping[str, Any]) -> str:
-    names = {SNN_FORMAT: "SNN file (spikeconv convert)", TRAINED_FORMAT: "trained SNN checkpoint (spikeconv train-snn)"}
+    names = {SNN_FORMAT: "SNN file (spikeconv convert)", TRAINED_FORMAT: "trained SNN checkpoint (spikeconv train-snn)",
+             "nir": f"NIR graph (written by {described.get('written_by')})"}  # fmt: skip
     version = f" v{described['format_version']}" if described.get("format_version") is not None else ""
     return f"{names.get(described['format'], described['format'])}{version}"
 
@@ -276,6 +282,18 @@ def _trained_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ),  # fmt: skip
         ("preprocessing", describe_preprocessing(d.get("preprocessing"))),
         ("provenance", _provenance_text(d.get("provenance") or {})),
+    ]
+
+
+def _nir_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    types = ", ".join(f"{count} {name}" for name, count in d["node_types"].items())
+    return [
+        ("method", str(d["method"]) if d.get("method") else None),
+        ("T (timesteps)", f"{d['timesteps']} (default simulation length)" if d.get("timesteps") is not None else None),
+        ("model", f"input {_shape_text(d.get('input_shape'))}, {d.get('num_classes')} classes" if d.get("input_shape") else None),
+        ("graph", f"{d['nodes']} nodes ({types}), {d['edges']} edges; {d['spikeconv_neurons']} spikeconv neurons"),
+        ("preprocessing", describe_preprocessing(d.get("preprocessing")) if d.get("written_by") == "spikeconv export" else None),
+        ("discretisation", d.get("discretisation")),
     ]
 
 

@@ -310,7 +310,8 @@ def _layer(builder: _Builder, name: str, node: Any, value: fx.Node) -> fx.Node:
         if role in ("add-constant", "neuron-bias") and _equal(_diagonal(node), np.ones(weight.shape[0], np.float32)):
             return builder.graph.call_function(operator.add, (value, builder.constant(_tensor(node.bias).reshape(-1, 1, 1))))
         conv = nn.Conv2d(weight.shape[1] * int(node.groups), weight.shape[0], tuple(weight.shape[2:]),
-                         stride=tuple(int(s) for s in node.stride), padding=tuple(int(p) for p in node.padding), dilation=tuple(int(d) for d in node.dilation),
+                         stride=tuple(int(s) for s in node.stride), padding=tuple(int(p) for p in node.padding),
+                         dilation=tuple(int(d) for d in node.dilation),
                          groups=int(node.groups))  # fmt: skip
         conv.weight.data.copy_(_tensor(weight))
         conv.bias.data.copy_(_tensor(node.bias))
@@ -328,6 +329,8 @@ def _layer(builder: _Builder, name: str, node: Any, value: fx.Node) -> fx.Node:
         linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
         linear.weight.data.copy_(_tensor(weight))
         return builder.module(name, linear, value)
+    if isinstance(node, nir.AvgPool2d) and role == "adaptive-average-pool":
+        return builder.module(name, nn.AdaptiveAvgPool2d(tuple(int(o) for o in meta[0]["output_size"])), value)
     if isinstance(node, nir.AvgPool2d):
         pool = nn.AvgPool2d(tuple(int(k) for k in node.kernel_size), stride=tuple(int(s) for s in node.stride),
                             padding=tuple(int(p) for p in node.padding))  # fmt: skip
@@ -491,3 +494,25 @@ def load_nir_network(path: str | Path) -> tuple[SpikingNetwork, dict[str, Any]]:
     except Exception as exc:  # a hand-made graph can fail anywhere in the rebuild
         raise CheckpointError(f"{path} is a NIR graph spikeconv cannot rebuild ({type(exc).__name__}: {first_line(exc)})") from None
 
+
+
+def describe_nir(path: str | Path) -> dict[str, Any]:
+    """What a NIR file holds, for ``spikeconv info`` (read and checked, not rebuilt or simulated)."""
+    graph = read_nir(path)
+    meta = (graph.metadata or {}).get(NIR_KEY, {}) if isinstance(graph.metadata, dict) else {}
+    types: dict[str, int] = {}
+    for node in graph.nodes.values():
+        types[type(node).__name__] = types.get(type(node).__name__, 0) + 1
+    neurons = sum(1 for node in graph.nodes.values() if (read_record(node) or ({},))[0].get("role") == "neuron")
+    info: dict[str, Any] = {}
+    if isinstance(meta.get("info"), str):
+        try:
+            info = json.loads(meta["info"])
+        except ValueError:
+            info = {}
+    return {"format": "nir", "written_by": "spikeconv export" if meta.get("format") else "another tool",
+            "format_version": meta.get("format_version"), "nodes": len(graph.nodes), "edges": len(graph.edges),
+            "node_types": dict(sorted(types.items())), "spikeconv_neurons": neurons,
+            "timesteps": meta.get("timesteps"), "method": info.get("method"), "input_shape": info.get("input_shape"),
+            "num_classes": info.get("num_classes"), "preprocessing": info.get("preprocessing"),
+            "discretisation": meta.get("discretisation")}  # fmt: skip

@@ -11,6 +11,8 @@ from spikeconv.errors import ConfigError
 from spikeconv.files import load_snn
 from spikeconv.files.snn_exports import SNN_EXPORTS, export_snn
 
+__all__ = ["SNN_EXPORTS", "SUFFIXES", "ExportJob", "export_format", "export_job"]
+
 SUFFIXES = {".nir": "nir", ".onnx": "onnx"}
 
 
@@ -36,8 +38,8 @@ def export_format(job: ExportJob) -> str:
 
 def export_job(job: ExportJob) -> dict[str, Any]:
     """Check the output, load the SNN, write it; returns the writer's summary with the format and paths."""
-    fmt = export_format(job)
     check_outputs({"--out": job.out}, [job.snn])
+    fmt = export_format(job)
     loaded = load_snn(job.snn)
     summary = export_snn(loaded.snn, job.out, format=fmt, info=loaded.info)
     return {"format": fmt, "snn": str(job.snn), "out": str(job.out), **summary}

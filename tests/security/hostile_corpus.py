@@ -305,6 +305,82 @@ def _compare_trained(folder: Path, sentinel: Path) -> list[str]:
             "--out-dir", str(folder / "report"), "--limit", "8", "--timesteps", "1,2"]  # fmt: skip
 
 
+def _nir_file(folder: Path) -> Path:
+    """A valid NIR graph for 1x8x8 digits (Flatten -> Affine -> IF -> Affine), to be made hostile with h5py."""
+    import nir
+    import numpy as np
+
+    gen = np.random.default_rng(0)
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array(SHAPE)}),
+        "flat": nir.Flatten(input_type={"input": np.array(SHAPE)}, start_dim=0, end_dim=-1),
+        "fc1": nir.Affine(weight=gen.normal(size=(16, 64)).astype(np.float32), bias=np.zeros(16, np.float32)),
+        "fire": nir.IF(r=np.ones(16, np.float32), v_threshold=np.ones(16, np.float32), v_reset=np.zeros(16, np.float32)),
+        "fc2": nir.Linear(weight=gen.normal(size=(10, 16)).astype(np.float32)),
+        "output": nir.Output(output_type={"output": np.array([10])}),
+    }, edges=[("input", "flat"), ("flat", "fc1"), ("fc1", "fire"), ("fire", "fc2"), ("fc2", "output")])  # fmt: skip
+    path = folder / "net.nir"
+    nir.write(path, graph)
+    return path
+
+
+def _replace_weight(folder: Path, make) -> list[str]:
+    """The NIR file with fc1's weight replaced by ``make(h5file, name, shape, dtype)``, read by ``curve``."""
+    import h5py
+
+    path = _nir_file(folder)
+    with h5py.File(path, "r+") as handle:
+        group = handle["node/nodes/fc1"]
+        shape, dtype = group["weight"].shape, group["weight"].dtype
+        del group["weight"]
+        make(group, "weight", shape, dtype)
+    return _curve(path)
+
+
+def _nir_external_link(folder: Path, sentinel: Path) -> list[str]:
+    import h5py
+    import numpy as np
+
+    with h5py.File(folder / "secret.h5", "w") as other:
+        other["w"] = np.ones((16, 64), np.float32)
+
+    def make(group, name, shape, dtype):
+        group[name] = h5py.ExternalLink("secret.h5", "/w")
+
+    return _replace_weight(folder, make)
+
+
+def _nir_external_storage(folder: Path, sentinel: Path) -> list[str]:
+    (folder / "secret.bin").write_bytes(b"\x00" * 4096)
+
+    def make(group, name, shape, dtype):
+        group.create_dataset(name, shape=shape, dtype=dtype, external=[("secret.bin", 0, 4096)])
+
+    return _replace_weight(folder, make)
+
+
+def _nir_virtual(folder: Path, sentinel: Path) -> list[str]:
+    import h5py
+    import numpy as np
+
+    with h5py.File(folder / "secret.h5", "w") as other:
+        other["w"] = np.ones((16, 64), np.float32)
+
+    def make(group, name, shape, dtype):
+        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+        layout[:] = h5py.VirtualSource("secret.h5", "w", shape=shape)
+        group.create_virtual_dataset(name, layout)
+
+    return _replace_weight(folder, make)
+
+
+def _nir_declared_bomb(folder: Path, sentinel: Path) -> list[str]:
+    def make(group, name, shape, dtype):  # a few bytes on disk, 32 GiB when read
+        group.create_dataset(name, shape=(1 << 33,), dtype="float32", chunks=(1 << 20,), compression="gzip")
+
+    return _replace_weight(folder, make)
+
+
 HOSTILE_CASES = [
     HostileCase("pt-reduce", "torch file with a __reduce__ payload beside its weights", _pt_reduce, "model.pt"),
     HostileCase("pickle-named-onnx", "a torch pickle with a payload, named .onnx", _pickle_named_onnx, "model.onnx"),
@@ -330,4 +406,8 @@ HOSTILE_CASES = [
                 _snn_embedded_onnx_external, "net.snn.pt"),
     HostileCase("compare-ann-reduce", "compare --checkpoint ann= with a payload", _compare_ann, "ann.pt"),
     HostileCase("compare-trained-reduce", "compare --checkpoint srif= with a payload", _compare_trained, "srif.pt"),
+    HostileCase("nir-external-link", "NIR (HDF5) file whose weight is an external link to another file", _nir_external_link, "net.nir"),
+    HostileCase("nir-external-storage", "NIR file whose weight's bytes live in another file", _nir_external_storage, "net.nir"),
+    HostileCase("nir-virtual-dataset", "NIR file whose weight is a virtual dataset mapping another file", _nir_virtual, "net.nir"),
+    HostileCase("nir-declared-bomb", "NIR file of a few KB declaring a 32 GiB weight", _nir_declared_bomb, "net.nir"),
 ]
