@@ -35,6 +35,7 @@ from spikeconv.errors import (
     SpikeconvError,
     UnsupportedLayerError,
 )
+from spikeconv.files.snn_exports import available_snn_exports, export_snn
 from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
 from spikeconv.ingest import activation_sites, ingest_module
 from spikeconv.models import available_models, build_model
@@ -57,6 +58,8 @@ logging.getLogger("spikeconv").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 __all__ = [
+    "available_snn_exports",
+    "export_snn",
     "METHODS",
     "CalibrationConfig",
     "CalibrationError",

@@ -12,11 +12,13 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_python_example_runs(capsys):
+def test_python_example_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes net.nir
     (example,) = _blocks("python")
     exec(compile(example, "README.md", "exec"), {})
     printed = capsys.readouterr().out.split()
     assert len(printed) == 2 and all(0.0 <= float(v) <= 100.0 for v in printed)
+    assert (tmp_path / "net.nir").stat().st_size > 0
 
 
 def test_setup_section_has_the_two_make_commands():

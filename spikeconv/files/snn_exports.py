@@ -36,15 +36,33 @@ def available_snn_exports() -> list[str]:
     return list(SNN_EXPORTS)
 
 
-def export_snn(snn: SpikingNetwork, path: str | Path, *, format: str, info: dict[str, Any]) -> dict[str, Any]:
-    """Write ``snn`` to ``path`` in ``format``; ``info`` needs ``input_shape`` and ``num_classes``.
+def export_snn(snn: SpikingNetwork, path: str | Path, *, format: str = "nir", info: dict[str, Any] | None = None,
+               input_shape: tuple[int, ...] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write ``snn`` to ``path`` in ``format`` (``nir`` or ``onnx``).
+
+    Args:
+        snn: A converted or directly trained SNN.
+        path: The file to write (atomically).
+        format: A registered export format.
+        info: What is known about the network (``load_snn(...).info``: input shape, classes, preprocessing, method).
+        input_shape: The per-sample input shape ``(C, H, W)`` when ``info`` is not given.
 
     Raises:
-        ConfigError: An unknown format.
+        ConfigError: An unknown format, or no input shape.
         ConversionError: The network has a node the format cannot express (named in the message).
     """
     if format not in SNN_EXPORTS:
         raise ConfigError(f"unknown export format {format!r}; choose one of {', '.join(SNN_EXPORTS)}")
+    info = dict(info or {})
+    if input_shape is not None:
+        info["input_shape"] = [int(s) for s in input_shape]
+    if "input_shape" not in info:
+        raise ConfigError("export needs the input shape: pass input_shape=(C, H, W), or info=load_snn(path).info")
+    if "num_classes" not in info:
+        import torch
+
+        with torch.no_grad():
+            info["num_classes"] = int(snn(torch.zeros((1, *info["input_shape"])), 1).shape[-1])
     return SNN_EXPORTS[format][0](snn, Path(path), info)
 
 
