@@ -35,8 +35,8 @@ from spikeconv.errors import (
     SpikeconvError,
     UnsupportedLayerError,
 )
-from spikeconv.files.snn_exports import available_snn_exports, export_snn
 from spikeconv.evaluation import CurveResult, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.files.snn_exports import available_snn_exports, export_snn
 from spikeconv.ingest import activation_sites, ingest_module
 from spikeconv.models import available_models, build_model
 from spikeconv.neurons import DirectEncoding, IFNeuron, PoissonEncoding, Reset, SpikingNetwork

@@ -281,7 +281,8 @@ def _avgpool(b: _Builder, node: fx.Node, pool: nn.Module, inputs: list[str]) -> 
                                   "which NIR's AvgPool2d cannot express")  # fmt: skip
         kernel = np.array([shape[1] // out[0], shape[2] // out[1]])
         meta = record(role="adaptive-average-pool", output_size=[int(o) for o in out])  # torch sums adaptive windows in another order
-        return [b.add(node.name, b.nir.AvgPool2d(kernel_size=kernel, stride=kernel.copy(), padding=np.array([0, 0]), metadata=meta), inputs)]
+        pool = b.nir.AvgPool2d(kernel_size=kernel, stride=kernel.copy(), padding=np.array([0, 0]), metadata=meta)
+        return [b.add(node.name, pool, inputs)]
     padding = _pair(pool.padding)
     if pool.ceil_mode or pool.divisor_override is not None or (padding.any() and not pool.count_include_pad):
         raise ConversionError(f"node {node.name}: AvgPool2d with ceil_mode, divisor_override or count_include_pad=False has no NIR form")
