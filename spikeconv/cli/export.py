@@ -23,5 +23,6 @@ def export_cmd(snn, out, fmt) -> None:
     onnx: one timestep with the membranes as state inputs/outputs (docs/export_onnx.md).
     """
     summary = export_job(ExportJob(snn=snn, out=out, format=fmt))
-    click.echo(f"exported {snn} -> {out} as {summary['format']}: {summary.get('nodes', '?')} nodes, "
-               f"{summary.get('neurons', len(summary.get('state', [])) or '?')} neurons")  # fmt: skip
+    neurons = summary.get("neurons")
+    count = len(neurons) if isinstance(neurons, (dict, list)) else neurons
+    click.echo(f"exported {snn} -> {out} as {summary['format']}: {summary.get('nodes', '?')} nodes, {count} neurons")
