@@ -114,8 +114,8 @@ def make_trainable_(root: nn.Module, surrogate: BinarySurrogate | None = None) -
         ConfigError: A neuron that cannot be fine-tuned (bistable, burst, SIN-corrected), named.
     """
     for name, module in root.named_modules():
-        if isinstance(module, BistableIFNeuron) or (isinstance(module, IFNeuron) and
-                                                     (module.max_spikes != 1 or module.sin_correction is not SinCorrection.NONE)):  # fmt: skip
+        plain = isinstance(module, IFNeuron) and module.max_spikes == 1 and module.sin_correction is SinCorrection.NONE
+        if isinstance(module, IFNeuron) and (isinstance(module, BistableIFNeuron) or not plain):
             raise ConfigError(f"neuron {name} ({module.extra_repr()}) cannot be fine-tuned: hybrid needs plain IF neurons "
                               "(one spike per step, no SIN correction, not bistable)")  # fmt: skip
     return _swap_(root, lambda m: TrainableIF(m, surrogate) if type(m) is IFNeuron else None)

@@ -9,14 +9,15 @@ import torch
 from torch import nn
 
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, calibrate, prepare
-from spikeconv.convert import Correction, CorrectionConfig, ConvertConfig, convert, correct
+from spikeconv.convert import ConvertConfig, Correction, CorrectionConfig, convert, correct
 from spikeconv.errors import ConfigError
 from spikeconv.ingest import ingest_module
 from spikeconv.neurons import IFNeuron, Reset, SinCorrection
 from spikeconv.neurons.finetune_if import TrainableIF, make_inference_, make_trainable_
 
 
-def _snn(config: ConvertConfig = ConvertConfig(), correction: Correction | None = Correction.POTENTIAL):
+def _snn(config: ConvertConfig | None = None, correction: Correction | None = Correction.POTENTIAL):
+    config = config or ConvertConfig()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(36, 12), nn.ReLU(), nn.Linear(12, 3))
     data = [torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(1))]
@@ -59,7 +60,8 @@ def test_gradients_reach_thresholds_corrections_and_weights():
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("config", [ConvertConfig(max_spikes=2), ConvertConfig(sin_correction=SinCorrection.SIGNED)], ids=["burst", "signed"])
+@pytest.mark.parametrize("config", [ConvertConfig(max_spikes=2), ConvertConfig(sin_correction=SinCorrection.SIGNED)],
+                         ids=["burst", "signed"])  # fmt: skip
 def test_neurons_that_cannot_be_fine_tuned_are_named(config):
     snn = _snn(config, correction=None)
     with pytest.raises(ConfigError, match="cannot be fine-tuned"):
