@@ -35,3 +35,16 @@ def test_rate_code_diagnosis_ranks_every_site(tmp_path):
     assert all(value >= 0.0 for value in record["per_site_relative_error"].values())
     assert set(record["scale"]) == {"1.0", "2.0"} and record["scale"]["1.0"] == record["rate_code"]  # scale 1 is the plain code
     assert record["clip_only"]["cos"] > 0.99  # a 2^20-step code is the clipped ANN itself
+
+
+def test_gpu_bench_smoke_run_on_the_cpu(tmp_path):
+    """bench/gpu_bench.py (run on CUDA by bench/gpu_check.sh) works end to end; tiny sizes, no figures."""
+    out = tmp_path / "gpu.json"
+    _run("gpu_bench.py", "--device", "cpu", "--quick", "--nets", "fmnist-cnn", "--out", str(out))
+    row = json.loads(out.read_text())["results"]["fmnist-cnn"]
+    assert row["sim_img_per_s_T2"] > 0 and row["train_snn_T4"]["img_per_s"] > 0
+
+
+def test_gpu_check_script_parses():
+    done = subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr

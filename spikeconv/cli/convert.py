@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spikeconv.cli.group import POSITIVE, cli, data_options, model_options, progress, source
+from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, model_options, progress, source
 from spikeconv.workflows import (
     ENCODINGS,
     MAXPOOL_MODES,
@@ -23,6 +23,7 @@ from spikeconv.workflows import (
     convert_from_options,
     convert_job,
     describe_conversion,
+    finetune_budget,
     format_choice,
     settings_from_options,
 )
@@ -37,7 +38,8 @@ from spikeconv.workflows import (
               help="Conversion recipe (see docs/low_latency.md): auto (the method and T that stay within --max-drop of the "
                    "ANN on held-out training data at the fewest steps); rate; calibrated / calibrated-light (MMSE thresholds + "
                    "potential / bias correction for --target-timesteps); qcfs / qcfs-calibrated (QCFS-trained ANNs); "
-                   "burst (up to 2 spikes per step); bsnn (bistable neurons, a reconstruction).")  # fmt: skip
+                   "burst (up to 2 spikes per step); bsnn (bistable neurons, a reconstruction); hybrid (calibrated, then "
+                   "fine-tuned by BPTT at --target-timesteps on the training data: the --finetune-* budget).")  # fmt: skip
 @click.option("--target-timesteps", type=POSITIVE, default=None,
               help="The T that MMSE thresholds and corrections optimise for [default: 4; auto chooses it].")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -77,10 +79,16 @@ from spikeconv.workflows import (
               help="Default simulation length stored with the SNN [default: the T auto chose; 64 for other methods].")
 @click.option("--plan-json", type=click.Path(path_type=Path), default=None,
               help="Also write the calibration record (thresholds, corrections) as JSON.")
+@click.option("--finetune-epochs", type=POSITIVE, default=None, help="hybrid: passes over the fine-tune samples [default: 1].")
+@click.option("--finetune-samples", type=POSITIVE, default=None,
+              help="hybrid: train on the first N training samples [default: 20000; a third of Fashion-MNIST's epoch].")
+@click.option("--finetune-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="hybrid: Adam learning rate [default: 3e-4].")
+@device_options(precision=False)
 def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, max_drop, objective, max_timesteps,
                 val_samples, calib_samples, correction_samples, calib_seed, threshold, percentile, per_channel, v_init,
                 max_spikes, half_period, synchronous, maxpool, sin_correction, reset, encoding, timesteps, plan_json,
-                model_spec) -> None:  # fmt: skip
+                finetune_epochs, finetune_samples, finetune_lr, model_spec, device) -> None:  # fmt: skip
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file.
 
     MODEL is a spikeconv checkpoint, an ONNX file, a torch.export program (.pt2), or a state_dict
@@ -92,7 +100,7 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
                                 maxpool=maxpool)  # fmt: skip
     common = dict(model=model, out=out, data=source(dataset, data_root, download), calib_samples=calib_samples,
                   calib_seed=calib_seed, plan_json=plan_json, model_spec=model_spec,
-                  command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+                  command=shlex.join(["spikeconv", *sys.argv[1:]]), device=device)  # fmt: skip
     if method == "auto":
         check_auto_flags(target_timesteps=target_timesteps, threshold=threshold, percentile=percentile, per_channel=per_channel,
                          max_spikes=max_spikes, half_period=half_period, sin_correction=sin_correction)  # fmt: skip
@@ -105,8 +113,11 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
                                          threshold=threshold, percentile=percentile, per_channel=per_channel,
                                          max_spikes=max_spikes, half_period=half_period,
                                          synchronous=synchronous, sin_correction=sin_correction)  # fmt: skip
+        budget = finetune_budget(finetune=settings.finetune, method=method, epochs=finetune_epochs, samples=finetune_samples,
+                                 lr=finetune_lr, seed=calib_seed)  # fmt: skip
         job = ConvertJob(**common, calibration=settings.calibration, convert=settings.convert,
-                         correction=settings.correction, method=method)  # fmt: skip
+                         correction=settings.correction, method=method, finetune=budget,
+                         finetune_timesteps=target_timesteps or 4)  # fmt: skip
     result = convert_job(job, progress=progress())
     if result.auto is not None:
         click.echo(format_choice(result.auto))
@@ -114,3 +125,7 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
     chosen = f"auto ({result.auto['chosen']['variant']}, T = {result.auto['chosen']['timesteps']})" if result.auto else method
     click.echo(f"converted {model or model_spec.factory} -> {out} with method {chosen} ({sites} spiking layers; "
                f"{describe_conversion(result)})")  # fmt: skip
+    if result.hybrid is not None:
+        spent = result.hybrid
+        click.echo(f"fine-tuned at T = {spent['timesteps']} on {spent['samples_seen']} training samples "
+                   f"({spent['budget']['epochs']} epoch(s), Adam lr {spent['budget']['lr']:g}) in {spent['seconds']:.0f} s")  # fmt: skip

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from spikeconv.data import available_datasets
 from spikeconv.models import available_models
+from spikeconv.runtime import PRECISIONS, is_main_process, process_group, resolve_device
 from spikeconv.workflows import (
     DataSource,
     model_spec_from_options,
@@ -59,6 +64,42 @@ def model_options(func):
     for option in options:
         command = option(command)
     return command
+
+
+DEVICE_HELP = ("Where to compute: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N; under torchrun, cuda and "
+               "auto take the GPU of each process's LOCAL_RANK.")  # fmt: skip
+PRECISION_HELP = ("Precision of conv/linear layers in simulation and training: 32, bf16 (autocast; see docs/scaling.md for "
+                  "its measured cost) or 16 (CUDA only).")  # fmt: skip
+
+
+def device_options(*, precision: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--device`` (and ``--precision``) for a command that computes; the command runs inside torchrun's process group.
+
+    The device is resolved before any work, so ``--device cuda`` without CUDA is one line and exit status 2. Under
+    torchrun only rank 0 prints to stdout (every rank holds the same result); errors still come from every rank.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def command(*args: Any, device: str, **kwargs: Any) -> Any:
+            resolved = resolve_device(device)
+            with process_group(resolved), contextlib.ExitStack() as stack:
+                if not is_main_process():
+                    stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+                return func(*args, device=str(resolved), **kwargs)
+
+        if precision:
+            command = click.option("--precision", type=click.Choice(PRECISIONS), default="32", show_default=True,
+                                   help=PRECISION_HELP)(command)  # fmt: skip
+        return click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N", help=DEVICE_HELP)(command)
+
+    return decorate
+
+
+def status_line(line: str) -> None:
+    """A progress line on stderr, from rank 0 only under torchrun (every rank would print the same)."""
+    if is_main_process():
+        click.echo(line, err=True)
 
 
 def source(dataset: str, data_root: Path | None, download: bool) -> DataSource:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spikeconv.cli.group import POSITIVE, cli, data_options, progress, source
+from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, progress, source, status_line
 from spikeconv.models import available_models
 from spikeconv.workflows import (
     AUGMENTS,
@@ -35,17 +35,19 @@ from spikeconv.workflows import (
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
 @click.option("--rate-code", is_flag=True,
               help="Also the ideal T-step rate code of each converted SNN at T = 1, 2, 4, ..., T (no simulation).")
+@device_options()
 def curve_cmd(snns, dataset, data_root, download, timesteps, limit, batch_size, time_chunk,
-              json_path, plot_path, rate_code) -> None:  # fmt: skip
+              json_path, plot_path, rate_code, device, precision) -> None:  # fmt: skip
     """Accuracy of each SNN after every timestep 1..T from one simulation, with its ANN reference.
 
     Several SNN files (e.g. one per conversion method) are measured on the same samples and
     overlaid in one table, one JSON (a "curves" list) and one plot. --rate-code adds what a
     converted SNN's neurons would reach with steady input (its code's resolution limit).
+    Under torchrun the test set is sharded over the processes (docs/scaling.md): same curve.
     """
     job = CurveJob(snn=snns[0], timesteps=timesteps, data=source(dataset, data_root, download),
                    limit=limit, batch_size=batch_size, time_chunk=time_chunk, json_path=json_path,
-                   plot_path=plot_path, rate_code=rate_code)  # fmt: skip
+                   plot_path=plot_path, rate_code=rate_code, device=device, precision=precision)  # fmt: skip
     click.echo(format_curve_table(curves_job(snns, job, progress=progress())))
 
 
@@ -110,10 +112,14 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
 @click.option("--e-mac", type=click.FloatRange(min=0), default=4.6, show_default=True, help="Energy per multiply-accumulate (pJ).")
 @click.option("--resume/--fresh", default=True, show_default=True,
               help="Reuse finished results with identical settings, or recompute them (cached networks are kept).")
+@device_options()
 def compare_cmd(arch, dataset, data_root, download, methods, timesteps, out_dir, checkpoints, cache_dir, epochs,
                 train_timesteps, target_timesteps, calib_samples, limit, train_limit, batch_size, time_chunk, augment, seed,
-                e_ac, e_mac, resume) -> None:  # fmt: skip
-    """ANN, conversion and direct training side by side: accuracy, spikes, operations and energy per T."""
+                e_ac, e_mac, resume, device, precision) -> None:  # fmt: skip
+    """ANN, conversion and direct training side by side: accuracy, spikes, operations and energy per T.
+
+    Under torchrun (docs/scaling.md) training uses DDP and the test set is sharded over the processes: same report.
+    """
     from spikeconv.workflows import compare_job, compare_job_from_options  # kept local: the imports above are shared
 
     job = compare_job_from_options(arch=arch, data=source(dataset, data_root, download), out_dir=out_dir, methods=methods,
@@ -122,7 +128,7 @@ def compare_cmd(arch, dataset, data_root, download, methods, timesteps, out_dir,
                                    train_limit=train_limit, batch_size=batch_size, augment=augment, seed=seed,
                                    target_timesteps=target_timesteps, calib_samples=calib_samples, e_ac=e_ac, e_mac=e_mac,
                                    resume=resume, command=shlex.join(["spikeconv", *sys.argv[1:]]),
-                                   time_chunk=time_chunk)  # fmt: skip
-    result = compare_job(job, progress=progress(), on_model=lambda line: click.echo(line, err=True))
+                                   time_chunk=time_chunk, device=device, precision=precision)  # fmt: skip
+    result = compare_job(job, progress=progress(), on_model=status_line)
     click.echo(result.table)
     click.echo(f"report: {result.files['markdown']} ({result.report['meta']['wall_seconds']} s)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spikeconv.cli.group import POSITIVE, cli, data_options, progress, source
+from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, progress, source
 from spikeconv.models import available_models
 from spikeconv.workflows import (
     ACTIVATIONS,
@@ -45,16 +45,20 @@ from spikeconv.workflows import (
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-limit", type=POSITIVE, default=None, help="Train on the first N samples only.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint to write.")
+@device_options()
 def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, optimizer, schedule,
-                  weight_decay, augment, dropout, activation, levels, seed, train_limit, out) -> None:  # fmt: skip
-    """Train a ReLU ANN and save a checkpoint that `convert` needs nothing else for."""
+                  weight_decay, augment, dropout, activation, levels, seed, train_limit, out, device, precision) -> None:  # fmt: skip
+    """Train a ReLU ANN and save a checkpoint that `convert` needs nothing else for.
+
+    Under torchrun (docs/scaling.md) each --batch-size batch is split over the processes (DDP); rank 0 writes.
+    """
     config = ann_training_from_options(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                                        schedule=schedule, weight_decay=weight_decay, augment=augment,
                                        seed=seed)  # fmt: skip
     job = TrainAnnJob(arch=arch, out=out, data=source(dataset, data_root, download), train=config,
                       dropout=dropout, train_limit=train_limit,
                       activation=activation_from_options(activation, levels),
-                      command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+                      command=shlex.join(["spikeconv", *sys.argv[1:]]), device=device, precision=precision)  # fmt: skip
     result = train_ann_job(job, progress=progress())
     click.echo(f"test accuracy {result.test_accuracy:.2f}% -> {result.path}")
 
@@ -84,15 +88,20 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--log", "log_path", type=click.Path(path_type=Path), default=None, help="Per-epoch JSON log [default: OUT.log.json].")
 @click.option("--resume", is_flag=True, help="Continue from OUT if it exists (same options); a finished run is not retrained.")
 @click.option("--overwrite", is_flag=True, help="Train anew and replace an existing OUT (refused without this or --resume).")
+@device_options()
 def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, epochs, batch_size, lr, optimizer, schedule,
-                  loss, tdbn, augment, seed, train_limit, out, log_path, resume, overwrite) -> None:  # fmt: skip
-    """Train a spiking network directly (BPTT with surrogate gradients); `curve` measures the checkpoint."""
+                  loss, tdbn, augment, seed, train_limit, out, log_path, resume, overwrite, device, precision) -> None:  # fmt: skip
+    """Train a spiking network directly (BPTT with surrogate gradients); `curve` measures the checkpoint.
+
+    Under torchrun (docs/scaling.md) each --batch-size batch is split over the processes (DDP); rank 0 writes
+    the checkpoint and the log.
+    """
     config = snn_training_from_options(neuron=neuron, mpr=mpr, timesteps=timesteps, epochs=epochs, batch_size=batch_size,
                                        lr=lr, optimizer=optimizer, schedule=schedule, loss=loss, tdbn=tdbn,
                                        augment=augment, seed=seed)  # fmt: skip
     job = TrainSnnJob(arch=arch, out=out, data=source(dataset, data_root, download), train=config,
                       train_limit=train_limit, resume=resume, log=log_path, overwrite=overwrite,
-                      command=shlex.join(["spikeconv", *sys.argv[1:]]))  # fmt: skip
+                      command=shlex.join(["spikeconv", *sys.argv[1:]]), device=device, precision=precision)  # fmt: skip
     result = train_snn_job(job, progress=progress())
     click.echo(f"test accuracy {result.test_accuracy:.2f}% at T={timesteps} after {len(result.history.records)} epochs "
                f"({result.epochs_run} run now) -> {result.path}")  # fmt: skip

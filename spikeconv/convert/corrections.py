@@ -131,19 +131,19 @@ def correct(
     corrections: dict[str, dict[str, Any]] = {s: dict(r) for s, r in plan.corrections.items()}
     current = calibrated
     for site in plan.sites:
-        snn = convert(current, replace(convert_config, time_chunk=None)).eval()
+        snn = convert(current, replace(convert_config, time_chunk=None)).to(x.device).eval()  # thresholds where the data is
         diff = target[site] - _snn_rate(snn, x, site, config.timesteps)
         entry = corrections.setdefault(site, {})
         if config.kind is Correction.BIAS:
             dims = [d for d in range(diff.dim()) if d != 1] if diff.dim() > 1 else [0]
             shift = diff.mean(dim=dims)
             shift = shift.reshape(-1, *([1] * (diff.dim() - 2))) if diff.dim() > 1 else shift
-            old = torch.tensor(entry.get("bias", [0.0])).reshape(entry.get("bias_shape", [])) if "bias" in entry else 0.0
+            old = torch.tensor(entry["bias"], device=diff.device).reshape(entry["bias_shape"]) if "bias" in entry else 0.0
             new = _record(shift + old)
             entry["bias"], entry["bias_shape"] = new["values"], new["shape"]
         else:
             charge = config.timesteps * diff.mean(dim=0)
-            old = torch.tensor(entry["v_offset"]).reshape(entry["v_offset_shape"]) if "v_offset" in entry else 0.0
+            old = torch.tensor(entry["v_offset"], device=diff.device).reshape(entry["v_offset_shape"]) if "v_offset" in entry else 0.0
             new = _record(charge + old)
             entry["v_offset"], entry["v_offset_shape"] = new["values"], new["shape"]
         current = _with_plan(calibrated, replace(plan, corrections=corrections,

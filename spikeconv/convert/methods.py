@@ -13,6 +13,10 @@ registry, :data:`CONVERSION_METHODS`; adding one is one :func:`register_method` 
 | ``qcfs-calibrated`` | the ANN's learned λ | soft-reset IF, V[0] = θ/2 | initial potential | QCFS + Li et al. 2021 |
 | ``burst`` | 99.9th percentile | up to Γ = 2 spikes per step | none | Li & Zeng 2022 |
 | ``bsnn`` | 99.9th percentile | bistable IF, P = 1, 2 spikes per step, synchronous delays | none | BSNN (reconstruction) |
+| ``hybrid`` | as ``calibrated``, then trained | soft-reset IF, V[0] = θ/2 | potential, then BPTT at the target T | Rathi et al. 2020 |
+
+``hybrid`` is the only method that trains: its settings say ``finetune``, and the convert workflow
+then fine-tunes the converted SNN (:mod:`spikeconv.workflows.hybrid`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class ConversionMethod(NamedEnum):
     QCFS_CALIBRATED = "qcfs-calibrated"
     BURST = "burst"
     BSNN = "bsnn"
+    HYBRID = "hybrid"
 
     __label__ = "conversion method"
     __choices_sep__ = " "
@@ -52,6 +57,7 @@ class MethodSettings:
     calibration: CalibrationConfig
     convert: ConvertConfig
     correction: CorrectionConfig | None = None
+    finetune: bool = False  # train the converted SNN at the target T afterwards (hybrid conversion)
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ def method_name(method: ConversionMethod | str) -> str:
 
 
 def recipe(*, threshold: str, percentile: float = 99.99, max_spikes: int = 1, correction: Correction | None = None,
-           neuron: Callable[[ConvertConfig, MethodOverrides], ConvertConfig] | None = None) -> SettingsBuilder:  # fmt: skip
+           neuron: Callable[[ConvertConfig, MethodOverrides], ConvertConfig] | None = None,
+           finetune: bool = False) -> SettingsBuilder:  # fmt: skip
     """The usual shape of a method: a default threshold rule, Γ, an optional correction.
 
     Args:
@@ -120,6 +127,7 @@ def recipe(*, threshold: str, percentile: float = 99.99, max_spikes: int = 1, co
         max_spikes: Default Γ (spikes per step).
         correction: The measured correction, if any.
         neuron: Last adjustment of the neuron settings (e.g. to bistable neurons).
+        finetune: The conversion is then trained at the target T (hybrid).
     """
 
     def build(base: ConvertConfig, overrides: MethodOverrides, *, target_timesteps: int,
@@ -135,7 +143,7 @@ def recipe(*, threshold: str, percentile: float = 99.99, max_spikes: int = 1, co
             convert = neuron(convert, overrides)
         fix = None if correction is None else CorrectionConfig(correction, timesteps=target_timesteps,
                                                                max_samples=correction_samples)  # fmt: skip
-        return MethodSettings(calibration=CalibrationConfig(default=rule), convert=convert, correction=fix)
+        return MethodSettings(calibration=CalibrationConfig(default=rule), convert=convert, correction=fix, finetune=finetune)
 
     return build
 
@@ -153,6 +161,7 @@ register_method("qcfs", recipe(threshold="learned"))
 register_method("qcfs-calibrated", recipe(threshold="learned", correction=Correction.POTENTIAL))
 register_method("burst", recipe(threshold="percentile", percentile=99.9, max_spikes=2))
 register_method("bsnn", recipe(threshold="percentile", percentile=99.9, max_spikes=2, neuron=_bistable))
+register_method("hybrid", recipe(threshold="mse", correction=Correction.POTENTIAL, finetune=True))
 
 METHODS = tuple(available_methods())
 """The method names at import time (the CLI's ``--method`` choices)."""

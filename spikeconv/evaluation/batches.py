@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm import tqdm
 
 from spikeconv.errors import ConfigError, DataError
+from spikeconv.runtime.distributed import rank, world_size
 
 __all__ = ["check_batch_size", "evaluating", "iter_batches", "split_batch"]
 
@@ -29,20 +30,49 @@ def check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
-def _as_batches(data: Any, batch_size: int) -> Iterable[Any]:
+class _StridedBatches:
+    """Batch ``i`` of the single-process order goes to rank ``i mod W``: every batch is formed exactly as with
+    one process (same samples, same size), so per-batch results, and their summed counts, are the same."""
+
+    def __init__(self, batches: Iterable[Any], shard: int, shards: int) -> None:
+        self.batches, self.shard, self.shards = batches, shard, shards
+
+    def __len__(self) -> int:
+        total = len(self.batches)  # type: ignore[arg-type]
+        return max(0, (total - self.shard + self.shards - 1) // self.shards)
+
+    def __iter__(self) -> Iterator[Any]:
+        for index, batch in enumerate(self.batches):
+            if index % self.shards == self.shard:
+                yield batch
+
+
+def _dataset_shard(data: Dataset, batch_size: int, shard: int, shards: int) -> DataLoader:
+    """A map-style Dataset's batches of this rank, reading only their samples."""
+    size = len(data)  # type: ignore[arg-type]
+    mine = [list(range(first, min(first + batch_size, size))) for first in range(shard * batch_size, size, shards * batch_size)]
+    return DataLoader(data, batch_sampler=mine)
+
+
+def _as_batches(data: Any, batch_size: int, shard: bool = False) -> Iterable[Any]:
     """Wrap a torch Dataset (map-style or iterable) in a sequential DataLoader; keep the rest.
 
     A plain list is treated as a list of *batches*, not samples: it has ``__getitem__`` too, so
-    only an actual ``torch.utils.data.Dataset`` is taken to yield single samples.
+    only an actual ``torch.utils.data.Dataset`` is taken to yield single samples. With ``shard``
+    under torchrun, only this rank's batches are kept (see :class:`_StridedBatches`).
     """
+    shards = world_size() if shard else 1
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset) and shards > 1:
+        return _dataset_shard(data, batch_size, rank(), shards)
     if isinstance(data, Dataset):
-        return DataLoader(data, batch_size=batch_size, shuffle=False)
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False)
+        return _StridedBatches(loader, rank(), shards) if shards > 1 else loader
     if not isinstance(data, Iterable):
         raise DataError(
             f"data must be a torch Dataset or an iterable of (x, y) batches, "
             f"got {type(data).__name__}"
         )
-    return data
+    return _StridedBatches(data, rank(), shards) if shards > 1 else data
 
 
 def split_batch(batch: Any, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -75,15 +105,16 @@ def split_batch(batch: Any, device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 def iter_batches(
-    data: Any, *, batch_size: int, device: torch.device, progress: bool, desc: str
+    data: Any, *, batch_size: int, device: torch.device, progress: bool, desc: str, shard: bool = False
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield validated, non-empty ``(x, y)`` batches on ``device``, with a tqdm bar on stderr.
 
     Empty batches are skipped: a spiking network cannot simulate zero samples, and they add
-    nothing to any count.
+    nothing to any count. ``shard`` keeps this rank's share under torchrun (every batch otherwise).
     """
-    batches = _as_batches(data, check_batch_size(batch_size))
-    total = len(batches) if hasattr(batches, "__len__") else None
+    batches = _as_batches(data, check_batch_size(batch_size), shard)
+    sized = getattr(batches, "batches", batches)  # a rank's share is as sized as what it is taken from
+    total = len(batches) if hasattr(batches, "__len__") and hasattr(sized, "__len__") else None
     bar = tqdm(batches, total=total, desc=desc, unit="batch", file=sys.stderr, disable=not progress)
     with contextlib.closing(bar):
         for batch in bar:

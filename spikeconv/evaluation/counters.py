@@ -43,6 +43,7 @@ from spikeconv.evaluation.fanout import OP_MODULES, SYNAPTIC_MODULES, fanout_map
 from spikeconv.evaluation.memory import probing
 from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
 from spikeconv.neurons import SpikeRecorder, SpikingNetwork
+from spikeconv.runtime.distributed import all_gather_objects
 
 __all__ = ["OperationCounter", "count_operations", "counts_bytes_per_step"]
 
@@ -57,16 +58,27 @@ make none)."""
 
 @dataclass
 class _Tally:
-    """Per-step totals of one layer, grown as steps appear."""
+    """Per-step totals of one layer, grown as steps appear.
 
-    values: dict[str, list[float]] = field(default_factory=dict)
+    The rows are float64 tensors on the simulation's device, so counting adds no host round trip per step;
+    they are read once, by :meth:`OperationCounter.result`. Every count is a whole number, so the float64 sums
+    are exact (below 2**53) in any order.
+    """
 
-    def add(self, key: str, first: int, per_step: list[float]) -> None:
-        row = self.values.setdefault(key, [])
-        if len(row) < first + len(per_step):
-            row.extend([0.0] * (first + len(per_step) - len(row)))
-        for offset, value in enumerate(per_step):
-            row[first + offset] += value
+    values: dict[str, Tensor] = field(default_factory=dict)
+
+    def add(self, key: str, first: int, per_step: Tensor) -> None:
+        row = self.values.get(key)
+        end = first + per_step.shape[0]
+        if row is None:
+            row = torch.zeros(end, dtype=torch.float64, device=per_step.device)
+        elif row.shape[0] < end:
+            row = torch.cat([row, row.new_zeros(end - row.shape[0])])
+        row[first:end] += per_step.to(row.device)
+        self.values[key] = row
+
+    def plain(self) -> dict[str, list[float]]:
+        return {key: row.tolist() for key, row in self.values.items()}
 
 
 class OperationCounter:
@@ -75,15 +87,16 @@ class OperationCounter:
     Not thread-safe; one counter per model and ``with`` block.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, shard: bool = False) -> None:
         self.model = model
+        self.shard = shard
         self.spiking = isinstance(model, SpikingNetwork)
         self.samples = 0
         self._batch = 0  # N of the current forward
         self._steps = 1  # K of the current body call
         self._offset = 0  # steps simulated so far in this forward (time chunks)
         self._neuron_seen = False
-        self._fanouts: dict[tuple[str, tuple[int, ...]], Tensor] = {}
+        self._fanouts: dict[tuple[str, tuple[int, ...], torch.device], Tensor] = {}
         self._kinds: dict[str, str] = {}
         self._static: dict[str, bool] = {}  # ran once per forward on a time-invariant input
         self._sizes: dict[str, int] = {}
@@ -118,10 +131,10 @@ class OperationCounter:
             self._order.append(name)
         return self._tallies[name]
 
-    def _fanout(self, name: str, module: nn.Module, sample_shape: tuple[int, ...]) -> Tensor:
-        key = (name, sample_shape)
+    def _fanout(self, name: str, module: nn.Module, sample_shape: tuple[int, ...], device: torch.device) -> Tensor:
+        key = (name, sample_shape, device)
         if key not in self._fanouts:
-            self._fanouts[key] = fanout_map(module, sample_shape)
+            self._fanouts[key] = fanout_map(module, sample_shape).to(device)
         return self._fanouts[key]
 
     def _layout(self, x: Tensor) -> str:
@@ -141,23 +154,23 @@ class OperationCounter:
         kind = "pool" if not isinstance(module, SYNAPTIC_MODULES) else ("linear" if isinstance(module, nn.Linear) else "conv")
         self._kinds[name] = kind
         tally = self._tally(name)
-        fanout = self._fanout(name, module, tuple(x.shape[1:]))
+        fanout = self._fanout(name, module, tuple(x.shape[1:]), x.device)
         if not self.spiking:
-            dense = float(fanout.sum()) * x.shape[0]
-            tally.add("ac" if kind == "pool" else "mac", 0, [dense])
+            dense = fanout.sum() * x.shape[0]
+            tally.add("ac" if kind == "pool" else "mac", 0, dense.reshape(1))
             return
         layout = self._layout(x)
         steps = self._steps
         if steps > 1:  # with one step per call the two layouts cannot be told apart
             self._static[name] = self._static.get(name, True) and layout == "static"
         if layout == "static" or not self._neuron_seen:  # analog input: dense at every step
-            dense = float(fanout.sum()) * self._batch
-            tally.add("ac" if kind == "pool" else "mac", self._offset, [dense] * steps)
+            dense = fanout.sum() * self._batch
+            tally.add("ac" if kind == "pool" else "mac", self._offset, dense.expand(steps))
             return
         # one step at a time: a [K·N, ...] temporary of a large layer would cost gigabytes at T = 64
         flat_fanout = fanout.reshape(-1)
         sequence = x.reshape(steps, self._batch, -1)
-        per_step = [float((sequence[t] != 0).sum(0, dtype=torch.float64) @ flat_fanout) for t in range(steps)]
+        per_step = torch.stack([(sequence[t] != 0).sum(0, dtype=torch.float64) @ flat_fanout for t in range(steps)])
         tally.add("ac", self._offset, per_step)
 
     def _on_neuron(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
@@ -171,27 +184,53 @@ class OperationCounter:
         spikes, events = [], []
         for step in sequence:  # per step, to keep temporaries small
             counts = module.spike_counts(step)  # IF outputs θ·k are |k| spikes, retracted ones included
-            spikes.append(float(counts.sum(dtype=torch.float64)))
-            events.append(float((step != 0).sum(dtype=torch.float64)))
+            spikes.append(counts.sum(dtype=torch.float64))
+            events.append((step != 0).sum(dtype=torch.float64))
         self._sizes[name] = int(sequence[0, 0].numel())
         tally = self._tally(name)
-        tally.add("spikes", self._offset, spikes)
-        tally.add("events", self._offset, events)
+        tally.add("spikes", self._offset, torch.stack(spikes))
+        tally.add("events", self._offset, torch.stack(events))
 
     # ------------------------------------------------------------------ result
+    def _state(self) -> dict[str, Any]:
+        """The counts as plain Python values (what ranks exchange)."""
+        return {"samples": self.samples, "order": list(self._order), "kinds": dict(self._kinds), "sizes": dict(self._sizes),
+                "static": dict(self._static), "tallies": {name: tally.plain() for name, tally in self._tallies.items()}}  # fmt: skip
+
+    def _merged_state(self) -> dict[str, Any]:
+        """This rank's state, or with ``shard`` the sum over every rank (rank order; whole numbers, so exact)."""
+        states = all_gather_objects(self._state()) if self.shard else [self._state()]
+        merged = {"samples": 0, "order": [], "kinds": {}, "sizes": {}, "static": {}, "tallies": {}}
+        for state in states:
+            merged["samples"] += state["samples"]
+            merged["order"] += [name for name in state["order"] if name not in merged["order"]]
+            merged["kinds"].update(state["kinds"])
+            merged["sizes"].update(state["sizes"])
+            for name, flag in state["static"].items():
+                merged["static"][name] = merged["static"].get(name, True) and flag
+            for name, values in state["tallies"].items():
+                rows = merged["tallies"].setdefault(name, {})
+                for key, row in values.items():
+                    total = rows.setdefault(key, [])
+                    total.extend([0.0] * (len(row) - len(total)))
+                    for index, value in enumerate(row):
+                        total[index] += value
+        return merged
+
     def result(self) -> OperationCounts:
-        """The counts so far, as an immutable :class:`OperationCounts`."""
+        """The counts so far, as an immutable :class:`OperationCounts` (summed over ranks with ``shard``)."""
+        state = self._merged_state()
         layers, neurons = [], []
-        for name in self._order:
-            values = self._tallies[name].values
-            if name in self._sizes:
-                neurons.append(NeuronOps(name=name, size=self._sizes[name], spikes=tuple(values.get("spikes", ())),
+        for name in state["order"]:
+            values = state["tallies"][name]
+            if name in state["sizes"]:
+                neurons.append(NeuronOps(name=name, size=state["sizes"][name], spikes=tuple(values.get("spikes", ())),
                                          events=tuple(values.get("events", ()))))  # fmt: skip
             else:
                 length = max(len(values.get("ac", ())), len(values.get("mac", ())))
                 ac, mac = (tuple(values.get(k, ())) + (0.0,) * (length - len(values.get(k, ()))) for k in ("ac", "mac"))
-                layers.append(LayerOps(name=name, kind=self._kinds[name], ac=ac, mac=mac, static=self._static.get(name, False)))
-        return OperationCounts(samples=self.samples, spiking=self.spiking, layers=tuple(layers), neurons=tuple(neurons))
+                layers.append(LayerOps(name=name, kind=state["kinds"][name], ac=ac, mac=mac, static=state["static"].get(name, False)))
+        return OperationCounts(samples=state["samples"], spiking=self.spiking, layers=tuple(layers), neurons=tuple(neurons))
 
 
 def _named(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -207,7 +246,7 @@ def counts_bytes_per_step(model: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
+def count_operations(model: nn.Module, *, shard: bool = False) -> Iterator[OperationCounter]:
     """Count spikes and operations of every forward of ``model`` inside the block.
 
     Example::
@@ -218,9 +257,10 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
 
     The hooks are removed when the block ends, even on error; the model is otherwise untouched
     and its outputs do not change. The two one-sample runs by which a curve measures its memory
-    footprint (:func:`~spikeconv.evaluation.memory.measure_footprint`) are not counted.
+    footprint (:func:`~spikeconv.evaluation.memory.measure_footprint`) are not counted. With ``shard``
+    (a curve sharded over torchrun's ranks) ``result()`` sums every rank's counts; all ranks must call it.
     """
-    counter = OperationCounter(model)
+    counter = OperationCounter(model, shard=shard)
     handles = [model.register_forward_pre_hook(counter._on_forward, with_kwargs=True)]
     if counter.spiking:
         handles.append(model.body.register_forward_pre_hook(counter._on_body, with_kwargs=True))

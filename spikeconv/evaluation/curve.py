@@ -33,6 +33,8 @@ from spikeconv.evaluation.memory import (
 )
 from spikeconv.evaluation.scoring import ann_correct, check_labels, consistent_classes, correct_per_step
 from spikeconv.neurons import SpikingNetwork
+from spikeconv.runtime.device import Precision, autocast
+from spikeconv.runtime.distributed import all_reduce_sum
 
 __all__ = ["CurveResult", "ann_accuracy", "as_curve_list", "timestep_accuracy_curve"]
 
@@ -229,6 +231,8 @@ def timestep_accuracy_curve(
     label: str = "snn",
     device: torch.device | str = "cpu",
     memory: MemoryBudget | None = None,
+    precision: str | Precision = Precision.FP32,
+    shard: bool = False,
 ) -> CurveResult:
     """Measure the SNN's accuracy after every t = 1..``timesteps`` steps in one simulation.
 
@@ -260,6 +264,9 @@ def timestep_accuracy_curve(
         device: Where the batches are sent.
         memory: The memory budget (default: half of the available memory, or
             ``SPIKECONV_MEMORY_BUDGET``) and what the caller keeps per step besides the curve.
+        precision: ``32`` (default), ``bf16`` or ``16``: autocast of the conv/linear layers.
+        shard: Under torchrun, simulate only this rank's batches (batch ``i`` on rank ``i mod W``)
+            and all-reduce the counts: every rank returns exactly the single-process curve.
 
     Raises:
         ConfigError: ``timesteps`` or ``batch_size`` is not an integer >= 1, ``label`` is
@@ -278,12 +285,12 @@ def timestep_accuracy_curve(
     correct = torch.zeros(timesteps, dtype=torch.int64)
     ann_hits, total, num_classes, plan = 0, 0, None, None
     batches = iter_batches(
-        data, batch_size=batch_size, device=device, progress=progress, desc=label
+        data, batch_size=batch_size, device=device, progress=progress, desc=label, shard=shard
     )
     with evaluating(snn, ann), torch.inference_mode():
         for x, y in batches:
             plan = plan or _MemoryPlan.measure(snn, x, memory)
-            with time_chunk_set(snn, plan.chunk(snn, timesteps, int(x.shape[0]))):
+            with time_chunk_set(snn, plan.chunk(snn, timesteps, int(x.shape[0]))), autocast(device, precision):
                 out = snn(x, timesteps)
             hits = correct_per_step(out, y, timesteps)
             num_classes = consistent_classes(num_classes, out.shape[2])
@@ -291,8 +298,13 @@ def timestep_accuracy_curve(
             del out  # the readout [T, N, K] is the largest tensor; free it before the next batch
             correct += hits
             if ann is not None:
-                ann_hits += ann_correct(ann, x, y, num_classes)
+                with autocast(device, precision):
+                    ann_hits += ann_correct(ann, x, y, num_classes)
             total += y.shape[0]
+    if shard:  # integer counts: their sum over ranks is exact, so every rank holds the single-process curve
+        totals = all_reduce_sum(torch.tensor([ann_hits, total], dtype=torch.int64))
+        correct = all_reduce_sum(correct)
+        ann_hits, total = (int(v) for v in totals.tolist())
     if total == 0:
         raise DataError("the evaluation data holds no samples; pass a non-empty data set")
     result = CurveResult(
@@ -349,10 +361,11 @@ def ann_accuracy(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    shard: bool = False,
 ) -> float:
     """Accuracy in percent of an ordinary classifier ``[N, ...] -> [N, K]`` on ``data``.
 
-    Same data handling, eval-mode scoping and inference mode as
+    Same data handling, eval-mode scoping, inference mode and torchrun sharding (``shard``) as
     :func:`timestep_accuracy_curve`; ties go to the lowest class index.
 
     Raises:
@@ -362,12 +375,14 @@ def ann_accuracy(
     device = torch.device(device)
     hits, total = 0, 0
     batches = iter_batches(
-        data, batch_size=batch_size, device=device, progress=progress, desc="ann"
+        data, batch_size=batch_size, device=device, progress=progress, desc="ann", shard=shard
     )
     with evaluating(ann), torch.inference_mode():
         for x, y in batches:
             hits += ann_correct(ann, x, y, None)
             total += y.shape[0]
+    if shard:
+        hits, total = (int(v) for v in all_reduce_sum(torch.tensor([hits, total], dtype=torch.int64)).tolist())
     if total == 0:
         raise DataError("the evaluation data holds no samples; pass a non-empty data set")
     return 100.0 * hits / total

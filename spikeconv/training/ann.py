@@ -22,8 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from spikeconv.errors import ConfigError, DataError
+from spikeconv.runtime.device import Precision, autocast, check_precision
 from spikeconv.training.augment import augment_batch
-from spikeconv.training.config import AnnTrainConfig, Optimizer, Schedule
+from spikeconv.training.config import AnnTrainConfig, Augment, Optimizer, Schedule
+from spikeconv.training.parallel import GradientScaler, local_share, min_trailing_batch, parallel, reduced_counts, sharded_batches
 
 __all__ = ["EpochRecord", "TrainHistory", "evaluate_classifier", "train_ann"]
 
@@ -75,12 +77,15 @@ def train_ann(
     eval_data: Dataset | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    precision: str | Precision = Precision.FP32,
 ) -> TrainHistory:
     """Train ``model`` in place with cross-entropy and leave it in eval mode.
 
     This deliberately trains the module it is given (it is the user's own training run, not a
     graph pass): parameters and BN statistics of ``model`` change. Batches go to the device of
-    the model's parameters.
+    the model's parameters. ``precision`` (``32``, ``bf16``, ``16``) autocasts each forward and loss.
+    Inside a torchrun process group each global batch is split over the ranks and the model is
+    trained with DistributedDataParallel (:mod:`spikeconv.training.parallel`).
 
     Args:
         model: Classifier mapping ``[N, C, H, W]`` images to ``[N, classes]`` logits.
@@ -100,17 +105,19 @@ def train_ann(
     if len(train_data) == 0:  # type: ignore[arg-type]
         raise DataError("train_data is empty; nothing to train on")
     device = _model_device(model)
+    precision = check_precision(precision, device)
     with torch.random.fork_rng(devices=_cuda_indices(device)):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         loader = _train_loader(train_data, config, generator)
         optimizer = _make_optimizer(model, config)
         scheduler = _make_scheduler(optimizer, config, steps=config.epochs * len(loader))
+        trained = parallel(model, device)
         records = []
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             loss, accuracy = _train_epoch(
-                model,
+                trained,
                 _progress(loader, epoch, config.epochs, progress),
                 optimizer,
                 scheduler,
@@ -118,6 +125,7 @@ def train_ann(
                 generator=generator,
                 device=device,
                 epoch=epoch,
+                precision=precision,
             )
             eval_accuracy = None if eval_data is None else evaluate_classifier(model, eval_data)
             record = EpochRecord(epoch, loss, accuracy, eval_accuracy, time.perf_counter() - start)
@@ -133,6 +141,7 @@ def evaluate_classifier(model: nn.Module, data: Dataset, *, batch_size: int = 51
     """Top-1 accuracy of ``model`` on ``data`` in percent.
 
     Runs in eval mode under ``torch.no_grad`` and restores the model's previous training flag.
+    Under torchrun every rank scores every W-th batch and the counts are summed: the same accuracy.
 
     Raises:
         DataError: ``data`` is empty.
@@ -145,12 +154,13 @@ def evaluate_classifier(model: nn.Module, data: Dataset, *, batch_size: int = 51
     correct = total = 0
     try:
         with torch.no_grad():
-            for images, labels in DataLoader(data, batch_size=batch_size, shuffle=False):
+            for images, labels in sharded_batches(data, batch_size):
                 logits = model(images.to(device))
                 correct += int((logits.argmax(1).cpu() == labels.long()).sum())
                 total += labels.shape[0]
     finally:
         model.train(was_training)
+    correct, total = (int(v) for v in reduced_counts(correct, total))
     return 100.0 * correct / total
 
 
@@ -164,30 +174,47 @@ def _train_epoch(
     generator: torch.Generator,
     device: torch.device,
     epoch: int,
+    precision: Precision = Precision.FP32,
 ) -> tuple[float, float]:
-    """One pass over the loader; returns (mean loss, accuracy in percent)."""
+    """One pass over the loader; returns (mean loss, accuracy in percent) over all ranks."""
     model.train()
     loss_sum = 0.0
     correct = total = 0
-    for images, labels in batches:
-        images = augment_batch(images.to(device), config.augment, generator=generator)
-        labels = labels.to(device).long()
-        logits = model(images)
-        loss = nn.functional.cross_entropy(logits, labels)
+    scaler = GradientScaler(precision, device)
+    for batch_images, batch_labels in batches:
+        images, labels = share_of_batch(batch_images, batch_labels, config.augment, generator, device)
+        with autocast(device, precision):
+            logits = model(images)
+            loss = nn.functional.cross_entropy(logits, labels)
         if not math.isfinite(loss.item()):
             raise ConfigError(
                 f"training loss became {loss.item()} in epoch {epoch}; lower --lr "
                 f"(now {config.lr:g}) or check the data"
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.backward_step(loss, optimizer)
         if scheduler is not None:
             scheduler.step()
         loss_sum += loss.item() * labels.shape[0]
         correct += int((logits.detach().argmax(1) == labels).sum())
         total += labels.shape[0]
+    loss_sum, correct, total = reduced_counts(loss_sum, correct, total)
     return loss_sum / total, 100.0 * correct / total
+
+
+def share_of_batch(images: torch.Tensor, labels: torch.Tensor, augment: Augment, generator: torch.Generator,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """This rank's share of a global batch, on ``device`` and augmented.
+
+    With augmentation the whole batch is augmented before it is split, so every rank draws the same numbers and
+    the generator (which also shuffles) stays the same on all ranks; without, only the share is moved.
+    """
+    if augment is Augment.NONE:
+        images, labels = local_share(images, labels)
+        return augment_batch(images.to(device), augment, generator=generator), labels.to(device).long()
+    images = augment_batch(images.to(device), augment, generator=generator)
+    images, labels = local_share(images, labels.to(device).long())
+    return images, labels
 
 
 def _log_epoch(record: EpochRecord, epochs: int) -> None:
@@ -204,8 +231,10 @@ def _log_epoch(record: EpochRecord, epochs: int) -> None:
 
 
 def _train_loader(data: Dataset, config: AnnTrainConfig, generator: torch.Generator) -> DataLoader:
-    """Seeded, shuffling loader; drops a trailing batch of one, which BatchNorm cannot train on."""
-    drop_last = len(data) % config.batch_size == 1 and len(data) > 1  # type: ignore[arg-type]
+    """Seeded, shuffling loader; drops a trailing batch of one (of fewer than two per rank under torchrun), which
+    BatchNorm cannot train on."""
+    trailing = len(data) % config.batch_size  # type: ignore[arg-type]
+    drop_last = len(data) > 1 and (trailing == 1 or 0 < trailing < min_trailing_batch())  # type: ignore[arg-type]
     return DataLoader(
         data,
         batch_size=config.batch_size,

@@ -21,6 +21,7 @@ from spikeconv.workflows.compare import (
 )
 from spikeconv.workflows.curves import curves_job
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
+from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 from spikeconv.workflows.jobs import (
     ConvertJob,
     ConvertResult,
@@ -51,6 +52,7 @@ from spikeconv.workflows.options import (
     auto_from_options,
     check_auto_flags,
     convert_from_options,
+    finetune_budget,
     model_spec_from_options,
     settings_from_options,
     snn_training_from_options,
@@ -81,6 +83,9 @@ __all__ = [
     "MethodSettings",
     "method_settings",
     "settings_from_options",
+    "finetune_budget",
+    "FinetuneBudget",
+    "finetune_converted",
     "ACTIVATIONS",
     "activation_from_options",
     "AUGMENTS",

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import torch
 from torch import fx, nn
+from torch.utils.data import Dataset
 
 from spikeconv.calibration import CalibrationConfig, calibrate, prepare
 from spikeconv.convert import ConvertConfig, correct
@@ -24,6 +26,8 @@ from spikeconv.evaluation import CurveResult, timestep_accuracy_curve
 from spikeconv.files import LoadedAnn, load_ann
 from spikeconv.ingest import STAGE_KEY, ingest_module
 from spikeconv.neurons import SpikingNetwork, check_timesteps
+from spikeconv.runtime import BatchesOn, Precision, resolve_device
+from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 
 
 def _graph_of(model: nn.Module | LoadedAnn | str | os.PathLike) -> fx.GraphModule:
@@ -54,6 +58,9 @@ def convert(
     correction_samples: int = 512,
     config: ConvertConfig | None = None,
     progress: bool = False,
+    device: str | torch.device | None = None,
+    train_data: Dataset | None = None,
+    finetune: FinetuneBudget | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ReLU network with a named method, as ``spikeconv convert --method`` does.
 
@@ -69,19 +76,23 @@ def convert(
             batches as they come: put any input normalisation inside it.
         calibration_data: Batches of inputs: a DataLoader, a list of tensors, or ``(x, y)`` pairs.
         method: A conversion method name (``rate``, ``calibrated``, ``calibrated-light``, ``qcfs``,
-            ``qcfs-calibrated``, ``burst``, ``bsnn``) or :class:`ConversionMethod`.
+            ``qcfs-calibrated``, ``burst``, ``bsnn``, ``hybrid``) or :class:`ConversionMethod`.
         timesteps: The T you will run: methods that optimise for a T (``calibrated``, ...) optimise
             for it, and it is the network's default simulation length.
         max_samples: Calibrate on at most this many samples (all batches when None).
         correction_samples: Of those, samples the method's correction (if any) uses.
         config: Base neuron settings (reset, encoding, ...); the method adjusts them as the CLI does.
         progress: Show progress bars.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: calibration and corrections run there (batches are
+            moved one at a time) and the SNN lives there. None: where the model is, with the batches as given.
+        train_data: Labelled training samples for ``method="hybrid"``, which fine-tunes the conversion at ``timesteps``.
+        finetune: The hybrid fine-tune budget (default :class:`~spikeconv.workflows.hybrid.FinetuneBudget`).
 
     Returns:
         A :class:`SpikingNetwork`; call ``snn(x, T)`` for the readout current ``[T, N, K]``.
 
     Raises:
-        ConfigError: Unknown method, or ``timesteps <= 0``.
+        ConfigError: Unknown method, ``timesteps <= 0``, or a device that is not there.
         UnsupportedLayerError: Layers that cannot be converted, all listed.
         CalibrationError: Empty or non-finite calibration data.
     """
@@ -91,13 +102,32 @@ def convert(
         raise ConfigError(f"correction_samples must be >= 1, got {correction_samples}")
     base = replace(config or ConvertConfig(), timesteps=timesteps)
     settings = method_settings(kind, base, target_timesteps=timesteps, correction_samples=correction_samples)
-    graph = _graph_of(model)
-    data = _reusable(calibration_data)
+    graph, data = _placed(_graph_of(model), _reusable(calibration_data), device)
     calibrated = calibrate(prepare(graph, settings.calibration), data, max_samples=max_samples, progress=progress,
                            extra={"method": kind})  # fmt: skip
     if settings.correction is not None:
         calibrated = correct(calibrated, data, settings.correction, settings.convert)
-    return convert_graph(calibrated, settings.convert)
+    snn = _on_graph_device(convert_graph(calibrated, settings.convert), graph)
+    if settings.finetune:
+        if train_data is None:
+            raise ConfigError(f"method {kind} fine-tunes the converted SNN on labelled data: pass train_data=a dataset of "
+                              "(image, label)")  # fmt: skip
+        snn, _ = finetune_converted(snn, train_data, timesteps=timesteps, budget=finetune or FinetuneBudget(), progress=progress)
+    return snn
+
+
+def _placed(graph: fx.GraphModule, data: Iterable[Any], device: str | torch.device | None) -> tuple[fx.GraphModule, Iterable[Any]]:
+    """The graph on ``device`` with batches moved there as they are read (both as given when ``device`` is None)."""
+    if device is None:
+        return graph, data
+    where = resolve_device(device)
+    return graph.to(where), BatchesOn(data, where)
+
+
+def _on_graph_device(snn: SpikingNetwork, graph: fx.GraphModule) -> SpikingNetwork:
+    """The SNN beside the graph it came from (its neurons' thresholds are made on the CPU)."""
+    tensor = next(iter(graph.parameters()), None)
+    return snn if tensor is None else snn.to(tensor.device)
 
 
 def convert_model(
@@ -108,6 +138,7 @@ def convert_model(
     config: ConvertConfig | None = None,
     max_samples: int | None = None,
     progress: bool = False,
+    device: str | torch.device | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ReLU ``model`` into a soft-reset SNN calibrated on ``calibration_data``.
 
@@ -121,13 +152,14 @@ def convert_model(
             direct encoding).
         max_samples: Stop calibrating after this many samples.
         progress: Show a progress bar.
+        device: Where calibration runs and the SNN lives, as for :func:`convert`.
 
     Returns:
         A :class:`SpikingNetwork`; call ``snn(x, T)`` for the readout current ``[T, N, K]``.
     """
-    prepared = prepare(_graph_of(model), calibration)
-    calibrated = calibrate(prepared, calibration_data, max_samples=max_samples, progress=progress)
-    return convert_graph(calibrated, config)
+    graph, data = _placed(_graph_of(model), calibration_data, device)
+    calibrated = calibrate(prepare(graph, calibration), data, max_samples=max_samples, progress=progress)
+    return _on_graph_device(convert_graph(calibrated, config), graph)
 
 
 def evaluate_curve(
@@ -139,6 +171,9 @@ def evaluate_curve(
     batch_size: int = 256,
     progress: bool = False,
     label: str = "snn",
+    device: str | torch.device | None = None,
+    precision: str = Precision.FP32.value,
+    shard: bool = False,
 ) -> CurveResult:
     """Accuracy after every step 1..``timesteps`` from one simulation (see timestep_accuracy_curve).
 
@@ -146,6 +181,18 @@ def evaluate_curve(
     A simulation that does not fit half of the available memory (or ``SPIKECONV_MEMORY_BUDGET``) runs
     in time chunks (same numbers); one that does not fit even so raises a ConfigError saying how
     much it needs.
+
+    ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) moves both networks there (None: they stay where
+    they are, and the batches go to the SNN's device); ``precision`` is ``32``, ``bf16`` or ``16``. With
+    ``shard`` inside a torchrun process group each rank simulates every W-th batch and all ranks
+    return the curve of the whole data, exactly.
     """
+    if device is None:
+        where = next(iter(snn.parameters()), torch.empty(0)).device
+    else:
+        where = resolve_device(device)
+        snn = snn.to(where)
+        ann = ann.to(where) if ann is not None else None
     return timestep_accuracy_curve(snn, data, timesteps=timesteps, ann=ann, batch_size=batch_size,
-                                   progress=progress, label=label)  # fmt: skip
+                                   progress=progress, label=label, device=where, precision=precision,
+                                   shard=shard)  # fmt: skip

@@ -43,6 +43,7 @@ from spikeconv.data import calibration_indices, make_loader
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import EnergyModel, count_operations
 from spikeconv.neurons import SinCorrection
+from spikeconv.runtime import BatchesOn
 
 SCREEN_MARGIN = 2.0  # points: a rate-code prediction this far outside the budget is not simulated
 SIMULATED_PER_T = 2  # at most this many variants are simulated at each T
@@ -148,13 +149,15 @@ class _Search:
     def __init__(self, graph: fx.GraphModule, calibration, validation, base: ConvertConfig, config: AutoConfig,
                  extra: dict[str, Any]) -> None:  # fmt: skip
         self.graph, self.base, self.config, self.extra = graph, base, config, extra
-        self.calibration_loader = make_loader(calibration, batch_size=256, shuffle=False)
+        self.device = next(iter(graph.parameters()), torch.empty(0)).device  # convert --device put the graph there
+        self.calibration_loader = BatchesOn(make_loader(calibration, batch_size=256, shuffle=False), self.device)
         self.validation = validation
         self.correction_samples = config.correction_samples
         self.statistics: dict[tuple, fx.GraphModule] = {}
         self.plans: dict[tuple, fx.GraphModule] = {}
         self.rows: list[dict[str, Any]] = []
-        self.batches = list(make_loader(validation, batch_size=256, shuffle=False))  # read once, scored for every candidate
+        validation_batches = make_loader(validation, batch_size=256, shuffle=False)
+        self.batches = list(BatchesOn(validation_batches, self.device))  # read once, scored for every candidate
         self.labels = torch.cat([y for _, y in self.batches])
         self.ann_correct = self._correct(graph)
         self.ann_accuracy = 100.0 * float(self.ann_correct.float().mean())
@@ -187,7 +190,7 @@ class _Search:
 
     def screen(self, variant: Variant, timesteps: int) -> dict[str, Any]:
         settings = variant.settings(self.base, timesteps, self.correction_samples)
-        code = rate_code_ann(self.calibrated(settings), timesteps, settings.convert).eval()
+        code = rate_code_ann(self.calibrated(settings), timesteps, settings.convert).to(self.device).eval()
         row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
                "bits_per_step": _bits_per_step(settings.convert), **self._scored(self._correct(code)),
                "energy_uj": None, "how": "screened"}  # fmt: skip
@@ -200,7 +203,7 @@ class _Search:
         if settings.correction is not None:
             calibrated = correct(calibrated, self.calibration_loader, settings.correction, settings.convert)
         convert_config = replace(settings.convert, timesteps=timesteps)
-        snn = convert(calibrated, convert_config).eval()
+        snn = convert(calibrated, convert_config).to(self.device).eval()
         with count_operations(snn) as counter:
             right = self._correct(lambda x: snn(x, timesteps).sum(dim=0))
         totals = counter.result().totals(timesteps)

@@ -16,7 +16,7 @@ from spikeconv._outputs import check_outputs
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, plot_curves, write_curve_json
 from spikeconv.files import load_snn
-from spikeconv.workflows.jobs import CurveJob, curve_of_loaded
+from spikeconv.workflows.jobs import CurveJob, curve_of_loaded, write_main
 from spikeconv.workflows.rate_code_curve import rate_code_curve
 
 
@@ -59,10 +59,14 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
         results.append(replace(result, label=curve_label(path, snn.info)) if several else result)
         if job.rate_code and snn.calibrated is not None:
             results.append(rate_code_curve(snn, single, result))
+    write_main(lambda: _write_outputs(results, paths, job))
+    return results
+
+
+def _write_outputs(results: list[CurveResult], paths: list[Path], job: CurveJob) -> None:
     with output_set():  # the JSON and the plot appear together or not at all
         if job.json_path is not None:
             write_curve_json(results[0] if len(results) == 1 else results, job.json_path)
         if job.plot_path is not None:
             title = f"{paths[0].name} on {job.data.name}" if len(paths) == 1 else f"{len(paths)} SNNs on {job.data.name}"
             plot_curves(results, job.plot_path, title=title)
-    return results

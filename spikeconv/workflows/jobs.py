@@ -25,6 +25,7 @@ from spikeconv.ingest.preprocessing import describe_preprocessing
 from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_, init_qcfs_thresholds_
 from spikeconv.neurons import SpikingNetwork, check_timesteps
+from spikeconv.runtime import BatchesOn, Precision, barrier, check_precision, is_main_process, resolve_device
 from spikeconv.training import (
     AnnTrainConfig,
     TrainHistory,
@@ -33,6 +34,7 @@ from spikeconv.training import (
     train_ann,
 )
 from spikeconv.workflows.auto import AutoConfig, auto_calibration_samples, choose_conversion, validation_split
+from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class TrainAnnJob:
     train_limit: int | None = None
     activation: ActivationSpec = field(default_factory=ActivationSpec)
     command: str = ""
+    device: str = "cpu"  # auto, cpu, cuda, cuda:N; the checkpoint holds CPU tensors either way
+    precision: str = Precision.FP32.value  # 32, bf16, 16: autocast of the training forward
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, resolve_device(self.device))
 
 
 @dataclass(frozen=True)
@@ -99,12 +106,14 @@ def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
         model = build_model(job.arch, input_shape=input_shape, num_classes=train_data.num_classes,
                             mean=mean, std=std, batch_norm=job.batch_norm, dropout=job.dropout)  # fmt: skip
         apply_activation_(model, job.activation)
+    device = resolve_device(job.device)
+    model = model.to(device)
     if job.activation.kind is ActivationKind.QCFS:
         probe = calibration_subset(train_data, num_samples=512, seed=job.train.seed)
         x, _ = next(iter(make_loader(probe, batch_size=512, shuffle=False)))
-        init_qcfs_thresholds_(model, x)
+        init_qcfs_thresholds_(model, x.to(device))
     history = train_ann(model, train_data, config=job.train, eval_data=test_data,
-                        progress=progress)  # fmt: skip
+                        progress=progress, precision=job.precision)  # fmt: skip
     accuracy = evaluate_classifier(model, test_data)
     metadata = {
         "dataset": job.data.name,
@@ -117,11 +126,15 @@ def train_ann_job(job: TrainAnnJob, *, progress: bool = True) -> TrainAnnResult:
         "epochs_seconds": [round(r.seconds, 2) for r in history.records],
         "machine": platform.platform(),
     }
-    with output_set():  # a write failure (disk full, ...) is one OutputError line, not an internal error
-        save_ann_checkpoint(job.out, model=model, arch=job.arch, input_shape=input_shape,
-                            num_classes=train_data.num_classes, mean=mean, std=std,
-                            metadata=metadata,
-                            activation=None if job.activation.kind is ActivationKind.RELU else job.activation.to_dict())  # fmt: skip
+    activation = None if job.activation.kind is ActivationKind.RELU else job.activation.to_dict()
+
+    def write() -> None:
+        with output_set():  # a write failure (disk full, ...) is one OutputError line, not an internal error
+            save_ann_checkpoint(job.out, model=model, arch=job.arch, input_shape=input_shape,
+                                num_classes=train_data.num_classes, mean=mean, std=std,
+                                metadata=metadata, activation=activation)  # fmt: skip
+
+    write_main(write)
     return TrainAnnResult(history=history, test_accuracy=accuracy, path=job.out)
 
 
@@ -148,6 +161,12 @@ class ConvertJob:
     command: str = ""
     auto: AutoConfig | None = None  # method "auto": search methods x T for this budget (workflows/auto.py)
     auto_timesteps: bool = True  # with auto, store the chosen T as the SNN's default length (else convert.timesteps)
+    device: str = "cpu"  # where calibration, corrections and auto's simulations run; the SNN file holds CPU tensors
+    finetune: FinetuneBudget | None = None  # method hybrid: train the converted SNN at finetune_timesteps afterwards
+    finetune_timesteps: int = 4
+
+    def __post_init__(self) -> None:
+        resolve_device(self.device)
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,7 @@ class ConvertResult:
     ann: LoadedAnn
     calibration_data: str = ""
     auto: dict | None = None  # the --method auto report (candidates, choice), None for explicit methods
+    hybrid: dict | None = None  # what the hybrid fine-tune cost (budget, seconds), None for other methods
 
 
 def load_model_and_data(job: ConvertJob) -> tuple[LoadedAnn, object]:
@@ -201,8 +221,9 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     together or not at all (:func:`spikeconv._io.output_set`).
     """
     check_outputs({"--out": job.out, "--plan-json": job.plan_json}, convert_inputs(job))
+    device = resolve_device(job.device)
     ann, train = load_model_and_data(job)
-    graph = canonical_graph(ann.source, ann.model)
+    graph = canonical_graph(ann.source, ann.model).to(device)
     calib_samples = job.calib_samples if job.auto is None else auto_calibration_samples(len(train), job.calib_samples, job.auto)
     subset = calibration_subset(train, num_samples=calib_samples, seed=job.calib_seed)
     split = "train" if job.data.has_split else "all (no train/test split)"
@@ -210,12 +231,16 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     if job.auto is not None:
         calibrated, convert_config, method, auto_report = _auto_conversion(job, graph, train, subset, calib_samples, extra)
     else:
-        calibrated = calibrate(prepare(graph, job.calibration), make_loader(subset, batch_size=256, shuffle=False),
-                               progress=progress, extra=extra)  # fmt: skip
+        batches = BatchesOn(make_loader(subset, batch_size=256, shuffle=False), device)
+        calibrated = calibrate(prepare(graph, job.calibration), batches, progress=progress, extra=extra)
         if job.correction is not None:
-            calibrated = correct(calibrated, make_loader(subset, batch_size=256, shuffle=False), job.correction, job.convert)
+            calibrated = correct(calibrated, batches, job.correction, job.convert)
         convert_config, method, auto_report = job.convert, job.method, None
     snn = convert(calibrated, convert_config)
+    hybrid = None
+    if job.finetune is not None:  # hybrid: the converted SNN trained briefly at the target T (workflows/hybrid.py)
+        snn, hybrid = finetune_converted(snn, train, timesteps=job.finetune_timesteps, budget=job.finetune, progress=progress)
+    snn = snn.cpu()  # files hold CPU tensors, readable on any machine
     plan = plan_of(calibrated)
     info = {
         "input_shape": list(ann.input_shape),
@@ -229,13 +254,19 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         "torch_version": str(torch.__version__),
         "provenance": _provenance(job.command),
         **({"auto": auto_report} if auto_report is not None else {}),
+        **({"hybrid": hybrid} if hybrid is not None else {}),
     }
+    write_main(lambda: _write_conversion(job, snn, ann, info, plan))
+    where = f"{job.data.name} train" if job.data.has_split else f"{job.data.name} (no train/test split: evaluate on other data)"
+    return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}", auto=auto_report,
+                         hybrid=hybrid)  # fmt: skip
+
+
+def _write_conversion(job: ConvertJob, snn: SpikingNetwork, ann: LoadedAnn, info: dict, plan: ThresholdPlan) -> None:
     with output_set():
         save_snn(job.out, snn, ann_source=ann.source, info=info)
         if job.plan_json is not None:
             plan.save(job.plan_json)
-    where = f"{job.data.name} train" if job.data.has_split else f"{job.data.name} (no train/test split: evaluate on other data)"
-    return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}", auto=auto_report)
 
 
 def _calibration_record(job: ConvertJob, plan: ThresholdPlan, auto_report: dict | None) -> dict:
@@ -293,9 +324,12 @@ class CurveJob:
     json_path: Path | None = None
     plot_path: Path | None = None
     rate_code: bool = False  # also the ideal rate code of each converted SNN (workflows/rate_code_curve.py)
+    device: str = "cpu"  # auto, cpu, cuda, cuda:N (runtime/device.py)
+    precision: str = Precision.FP32.value  # 32, bf16, 16: autocast of the simulation's conv/linear layers
 
     def __post_init__(self) -> None:
         check_timesteps(self.timesteps)
+        check_precision(self.precision, resolve_device(self.device))
 
 
 def curve_job(job: CurveJob, *, progress: bool = True) -> CurveResult:
@@ -310,18 +344,32 @@ def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True, 
     test = job.data.load(Split.TEST, job.limit, input_shape=tuple(loaded.info["input_shape"]))
     check_data_fits(test, input_shape=tuple(loaded.info["input_shape"]),
                     num_classes=int(loaded.info["num_classes"]), what=f"test ({job.data.name})", model=str(job.snn))  # fmt: skip
-    snn = loaded.snn
+    device = resolve_device(job.device)
+    snn = loaded.snn.to(device)
+    ann = loaded.ann.to(device) if loaded.ann is not None else None
     if job.time_chunk is not None:
         snn.time_chunk = check_timesteps(job.time_chunk)
-    result = timestep_accuracy_curve(snn, test, timesteps=job.timesteps, ann=loaded.ann,
+    result = timestep_accuracy_curve(snn, test, timesteps=job.timesteps, ann=ann,
                                      batch_size=job.batch_size, progress=progress,
-                                     label=f"SNN ({job.snn.name})", memory=memory)  # fmt: skip
+                                     label=f"SNN ({job.snn.name})", memory=memory, device=device,
+                                     precision=job.precision, shard=True)  # fmt: skip
+    write_main(lambda: _write_curve_outputs(result, job))
+    return result
+
+
+def _write_curve_outputs(result: CurveResult, job: CurveJob) -> None:
     with output_set():  # the JSON and the plot appear together or not at all
         if job.json_path is not None:
             write_curve_json(result, job.json_path)
         if job.plot_path is not None:
             plot_curves([result], job.plot_path, title=f"{job.snn.name} on {job.data.name}")
-    return result
+
+
+def write_main(write) -> None:
+    """Run ``write`` on rank 0 only (under torchrun every rank holds the same result), then let all ranks go on."""
+    if is_main_process():
+        write()
+    barrier()
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -25,6 +25,7 @@ from spikeconv.neurons import (
 )
 from spikeconv.training import AnnTrainConfig, Augment, Optimizer, Schedule, SnnLoss, SnnTrainConfig
 from spikeconv.workflows.auto import AutoConfig, Objective
+from spikeconv.workflows.hybrid import FinetuneBudget
 
 THRESHOLD_RULES = tuple(available_threshold_rules())
 ENCODINGS = ("direct", "poisson")
@@ -106,6 +107,19 @@ def settings_from_options(method: str, base: ConvertConfig, *, target_timesteps:
                                 half_period=half_period, synchronous=synchronous, sin_correction=sin)  # fmt: skip
     return method_settings(method, base, target_timesteps=target_timesteps,
                            correction_samples=correction_samples, overrides=overrides)  # fmt: skip
+
+
+def finetune_budget(*, finetune: bool, method: str, epochs: int | None, samples: int | None, lr: float | None,
+                    seed: int = 0) -> FinetuneBudget | None:  # fmt: skip
+    """The hybrid fine-tune budget from ``--finetune-*`` (None for methods that do not train; the flags are refused there)."""
+    given = [flag for flag, value in (("--finetune-epochs", epochs), ("--finetune-samples", samples), ("--finetune-lr", lr))
+             if value is not None]  # fmt: skip
+    if not finetune:
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply to --method hybrid (method {method} does not train)")
+        return None
+    default = FinetuneBudget()
+    return FinetuneBudget(epochs=epochs or default.epochs, samples=samples or default.samples, lr=lr or default.lr, seed=seed)
 
 
 def _numbers(text: str, option: str, kind: type) -> tuple:

@@ -28,10 +28,13 @@ def rate_code_accuracy(loaded: LoadedSnn, data, steps: Sequence[int], *, batch_s
     graphs = [rate_code_ann(loaded.calibrated, t, config) for t in steps]
     correct = torch.zeros(len(steps), dtype=torch.long)
     seen = 0
+    device = next(iter(loaded.snn.parameters()), torch.empty(0)).device  # where --device put the network
+    graphs = [graph.to(device) for graph in graphs]
     with torch.inference_mode():
         for x, y in make_loader(data, batch_size=batch_size, shuffle=False):
+            x = x.to(device)
             for i, graph in enumerate(graphs):
-                correct[i] += (graph(x).argmax(1) == y).sum()
+                correct[i] += (graph(x).argmax(1).cpu() == y).sum()
             seen += y.numel()
     return [100.0 * int(c) / seen for c in correct]
 

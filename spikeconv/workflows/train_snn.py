@@ -24,6 +24,7 @@ from spikeconv.data.checks import check_data_fits
 from spikeconv.errors import ConfigError, OutputError
 from spikeconv.files import model_from_arch
 from spikeconv.neurons import SpikingNetwork
+from spikeconv.runtime import Precision, check_precision, resolve_device
 from spikeconv.training import SnnTrainConfig, SnnTrainHistory, SnnTrainOutputs, evaluate_snn, train_snn
 from spikeconv.workflows.jobs import DataSource
 
@@ -60,8 +61,11 @@ class TrainSnnJob:
     log: Path | None = None
     overwrite: bool = False
     command: str = ""
+    device: str = "cpu"  # auto, cpu, cuda, cuda:N; the checkpoint holds CPU tensors either way
+    precision: str = Precision.FP32.value  # 32, bf16, 16: autocast of the training forward
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, resolve_device(self.device))
         if not isinstance(self.arch, str) or not self.arch.strip():
             raise ConfigError(f"arch must name a model preset or layer notation, got {self.arch!r}")
         if not isinstance(self.train, SnnTrainConfig):
@@ -133,6 +137,7 @@ def train_snn_job(job: TrainSnnJob, *, progress: bool = True) -> TrainSnnResult:
     with torch.random.fork_rng(devices=[]):  # the initial weights follow the seed, the caller's RNG is untouched
         torch.manual_seed(job.train.seed)
         model = model_from_arch(arch)
+    model = model.to(resolve_device(job.device))
     metadata = {
         "dataset": job.data.name,
         "train_samples": len(train_data),
@@ -143,7 +148,8 @@ def train_snn_job(job: TrainSnnJob, *, progress: bool = True) -> TrainSnnResult:
     outputs = SnnTrainOutputs(checkpoint=job.out, log=job.log, arch=arch, metadata=metadata)
     new_epochs: list[int] = []
     result = train_snn(model, train_data, config=job.train, eval_data=test_data, outputs=outputs,
-                       resume=job.resume, progress=progress, on_epoch_end=lambda record: new_epochs.append(record.epoch))  # fmt: skip
+                       resume=job.resume, progress=progress, on_epoch_end=lambda record: new_epochs.append(record.epoch),
+                       precision=job.precision)  # fmt: skip
     records = result.history.records
     accuracy = records[-1].eval_accuracy if records and records[-1].eval_accuracy is not None else None
     if accuracy is None:  # a resumed checkpoint written without evaluation data

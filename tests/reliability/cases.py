@@ -282,6 +282,8 @@ OPTION_CASES = [
     Case(OPTIONS, "layer notation that does not parse", lambda f: ["train-ann", "--arch", "12Q3", *DIGITS, "--out", "OUT.pt"]),
     Case(OPTIONS, "--mpr with a neuron it does not apply to",
          lambda f: ["train-snn", "--arch", "digits-cnn", *DIGITS, "--neuron", "mtlif", "--mpr", "--out", "OUT.pt"]),
+    Case(OPTIONS, "--device that is not a device (curve --device gpu)", lambda f: _curve(_snn(f), extra=("--device", "gpu"))),
+    Case(OPTIONS, "--precision 16 on the CPU", lambda f: _curve(_snn(f), extra=("--device", "cpu", "--precision", "16"))),
     Case(OPTIONS, "compare: unknown method", lambda f: _compare("--methods", "ann,nonsense")),
     Case(OPTIONS, "compare: a timestep of 0", lambda f: _compare("--timesteps", "0,2")),
     Case(OPTIONS, "compare: --checkpoint of a method not compared",

@@ -14,6 +14,7 @@ from spikeconv.models.activations import ActivationSpec, apply_activation_
 from spikeconv.neurons import SinCorrection
 from spikeconv.training import save_ann_checkpoint
 from spikeconv.workflows import ConvertJob, DataSource, convert_from_options, convert_job, settings_from_options
+from spikeconv.workflows.hybrid import FinetuneBudget
 
 SHAPE = (1, 8, 8)
 
@@ -36,11 +37,15 @@ def test_api_method_gives_the_cli_plan_and_network(method, tmp_path):
     base = convert_from_options(reset="subtract", v_init=0.5, encoding="direct", seed=0, timesteps=4)
     settings = settings_from_options(method, base, target_timesteps=4, correction_samples=128, threshold=None, percentile=None,
                                      per_channel=False, max_spikes=None)  # fmt: skip
+    budget = FinetuneBudget(samples=64, batch_size=32) if settings.finetune else None  # hybrid trains: the same tiny budget in both
     job = ConvertJob(model=ckpt, out=tmp_path / "cli.snn.pt", data=DataSource("digits"), calib_samples=128, method=method,
-                     calibration=settings.calibration, convert=settings.convert, correction=settings.correction)  # fmt: skip
+                     calibration=settings.calibration, convert=settings.convert, correction=settings.correction,
+                     finetune=budget, finetune_timesteps=4)  # fmt: skip
     cli = convert_job(job, progress=False)
-    subset = calibration_subset(load_dataset("digits", split=Split.TRAIN), num_samples=128, seed=0)
-    snn = spikeconv.convert(model, DataLoader(subset, batch_size=256), method=method, timesteps=4, correction_samples=128)
+    train = load_dataset("digits", split=Split.TRAIN)
+    subset = calibration_subset(train, num_samples=128, seed=0)
+    snn = spikeconv.convert(model, DataLoader(subset, batch_size=256), method=method, timesteps=4, correction_samples=128,
+                            train_data=train, finetune=budget)  # fmt: skip
     plan = snn.metadata["plan"]
     assert plan["thresholds"] == cli.plan.to_dict()["thresholds"] and plan["corrections"] == cli.plan.to_dict()["corrections"]
     assert snn.metadata["convert"] == cli.snn.metadata["convert"]
@@ -77,3 +82,8 @@ def test_api_keeps_the_neuron_settings_of_the_given_config(method):
 def test_api_refuses_bad_options(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         spikeconv.convert(_model("relu"), [torch.rand(4, *SHAPE)], **kwargs)
+
+
+def test_hybrid_needs_labelled_training_data():
+    with pytest.raises(spikeconv.ConfigError, match="train_data"):
+        spikeconv.convert(_model("relu"), [torch.rand(32, *SHAPE)], method="hybrid", timesteps=2)

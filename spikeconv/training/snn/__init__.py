@@ -15,7 +15,7 @@ from spikeconv.training.snn.checkpoint import (
 )
 from spikeconv.training.snn.config import SnnLoss, SnnTrainConfig
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
-from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_snn
+from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_network, train_snn
 from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
 from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
@@ -39,5 +39,6 @@ __all__ = [
     "save_snn_checkpoint",
     "snn_from_checkpoint",
     "spikify",
+    "train_network",
     "train_snn",
 ]

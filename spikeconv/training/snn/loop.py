@@ -26,8 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 from spikeconv._io import atomic_write, output_set
 from spikeconv.errors import CheckpointError, ConfigError, DataError, first_line
 from spikeconv.neurons import SpikingNetwork
-from spikeconv.training.ann import _cuda_indices, _make_optimizer, _make_scheduler, _model_device, _progress, _train_loader
-from spikeconv.training.augment import augment_batch
+from spikeconv.runtime.device import Precision, autocast, check_precision
+from spikeconv.runtime.distributed import barrier, is_main_process
+from spikeconv.training.ann import _cuda_indices, _make_optimizer, _make_scheduler, _model_device, _progress, _train_loader, share_of_batch
+from spikeconv.training.parallel import GradientScaler, parallel, reduced_counts, sharded_batches
 from spikeconv.training.snn.checkpoint import SnnCheckpoint, load_snn_checkpoint, save_snn_checkpoint
 from spikeconv.training.snn.config import SnnTrainConfig
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
@@ -35,7 +37,7 @@ from spikeconv.training.snn.losses import readout_loss, readout_predictions
 from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
 
-__all__ = ["SnnTrainOutputs", "SnnTrainResult", "evaluate_snn", "train_snn"]
+__all__ = ["SnnTrainOutputs", "SnnTrainResult", "evaluate_snn", "train_network", "train_snn"]
 
 logger = logging.getLogger("spikeconv")
 SNN_LOG_FORMAT = "spikeconv-snn-log"
@@ -77,6 +79,8 @@ class _Run:
     generator: torch.Generator
     device: torch.device
     records: list[SnnEpochRecord]
+    trained: nn.Module  # the SNN, or its DistributedDataParallel wrapper under torchrun
+    precision: Precision = Precision.FP32
 
 
 def train_snn(
@@ -89,10 +93,14 @@ def train_snn(
     resume: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[SnnEpochRecord], None] | None = None,
+    precision: str | Precision = Precision.FP32,
 ) -> SnnTrainResult:
     """Spikify ``model`` with ``config.neuron`` and train it directly by BPTT.
 
     ``model`` is not modified (spikify works on a copy); the SNN lives on ``model``'s device.
+    ``precision`` autocasts each training forward and loss (``32``, ``bf16``, ``16``). Inside a torchrun
+    process group every global batch is split over the ranks (DistributedDataParallel, each rank's
+    neurons reset at every forward); rank 0 alone writes the checkpoint and the log.
 
     Args:
         model: ReLU classifier ``[N, C, H, W] -> [N, K]`` (e.g. from ``build_model``).
@@ -111,28 +119,52 @@ def train_snn(
         CheckpointError: The checkpoint to resume from is unreadable or was made with another
             configuration.
     """
+    snn = spikify(model, config.neuron, timesteps=config.timesteps)
+    if config.tdbn:
+        apply_tdbn_(snn, threshold=config.neuron.threshold, alpha=config.tdbn_alpha)
+    return train_network(snn, train_data, config=config, eval_data=eval_data, outputs=outputs, resume=resume, progress=progress,
+                         on_epoch_end=on_epoch_end, precision=precision)  # fmt: skip
+
+
+def train_network(
+    snn: SpikingNetwork,
+    train_data: Dataset,
+    *,
+    config: SnnTrainConfig,
+    eval_data: Dataset | None = None,
+    outputs: SnnTrainOutputs | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end: Callable[[SnnEpochRecord], None] | None = None,
+    precision: str | Precision = Precision.FP32,
+) -> SnnTrainResult:
+    """Train an SNN that already exists (``train_snn``'s spikified network, or a converted one made trainable for
+    hybrid conversion) by BPTT at ``config.timesteps``, in place; ``config.neuron`` is not used here.
+
+    Arguments and errors as :func:`train_snn`.
+    """
     outputs = outputs or SnnTrainOutputs()
     if len(train_data) == 0:  # type: ignore[arg-type]
         raise DataError("train_data is empty; nothing to train on")
     if resume and outputs.checkpoint is None:
         raise ConfigError("resume needs a checkpoint path (SnnTrainOutputs.checkpoint)")
-    snn = spikify(model, config.neuron, timesteps=config.timesteps)
-    if config.tdbn:
-        apply_tdbn_(snn, threshold=config.neuron.threshold, alpha=config.tdbn_alpha)
-    device = _model_device(model)
+    device = _model_device(snn)
+    precision = check_precision(precision, device)
     with torch.random.fork_rng(devices=_cuda_indices(device)):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         loader = _train_loader(train_data, config, generator)  # type: ignore[arg-type]
         optimizer = _make_optimizer(snn, config)  # type: ignore[arg-type]
         scheduler = _make_scheduler(optimizer, config, steps=config.epochs * len(loader))  # type: ignore[arg-type]
-        run = _Run(snn, optimizer, scheduler, generator, device, [])
+        run = _Run(snn, optimizer, scheduler, generator, device, [], parallel(snn, device), precision)
         if resume and outputs.checkpoint is not None and Path(outputs.checkpoint).exists():
             _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint)
         for epoch in range(len(run.records) + 1, config.epochs + 1):
             record = _run_epoch(run, loader, config, eval_data, epoch, progress)
             run.records.append(record)
-            _write_outputs(run, config, outputs)
+            if is_main_process():
+                _write_outputs(run, config, outputs)
+            barrier()  # no rank starts the next epoch (or reads the checkpoint) before it is written
             if on_epoch_end is not None:
                 on_epoch_end(record)
     snn.eval()
@@ -143,12 +175,13 @@ def evaluate_snn(snn: SpikingNetwork, data: Dataset | Iterable, *, timesteps: in
     """Top-1 accuracy (percent) of the accumulated readout after ``timesteps`` steps.
 
     Runs in eval mode without gradients and restores the training flag. ``data`` is a Dataset
-    of samples or an iterable of ``(x, y)`` batches.
+    of samples or an iterable of ``(x, y)`` batches. Under torchrun every rank scores every W-th
+    batch and the counts are summed, so every rank returns the single-process accuracy.
 
     Raises:
         DataError: ``data`` holds no samples.
     """
-    batches = DataLoader(data, batch_size=batch_size, shuffle=False) if isinstance(data, Dataset) else data
+    batches = sharded_batches(data, batch_size)
     device = _model_device(snn)
     was_training = snn.training
     snn.eval()
@@ -161,6 +194,7 @@ def evaluate_snn(snn: SpikingNetwork, data: Dataset | Iterable, *, timesteps: in
                 total += len(labels)
     finally:
         snn.train(was_training)
+    correct, total = (int(v) for v in reduced_counts(correct, total))
     if total == 0:
         raise DataError("evaluation data is empty; cannot compute an accuracy")
     return 100.0 * correct / total
@@ -172,21 +206,22 @@ def _run_epoch(
     start = time.perf_counter()
     run.snn.train()
     loss_sum, correct, total = 0.0, 0, 0
-    for images, labels in _progress(loader, epoch, config.epochs, progress):
-        images = augment_batch(images.to(run.device), config.augment, generator=run.generator)
-        labels = labels.to(run.device).long()
-        readout = run.snn(images, config.timesteps)
-        loss = readout_loss(readout, labels, config.loss)
+    scaler = GradientScaler(run.precision, run.device)
+    for batch_images, batch_labels in _progress(loader, epoch, config.epochs, progress):
+        images, labels = share_of_batch(batch_images, batch_labels, config.augment, run.generator, run.device)
+        with autocast(run.device, run.precision):
+            readout = run.trained(images, config.timesteps)
+            loss = readout_loss(readout, labels, config.loss)
         if not math.isfinite(loss.item()):
             raise ConfigError(f"training loss became {loss.item()} in epoch {epoch}; lower lr (now {config.lr:g}) or check the data")
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+        scaler.backward_step(loss, run.optimizer)
         if run.scheduler is not None:
             run.scheduler.step()
         loss_sum += loss.item() * labels.shape[0]
         correct += int((readout_predictions(readout.detach()) == labels).sum())
         total += labels.shape[0]
+    loss_sum, correct, total = reduced_counts(loss_sum, correct, total)
     eval_accuracy = None if eval_data is None else evaluate_snn(run.snn, eval_data, timesteps=config.timesteps)
     record = SnnEpochRecord(
         epoch=epoch,

@@ -57,6 +57,7 @@ from spikeconv.evaluation import (
 )
 from spikeconv.files import LoadedSnn, load_ann, load_snn
 from spikeconv.models import build_model
+from spikeconv.runtime import barrier, is_main_process, resolve_device
 from spikeconv.workflows.compare.methods import (
     DEFAULT_COMPARE_METHODS,
     DEFAULT_COMPARE_TIMESTEPS,
@@ -220,8 +221,9 @@ def _evaluate_ann(plan: ModelPlan, status: str, job: CompareJob, test: Any, expe
     loaded = load_ann(plan.path)
     _check_arch(loaded.model, expected, plan, job.training.arch)
     check_data_fits(test, input_shape=loaded.input_shape, num_classes=loaded.num_classes, what=f"test ({job.training.data.name})")
-    with count_operations(loaded.model) as counter:
-        accuracy = ann_accuracy(loaded.model, test, batch_size=job.batch_size, progress=progress)
+    device = resolve_device(job.training.device)
+    with count_operations(loaded.model.to(device), shard=True) as counter:
+        accuracy = ann_accuracy(loaded.model, test, batch_size=job.batch_size, progress=progress, device=device, shard=True)
     model = {**_provenance(plan, status, job), "metadata": {k: loaded.metadata.get(k) for k in ("test_accuracy", "dataset")}}
     return ann_result(accuracy=accuracy, num_samples=len(test), counts=counter.result(), model=model)
 
@@ -231,9 +233,9 @@ def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list,
     _check_arch(loaded.snn, expected, plan, job.training.arch)
     _check_snn_kind(loaded, plan)
     spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size,
-                    time_chunk=job.time_chunk)  # fmt: skip
+                    time_chunk=job.time_chunk, device=job.training.device, precision=job.training.precision)  # fmt: skip
     memory = MemoryBudget(extra_per_step=counts_bytes_per_step(loaded.snn))  # the counts grow with T like the curve
-    with count_operations(loaded.snn) as counter:
+    with count_operations(loaded.snn, shard=True) as counter:
         curve = curve_of_loaded(loaded, spec, progress=progress, memory=memory)
     model = _provenance(plan, status, job)
     training = loaded.info.get("training")
@@ -282,8 +284,9 @@ def _one_method(name: str, plans: dict[str, ModelPlan], job: CompareJob, test: A
         result = _evaluate_snn(plan, status, job, expected, progress)
     seconds = {"make": round(made - started, 2), "evaluate": round(time.perf_counter() - made, 2)}
     result = {**result, "fingerprint": fingerprint, "evaluation": evaluation, "seconds": seconds}
-    with atomic_write(path) as handle:
-        json.dump(result, handle, indent=1, allow_nan=False)
+    if is_main_process():  # under torchrun every rank holds the same result
+        with atomic_write(path) as handle:
+            json.dump(result, handle, indent=1, allow_nan=False)
     return result, status
 
 
@@ -322,7 +325,8 @@ def compare_job(job: CompareJob, *, progress: bool = True, on_model: Callable[[s
     meta["model_seconds"] = {r["method"]: r.get("seconds") for r in results}  # reused results keep their first run's times
     meta["total_model_seconds"] = round(sum(sum((r.get("seconds") or {}).values()) for r in results), 1)
     report = build_report(results, energy=job.energy, meta=meta)
-    files = _write_report(report, job.out_dir)
+    files = _write_report(report, job.out_dir) if is_main_process() else _report_files(job.out_dir)
+    barrier()
     return CompareResult(report=report, out_dir=job.out_dir, files=files, status=status, table=accuracy_table(report))
 
 
@@ -351,6 +355,11 @@ def _meta(job: CompareJob, evaluation: dict, plans: dict[str, ModelPlan], cache:
     }  # fmt: skip
 
 
+def _report_files(out_dir: Path) -> dict[str, Path]:
+    """The report's paths, as rank 0 writes them (what the other ranks return)."""
+    return {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
+
+
 def _write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     files = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
     figures = {"accuracy vs timesteps": accuracy_figure(report), "accuracy vs energy": energy_figure(report)}
@@ -373,7 +382,8 @@ def compare_job_from_options(*, arch: str, data: DataSource, out_dir: Path, meth
                              train_timesteps: tuple[str, ...] = (), cache_dir: Path | None = None, limit: int | None = None,
                              train_limit: int | None = None, batch_size: int = 256, augment: str = "none", seed: int = 0,
                              target_timesteps: int = 4, calib_samples: int = 2000, e_ac: float = 0.9, e_mac: float = 4.6,
-                             resume: bool = True, command: str = "", time_chunk: int | None = None) -> CompareJob:  # fmt: skip
+                             resume: bool = True, command: str = "", time_chunk: int | None = None, device: str = "cpu",
+                             precision: str = "32") -> CompareJob:  # fmt: skip
     """A :class:`CompareJob` from the CLI's strings (``"ann,calibrated"``, ``"1,2,4"``, ``["mtlif=2"]``, ...).
 
     Raises:
@@ -383,7 +393,7 @@ def compare_job_from_options(*, arch: str, data: DataSource, out_dir: Path, meth
     budget = TrainingBudget(arch=arch, data=data, epochs=parse_per_method(epochs, option="--epochs"),
                             train_timesteps=parse_per_method(train_timesteps, option="--train-timesteps"),
                             train_limit=train_limit, augment=augment, seed=seed, target_timesteps=target_timesteps,
-                            calib_samples=calib_samples)  # fmt: skip
+                            calib_samples=calib_samples, device=device, precision=precision)  # fmt: skip
     return CompareJob(training=budget, out_dir=out_dir, methods=parse_methods(methods), timesteps=parse_timesteps(timesteps),
                       checkpoints=parse_checkpoints(checkpoints), cache_dir=cache_dir, limit=limit, batch_size=batch_size,
                       time_chunk=time_chunk, energy=EnergyModel(e_ac_pj=e_ac, e_mac_pj=e_mac), resume=resume,

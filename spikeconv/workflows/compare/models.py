@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from spikeconv.convert.methods import MethodSettings
 from spikeconv.errors import CheckpointError
 from spikeconv.workflows.compare.methods import CompareMethod, MethodKind, compare_method
+from spikeconv.workflows.hybrid import FinetuneBudget
 from spikeconv.workflows.jobs import ConvertJob, DataSource, TrainAnnJob, convert_job, train_ann_job
 from spikeconv.workflows.options import (
     ann_training_from_options,
@@ -81,6 +82,9 @@ class TrainingBudget:
         seed: Seed of every training run and of the calibration subset.
         target_timesteps: The T conversion methods optimise thresholds and corrections for.
         calib_samples: Training samples conversion calibrates on.
+        device: Where training, conversion and evaluation run (``auto``, ``cpu``, ``cuda``, ``cuda:N``); not part
+            of any cache key, since the networks are the same wherever they are made.
+        precision: ``32``, ``bf16`` or ``16`` for training and simulation.
     """
 
     arch: str
@@ -92,6 +96,8 @@ class TrainingBudget:
     seed: int = 0
     target_timesteps: int = 4
     calib_samples: int = 2000
+    device: str = "cpu"
+    precision: str = "32"
 
     def epochs_for(self, method: CompareMethod) -> int:
         default = ANN_EPOCHS if method.kind is MethodKind.ANN else SNN_EPOCHS
@@ -174,6 +180,9 @@ def _conversion_plan(method: CompareMethod, ann: ModelPlan, budget: TrainingBudg
                 "correction_samples": min(512, budget.calib_samples), "calib_seed": budget.seed,
                 "calibration": recipe.calibration.to_dict(), "convert": recipe.convert.to_dict(),
                 "correction": None if recipe.correction is None else recipe.correction.to_dict()}  # fmt: skip
+    finetune = _finetune_budget(method, budget)
+    if finetune is not None:  # hybrid trains: its budget is part of what the cached file is
+        settings["finetune"] = finetune.to_dict()
     key = json_sha256(settings)
     path = cache / f"{method.name}-{key[:16]}.snn.pt"
     flags = ["--dataset", budget.data.name] + (["--data-root", str(budget.data.root)] if budget.data.root else [])
@@ -254,17 +263,30 @@ def make_model(plan: ModelPlan, plans: dict[str, ModelPlan], budget: TrainingBud
     method = plan.method
     if method.kind is MethodKind.DIRECT:
         job = TrainSnnJob(arch=budget.arch, out=plan.path, data=budget.data, train=_snn_config(method, budget),
-                          train_limit=budget.train_limit, resume=True, command=plan.command)  # fmt: skip
+                          train_limit=budget.train_limit, resume=True, command=plan.command, device=budget.device,
+                          precision=budget.precision)  # fmt: skip
         return "trained" if train_snn_job(job, progress=progress).epochs_run else "cached"
     if plan.path.is_file():
         return "cached"
     if method.kind is MethodKind.ANN:
         train_ann_job(TrainAnnJob(arch=budget.arch, out=plan.path, data=budget.data, train=_ann_config(method, budget),
-                                  train_limit=budget.train_limit, command=plan.command), progress=progress)  # fmt: skip
+                                  train_limit=budget.train_limit, command=plan.command, device=budget.device,
+                                  precision=budget.precision), progress=progress)  # fmt: skip
         return "trained"
     make_model(plans["ann"], plans, budget, progress=progress)
     settings = _conversion_settings(method, budget)
     convert_job(ConvertJob(model=plans["ann"].path, out=plan.path, data=budget.data, calib_samples=budget.calib_samples,
                            calib_seed=budget.seed, calibration=settings.calibration, convert=settings.convert,
-                           correction=settings.correction, method=method.name), progress=progress)  # fmt: skip
+                           correction=settings.correction, method=method.name, device=budget.device,
+                           finetune=_finetune_budget(method, budget), finetune_timesteps=budget.target_timesteps),
+                progress=progress)  # fmt: skip
     return "converted"
+
+
+def _finetune_budget(method: CompareMethod, budget: TrainingBudget) -> FinetuneBudget | None:
+    """hybrid's fine-tune budget in a comparison: the default, on at most the compare job's training samples."""
+    if not _conversion_settings(method, budget).finetune:
+        return None
+    default = FinetuneBudget(seed=budget.seed)
+    samples = default.samples if budget.train_limit is None else min(default.samples or budget.train_limit, budget.train_limit)
+    return replace(default, samples=samples)
