@@ -55,13 +55,17 @@ def snn_result(*, method: str, kind: str, label: str, curve: CurveResult, counts
     if counts.timesteps != curve.max_timesteps or not counts.spiking:
         raise ConfigError(f"counts cover {counts.timesteps} steps of a {'spiking' if counts.spiking else 'non-spiking'} "
                           f"network but the curve {curve.max_timesteps}; count during the curve's simulation")  # fmt: skip
-    points = [{"timesteps": t, "accuracy": curve.accuracy_at(t), **counts.totals(t)}
+    cost = curve.extra.get("step_cost") if isinstance(curve.extra, Mapping) else None
+    bits = float(cost["bits_per_neuron_step"]) if isinstance(cost, Mapping) else 1.0
+    points = [{"timesteps": t, "accuracy": curve.accuracy_at(t), **counts.totals(t), "bits_per_neuron_step": bits,
+               "binary_equivalent_timesteps": round(bits * t, 3)}
               for t in _check_points(timesteps, curve.max_timesteps)]  # fmt: skip
     return {
         "format": RESULT_FORMAT, "version": VERSION, "method": method, "kind": kind, "label": label,
         "num_samples": curve.num_samples, "simulated_timesteps": curve.max_timesteps,
         "curve": {"timesteps": list(curve.timesteps), "accuracy": list(curve.accuracy)},
         "ann_accuracy": curve.ann_accuracy, "points": points, "counts": counts.to_dict(), "model": dict(model or {}),
+        **({"step_cost": dict(cost)} if isinstance(cost, Mapping) else {}),
     }  # fmt: skip
 
 
@@ -150,16 +154,17 @@ def accuracy_table(report: Mapping[str, Any]) -> str:
 
 
 def _cost_table(model: Mapping[str, Any]) -> str:
-    header = ["T", "accuracy (%)", "spikes", "spike rate", "SOPs (AC)", "MACs", "energy (µJ)", "× ANN energy",
+    header = ["T", "bits/neuron-step", "accuracy (%)", "spikes", "spike rate", "SOPs (AC)", "MACs", "energy (µJ)", "× ANN energy",
               "energy, 1st layer once (µJ)"]  # fmt: skip
     rows = []
     for p in model["points"]:
+        bits = "-" if model["kind"] == "ann" else f"{p.get('bits_per_neuron_step', 1.0):.2f}"
         ratio = "-" if p.get("energy_vs_ann") is None else f"{p['energy_vs_ann']:.3g}"
         t = "-" if p["timesteps"] is None else str(p["timesteps"])
         rate = "-" if model["kind"] == "ann" else f"{p['spike_rate']:.4f}"
         spikes = "-" if model["kind"] == "ann" else _si(p["spikes"])
         once = "-" if model["kind"] == "ann" else f"{p['energy_static_once_pj'] / 1e6:.4g}"
-        rows.append([t, f"{p['accuracy']:.2f}", spikes, rate, _si(p["ac"]), _si(p["mac"]),
+        rows.append([t, bits, f"{p['accuracy']:.2f}", spikes, rate, _si(p["ac"]), _si(p["mac"]),
                      f"{p['energy_pj'] / 1e6:.4g}", ratio, once])  # fmt: skip
     return _table(header, rows)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,4 +170,16 @@ def format_curve_table(
         for row in rows
     ]
     rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([lines[0], rule, *lines[1:]]) + "\n"
+    return "\n".join([lines[0], rule, *lines[1:], *_cost_notes(curves)]) + "\n"
+
+
+def _cost_notes(curves: list[CurveResult]) -> list[str]:
+    """One line per curve whose neurons send more than one bit per step, so that its T is not read as binary T."""
+    notes = []
+    for curve in curves:
+        cost = curve.extra.get("step_cost") if isinstance(curve.extra, Mapping) else None
+        if isinstance(cost, Mapping) and not cost.get("binary", True):
+            bits = float(cost["bits_per_neuron_step"])
+            notes.append(f"\n{curve.label}: up to {cost['max_levels']} output levels per neuron and step, {bits:.2f} bits per "
+                         f"neuron-step: T steps carry what {bits:.2f}·T binary steps would")  # fmt: skip
+    return notes

@@ -19,7 +19,8 @@ from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, p
 from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
 from spikeconv.data import ImageFolderOptions, NpzSource, Split, calibration_subset, dataset_info, load_dataset, make_loader
 from spikeconv.data.checks import check_data_fits, sample_shape_of
-from spikeconv.evaluation import CurveResult, MemoryBudget, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.evaluation import CurveResult, MemoryBudget, count_operations, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.evaluation.step_cost import step_cost
 from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, canonical_graph, load_ann, load_snn, save_snn
 from spikeconv.ingest.preprocessing import describe_preprocessing
 from spikeconv.models import build_model
@@ -349,10 +350,12 @@ def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True, 
     ann = loaded.ann.to(device) if loaded.ann is not None else None
     if job.time_chunk is not None:
         snn.time_chunk = check_timesteps(job.time_chunk)
-    result = timestep_accuracy_curve(snn, test, timesteps=job.timesteps, ann=ann,
-                                     batch_size=job.batch_size, progress=progress,
-                                     label=f"SNN ({job.snn.name})", memory=memory, device=device,
-                                     precision=job.precision, shard=True)  # fmt: skip
+    with count_operations(snn, shard=True) as counter:  # the cost per step is reported beside the accuracy per T
+        result = timestep_accuracy_curve(snn, test, timesteps=job.timesteps, ann=ann,
+                                         batch_size=job.batch_size, progress=progress,
+                                         label=f"SNN ({job.snn.name})", memory=memory, device=device,
+                                         precision=job.precision, shard=True)  # fmt: skip
+    result = replace(result, extra={**result.extra, "step_cost": step_cost(snn, counts=counter.result())})
     write_main(lambda: _write_curve_outputs(result, job))
     return result
 
