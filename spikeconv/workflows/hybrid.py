@@ -32,8 +32,8 @@ class FinetuneBudget:
     """How much training hybrid may spend: ``epochs`` passes over the first ``samples`` training samples.
 
     The defaults were chosen by measurement (docs/benchmarks.md, "Hybrid conversion"): one pass over
-    20,000 samples with Adam at lr 3e-4 brought the shipped CNN at T = 2 from 1.9 points below its ANN
-    to within 0.3 of it, in about four minutes of a 2-core machine (1e-4 closed half as much).
+    20,000 samples with Adam at lr 3e-4 took the shipped CNN's T = 2 conversion from 90.40 % to 92.35 %
+    on the first 2,000 test images (lr 1e-4: 91.70 %), and to 91.47 % on the full test set (ANN 92.34 %).
     """
 
     epochs: int = 1
