@@ -23,6 +23,9 @@ from torch import Tensor
 
 from spikeconv.errors import ConfigError, ConversionError
 from spikeconv.neurons.if_neuron import IFNeuron, SpikingNeuron
+from spikeconv.neurons.kernels import neuron_kernel
+from spikeconv.neurons.strategies import Kernel
+from spikeconv.neurons.workspace import reusable_empty
 
 
 def bistable_phase(depth: int, step: int, half_period: int) -> int:
@@ -41,6 +44,7 @@ class BistableIFNeuron(IFNeuron):
         half_period: P, steps per state.
         spikes_per_step: s_max; 2 lets a layer that fires half the time carry a full-rate signal.
         v_init: Initial membrane as a fraction of θ.
+        kernel: Which registered kernel runs the time loop.
     """
 
     def __init__(
@@ -51,8 +55,9 @@ class BistableIFNeuron(IFNeuron):
         half_period: int = 1,
         spikes_per_step: int = 2,
         v_init: float = 0.5,
+        kernel: Kernel = Kernel.INPLACE,
     ) -> None:
-        super().__init__(threshold, v_init=v_init, max_spikes=spikes_per_step)
+        super().__init__(threshold, v_init=v_init, max_spikes=spikes_per_step, kernel=kernel)
         if depth < 1 or half_period < 1:
             raise ConfigError(f"bistable neurons need depth >= 1 and half_period >= 1, got {depth}, {half_period}")
         self.depth = depth
@@ -79,20 +84,12 @@ class BistableIFNeuron(IFNeuron):
         if self._v is None or self._v.shape != step_input.shape:
             start = self.v_init.to(x.dtype) * th + self.v_offset.to(x.dtype)
             self._v = start.expand(step_input.shape).contiguous()
-        outputs = []
-        v = self._v
-        for t in range(num_steps):
-            self._step += 1
-            v = v + (step_input if static else sequence[t]) + bias
-            if bistable_phase(self.depth, self._step, self.half_period):
-                spikes = torch.clamp(torch.floor(v / th), 0, self.max_spikes)
-                out = spikes * th
-                v = v - out
-            else:
-                out = torch.zeros_like(v)
-            outputs.append(out)
-        self._v = v
-        return torch.stack(outputs).flatten(0, 1)
+        fire = [bool(bistable_phase(self.depth, self._step + t + 1, self.half_period)) for t in range(num_steps)]
+        self._step += num_steps
+        out = None if self.kernel is Kernel.REFERENCE else reusable_empty(self, "out", (num_steps, *step_input.shape), step_input)
+        outputs, self._v = neuron_kernel("bistable", self.kernel)(step_input if static else sequence, self._v, th, bias, fire,
+                                                                  self.max_spikes, num_steps, static, out)  # fmt: skip
+        return outputs.flatten(0, 1)
 
 
 class SynchronousDelay(SpikingNeuron):

@@ -8,9 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, ConversionError
-from spikeconv.neurons.kernels import burst_if_reference, if_kernel
-from spikeconv.neurons.sin_correction import IsiState, isi_if_loop, signed_if_loop
+from spikeconv.neurons.kernels import neuron_kernel
+from spikeconv.neurons.sin_correction import IsiState
 from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
+from spikeconv.neurons.workspace import reusable_empty
 
 
 class SpikingNeuron(nn.Module):
@@ -148,29 +149,32 @@ class IFNeuron(SpikingNeuron):
             sequence = x.reshape(num_steps, x.shape[0] // num_steps, *x.shape[1:])
             step_input = sequence[0]
         th = self.broadcast_threshold(step_input)
-        if self.bias.dim() or self.bias.item() != 0.0:
-            bias = self.bias.to(x.dtype)
-            step_input, sequence = step_input + bias, sequence + bias
+        # the bias is fused into the kernels (V + (X + bias)) instead of materialising X + bias
+        bias = self.bias.to(x.dtype) if self.bias.dim() or self.bias.item() != 0.0 else None
         if self._v is None or self._v.shape != step_input.shape:
             start = self.v_init.to(x.dtype) * th + self.v_offset.to(x.dtype)
             self._v = start.expand(step_input.shape).contiguous()
             self._sin_state, self._step = None, 0
+        out = None if self.kernel is Kernel.REFERENCE else reusable_empty(self, "out", (num_steps, *step_input.shape), step_input)
         if self.sin_correction is not SinCorrection.NONE:
-            outputs = self._run_sin_corrected(sequence, th, num_steps, static)
+            outputs = self._run_sin_corrected(sequence, th, bias, num_steps, static, out)
         elif self.max_spikes > 1:
-            outputs, self._v = burst_if_reference(sequence, self._v, th, self.max_spikes, num_steps, static)
+            outputs, self._v = neuron_kernel("burst", self.kernel)(sequence, self._v, th, self.max_spikes, num_steps, static, bias, out)
         else:
-            outputs, self._v = if_kernel(self.kernel)(sequence, self._v, th, self.reset, num_steps, static)
+            outputs, self._v = neuron_kernel("if", self.kernel)(sequence, self._v, th, self.reset, num_steps, static, bias, out)
         return outputs.flatten(0, 1)
 
-    def _run_sin_corrected(self, sequence: Tensor, th: Tensor, num_steps: int, static: bool) -> Tensor:
+    def _run_sin_corrected(self, sequence: Tensor, th: Tensor, bias: Tensor | None, num_steps: int, static: bool,
+                           out: Tensor | None) -> Tensor:  # fmt: skip
         if self.sin_correction is SinCorrection.SIGNED:
             count = torch.zeros_like(self._v) if self._sin_state is None else self._sin_state
             low = (2.0 * self.v_init.to(th.dtype) - 1.0) * th
-            outputs, self._v, self._sin_state = signed_if_loop(sequence, self._v, count, th, low, num_steps, static)
+            outputs, self._v, self._sin_state = neuron_kernel("signed", self.kernel)(sequence, self._v, count, th, low, num_steps,
+                                                                                     static, bias, out)  # fmt: skip
         else:
             state = IsiState.zeros_like(self._v) if self._sin_state is None else self._sin_state
-            outputs, self._v, self._sin_state = isi_if_loop(sequence, self._v, state, th, self._step,
-                                                            self.isi_allowance, num_steps, static)  # fmt: skip
+            outputs, self._v, self._sin_state = neuron_kernel("isi", self.kernel)(sequence, self._v, state, th, self._step,
+                                                                                  self.isi_allowance, num_steps, static, bias,
+                                                                                  out)  # fmt: skip
         self._step += num_steps
         return outputs

@@ -24,8 +24,10 @@ from torch import Tensor
 
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
+from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.surrogates import CombMax, MultiSpikeSurrogate, surrogate_from_dict
 from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag
+from spikeconv.neurons.workspace import reusable_empty
 
 __all__ = ["MultiThresholdConfig", "MultiThresholdLIF", "ResetDecay", "multi_threshold_step"]
 
@@ -152,3 +154,16 @@ class MultiThresholdLIF(TrainableNeuron):
 
     def step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         return multi_threshold_step(x, v, self.threshold.to(x.dtype), self.decay.to(x.dtype), self.config)
+
+    def fast_forward(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        c = self.config
+        ops = native_ops_for(x, v)
+        if (ops is None or type(c.surrogate).spikes is not MultiSpikeSurrogate.spikes or x.dtype != torch.float32
+                or v.dtype != torch.float32 or x.device.type != "cpu" or self.threshold.dim() or self.decay.dim() or v.numel() == 0):
+            return None  # fmt: skip
+        xs = x.reshape(1 if static else num_steps, v.shape[0], -1).contiguous()
+        vs = v.reshape(v.shape[0], -1).clone()
+        out = reusable_empty(self, "out", (num_steps, *v.shape), v)
+        ops.mtlif_run(xs, vs, float(self.threshold), float(self.decay), c.max_spikes, out, num_steps, static,
+                      c.reset_decay is ResetDecay.DECAYED)  # fmt: skip
+        return out, vs.view(v.shape)

@@ -31,6 +31,9 @@ from torch.nn import functional as F
 
 from spikeconv.errors import ConfigError, ConversionError
 from spikeconv.neurons.if_neuron import SpikingNeuron
+from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.strategies import Kernel
+from spikeconv.neurons.workspace import reusable_empty
 
 
 def _pair(value: int | tuple[int, ...], name: str) -> tuple[int, int]:
@@ -78,6 +81,8 @@ class SpikingMaxPool2d(SpikingNeuron):
         padding: Implicit −∞ padding on each side.
         dilation: Spacing between window elements.
         ceil_mode: Use ceil instead of floor for the output size.
+        kernel: ``Kernel.REFERENCE`` loops :func:`max_pool_gate_step`; any other runs the C++ loop
+            of :mod:`spikeconv.neurons.native` where it applies (float32 on CPU), else the same loop.
     """
 
     def __init__(
@@ -87,8 +92,11 @@ class SpikingMaxPool2d(SpikingNeuron):
         padding: int | tuple[int, int] = 0,
         dilation: int | tuple[int, int] = 1,
         ceil_mode: bool = False,
+        *,
+        kernel: Kernel = Kernel.INPLACE,
     ) -> None:
         super().__init__()
+        self.kernel = kernel
         kernel = _pair(kernel_size, "kernel_size")
         self.pool = {
             "kernel_size": kernel,
@@ -121,8 +129,27 @@ class SpikingMaxPool2d(SpikingNeuron):
         if self._cumulative is None or self._cumulative.shape != sequence.shape[1:]:
             self._cumulative = sequence.new_zeros(sequence.shape[1:])
             self._emitted = F.max_pool2d(self._cumulative, **self.pool)
+        fast = None if self.kernel is Kernel.REFERENCE else self._native(x, sequence, num_steps, static)
+        if fast is not None:
+            return fast
         outputs = []
         for t in range(num_steps):
             out, self._cumulative, self._emitted = max_pool_gate_step(sequence[t], self._cumulative, self._emitted, self.pool)
             outputs.append(out)
         return torch.cat(outputs)
+
+    def _native(self, x: Tensor, sequence: Tensor, num_steps: int, static: bool) -> Tensor | None:
+        """The C++ gate loop (bit-identical to :func:`max_pool_gate_step`), or None where it does not apply."""
+        cumulative, emitted = self._cumulative, self._emitted
+        ops = native_ops_for(x, cumulative, emitted) if x.dtype == torch.float32 and cumulative.numel() else None
+        if ops is None or emitted.dtype != torch.float32:
+            return None
+        n, c, h, w = cumulative.shape
+        cumulative = cumulative.reshape(n * c, h, w).clone()
+        emitted = emitted.reshape(n * c, *emitted.shape[2:]).clone()
+        xs = (x if static else sequence).contiguous()
+        out = reusable_empty(self, "out", (num_steps, n, c, *emitted.shape[1:]), x)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (self.pool[k] for k in ("kernel_size", "stride", "padding", "dilation"))
+        ops.maxpool_gate_run(xs, cumulative, emitted, out, num_steps, static, kh, kw, sh, sw, ph, pw, dh, dw)
+        self._cumulative, self._emitted = cumulative.view(n, c, h, w), emitted.view(n, c, *emitted.shape[1:])
+        return out.flatten(0, 1)

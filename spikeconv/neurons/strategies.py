@@ -20,12 +20,17 @@ class Reset(NamedEnum):
 class Kernel(NamedEnum):
     """How a neuron runs its time loop.
 
-    ``REFERENCE`` calls the pure step function once per timestep (obviously correct, allocates);
-    ``INPLACE`` is the fast path with preallocated buffers, tested against ``REFERENCE``.
+    ``REFERENCE`` calls the pure step function once per timestep (obviously correct, allocates).
+    ``TORCH`` is the pure-torch fast path (preallocated buffers, in-place ops; always available),
+    ``NATIVE`` the C++ loops of :mod:`spikeconv.neurons.native` (falling back to ``TORCH`` where
+    they cannot run), and ``INPLACE``, the default, the fastest of the two that applies. Every one
+    is bit-identical to ``REFERENCE`` (see :mod:`spikeconv.neurons.kernels`).
     """
 
     REFERENCE = "reference"
     INPLACE = "inplace"
+    TORCH = "torch"
+    NATIVE = "native"
 
 
 class SinCorrection(NamedEnum):

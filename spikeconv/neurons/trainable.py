@@ -29,8 +29,10 @@ from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.if_neuron import SpikingNeuron
 from spikeconv.neurons.mpr import mpr
+from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.strategies import Reset
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular, surrogate_from_dict
+from spikeconv.neurons.workspace import reusable_empty
 
 __all__ = ["BinaryNeuronConfig", "BinarySpikingNeuron", "Charge", "TrainableNeuron", "binary_neuron_step"]
 
@@ -173,6 +175,11 @@ class TrainableNeuron(SpikingNeuron):
         """One step ``(X[t], state) -> (output, state)``."""
         raise NotImplementedError
 
+    def fast_forward(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        """Outputs ``[K, N, ...]`` and final membrane from a C++ loop bit-identical to looping :meth:`step`,
+        or ``None`` where there is none; called only when no gradient is recorded."""
+        return None
+
     def spike_counts(self, step_output: Tensor) -> Tensor:
         """Spikes per unit of one step's output (:class:`~spikeconv.neurons.SpikeRecorder`): a binary
         spike is 1, a multi-threshold output ``k`` is ``k`` spikes."""
@@ -188,6 +195,11 @@ class TrainableNeuron(SpikingNeuron):
         v = self._v
         if v is None or v.shape != inputs[0].shape:
             v = torch.zeros_like(inputs[0])
+        if not torch.is_grad_enabled() or not (x.requires_grad or v.requires_grad):
+            fast = self.fast_forward(x if static else x.reshape(num_steps, -1, *x.shape[1:]), v, num_steps, static)
+            if fast is not None:
+                outputs_tensor, self._v = fast
+                return outputs_tensor.flatten(0, 1)
         outputs = []
         for step_input in inputs:
             out, v = self.step(step_input, v)
@@ -218,3 +230,16 @@ class BinarySpikingNeuron(TrainableNeuron):
 
     def step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         return binary_neuron_step(x, v, self.threshold.to(x.dtype), self.leak.to(x.dtype), self.config)
+
+    def fast_forward(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        c = self.config
+        ops = native_ops_for(x, v)
+        if (ops is None or c.mpr or type(c.surrogate).spike is not BinarySurrogate.spike or x.dtype != torch.float32
+                or v.dtype != torch.float32 or x.device.type != "cpu" or self.threshold.dim() or self.leak.dim() or v.numel() == 0):
+            return None  # fmt: skip
+        xs = x.reshape(1 if static else num_steps, v.shape[0], -1).contiguous()
+        vs = v.reshape(v.shape[0], -1).clone()
+        out = reusable_empty(self, "out", (num_steps, *v.shape), v)
+        ops.binary_run(xs, vs, float(self.threshold), float(self.leak), out, num_steps, static, c.charge is Charge.LIF,
+                       c.reset is Reset.ZERO)  # fmt: skip
+        return out, vs.view(v.shape)

@@ -1,0 +1,332 @@
+"""Every fast neuron kernel equals its reference exactly: same outputs and state, bit for bit."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from spikeconv.neurons import (
+    BinaryNeuronConfig,
+    BistableIFNeuron,
+    Charge,
+    IFNeuron,
+    Kernel,
+    MultiThresholdConfig,
+    Reset,
+    ResetDecay,
+    SinCorrection,
+    SpikingMaxPool2d,
+)
+from spikeconv.neurons.kernels import KINDS, available_kernels, neuron_kernel
+from spikeconv.neurons.native import native_available
+from spikeconv.neurons.pooling import accelerate_avg_pools_, avg_pool2d_exact
+from spikeconv.neurons.sin_correction import IsiState
+
+FAST = [Kernel.TORCH, Kernel.NATIVE, Kernel.INPLACE]
+STEPS = 11
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-identical values (``torch.equal`` treats −0 and +0 alike, as the reference may)."""
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+
+
+def _case(seed: int, static: bool, per_channel: bool, shape=(3, 4, 5, 6)):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen) if static else torch.randn(STEPS, *shape, generator=gen) * 0.7 + 0.1
+    channels = shape[1]
+    th_shape = (1, channels, *([1] * (len(shape) - 2))) if per_channel else ()
+    threshold = torch.rand(th_shape, generator=gen) + 0.3
+    v0 = torch.rand(shape, generator=gen) * threshold
+    bias = torch.randn((channels, *([1] * (len(shape) - 2))), generator=gen) * 0.1
+    return x, v0, threshold, bias
+
+
+CASES = [(static, per_channel, with_bias) for static in (False, True) for per_channel in (False, True) for with_bias in (False, True)]
+
+
+def test_every_kind_has_every_kernel():
+    for kind in KINDS:
+        assert set(available_kernels(kind)) == {Kernel.REFERENCE, *FAST}
+
+
+def test_native_extension_builds_here():
+    """The C++ kernels are the fast path; on a machine with a compiler they must build."""
+    assert native_available()
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize("reset", list(Reset))
+@pytest.mark.parametrize(("static", "per_channel", "with_bias"), CASES)
+def test_if_kernels_equal_reference(kernel, reset, static, per_channel, with_bias):
+    x, v0, th, bias = _case(1, static, per_channel)
+    b = bias if with_bias else None
+    ref_out, ref_v = neuron_kernel("if", Kernel.REFERENCE)(x, v0, th, reset, STEPS, static, b)
+    out, v = neuron_kernel("if", kernel)(x, v0, th, reset, STEPS, static, b)
+    assert _same(out, ref_out) and _same(v, ref_v)
+    assert 0 < int((ref_out != 0).sum()) < ref_out.numel()  # the case exercises both branches
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize("max_spikes", [2, 5])
+@pytest.mark.parametrize(("static", "per_channel", "with_bias"), CASES)
+def test_burst_kernels_equal_reference(kernel, max_spikes, static, per_channel, with_bias):
+    x, v0, th, bias = _case(2, static, per_channel)
+    x = x * 3.0
+    b = bias if with_bias else None
+    ref_out, ref_v = neuron_kernel("burst", Kernel.REFERENCE)(x, v0, th, max_spikes, STEPS, static, b)
+    out, v = neuron_kernel("burst", kernel)(x, v0, th, max_spikes, STEPS, static, b)
+    assert _same(out, ref_out) and _same(v, ref_v)
+    assert (ref_out / th >= max_spikes - 0.5).any()  # saturated steps are covered
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize("v_init", [0.5, 0.0])
+@pytest.mark.parametrize(("static", "per_channel", "with_bias"), CASES)
+def test_signed_kernels_equal_reference(kernel, v_init, static, per_channel, with_bias):
+    x, v0, th, bias = _case(3, static, per_channel)
+    b = bias if with_bias else None
+    count = torch.randint(0, 3, v0.shape, generator=torch.Generator().manual_seed(5)).float()
+    low = (2.0 * v_init - 1.0) * th
+    ref = neuron_kernel("signed", Kernel.REFERENCE)(x, v0, count, th, low, STEPS, static, b)
+    got = neuron_kernel("signed", kernel)(x, v0, count, th, low, STEPS, static, b)
+    assert all(_same(g, r) for g, r in zip(got, ref, strict=True))
+    assert (ref[0] < 0).any()  # negative spikes are covered
+
+
+def _isi_state(shape) -> IsiState:
+    gen = torch.Generator().manual_seed(7)
+    fired = torch.randint(0, 5, shape, generator=gen).float()
+    first = torch.randint(0, 4, shape, generator=gen).float()
+    last = first + torch.randint(0, 6, shape, generator=gen).float()
+    return IsiState(count=torch.randint(0, 3, shape, generator=gen).float(), fired=fired, first=first, last=last,
+                    last_event=last.clone())  # fmt: skip
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize("start", [0, 9])
+@pytest.mark.parametrize(("static", "per_channel", "with_bias"), CASES)
+def test_isi_kernels_equal_reference(kernel, start, static, per_channel, with_bias):
+    x, v0, th, bias = _case(4, static, per_channel)
+    x = x - 0.3  # silent stretches make the interval rule retract spikes
+    b = bias if with_bias else None
+    state = _isi_state(v0.shape)
+    ref_out, ref_v, ref_s = neuron_kernel("isi", Kernel.REFERENCE)(x, v0, state, th, start, 0.7, STEPS, static, b)
+    out, v, s = neuron_kernel("isi", kernel)(x, v0, state, th, start, 0.7, STEPS, static, b)
+    assert _same(out, ref_out) and _same(v, ref_v)
+    for name in ("count", "fired", "first", "last", "last_event"):
+        assert _same(getattr(s, name), getattr(ref_s, name)), name
+    assert (ref_out < 0).any()
+    assert _same(state.fired, _isi_state(v0.shape).fired)  # the input state is not modified
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize(("static", "per_channel", "with_bias"), CASES)
+def test_bistable_kernels_equal_reference(kernel, static, per_channel, with_bias):
+    x, v0, th, bias = _case(5, static, per_channel)
+    b = bias if with_bias else torch.zeros(())
+    fire = [t % 3 != 1 for t in range(STEPS)]
+    ref_out, ref_v = neuron_kernel("bistable", Kernel.REFERENCE)(x, v0, th, b, fire, 2, STEPS, static)
+    out, v = neuron_kernel("bistable", kernel)(x, v0, th, b, fire, 2, STEPS, static)
+    assert _same(out, ref_out) and _same(v, ref_v)
+
+
+def test_linear_layer_per_feature_thresholds():
+    """A [N, F] input with one threshold per feature (dimension 1), as after a linear layer."""
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(STEPS, 7, 33, generator=gen)
+    th = torch.rand(1, 33, generator=gen) + 0.2
+    v0 = torch.zeros(7, 33)
+    ref = neuron_kernel("if", Kernel.REFERENCE)(x, v0, th, Reset.SUBTRACT, STEPS, False)
+    for kernel in FAST:
+        got = neuron_kernel("if", kernel)(x, v0, th, Reset.SUBTRACT, STEPS, False)
+        assert _same(got[0], ref[0]) and _same(got[1], ref[1])
+
+
+def test_non_float32_falls_back_exactly():
+    x, v0, th, bias = _case(9, False, True)
+    x, v0, th, bias = x.double(), v0.double(), th.double(), bias.double()
+    ref = neuron_kernel("if", Kernel.REFERENCE)(x, v0, th, Reset.SUBTRACT, STEPS, False, bias)
+    got = neuron_kernel("if", Kernel.NATIVE)(x, v0, th, Reset.SUBTRACT, STEPS, False, bias)
+    assert _same(got[0], ref[0]) and _same(got[1], ref[1])
+
+
+def _neuron_outputs(make, x: torch.Tensor, chunks: list[int]) -> torch.Tensor:
+    neuron = make()
+    outputs, first = [], 0
+    for steps in chunks:
+        outputs.append(neuron(x[first * 3 : (first + steps) * 3], steps))
+        first += steps
+    return torch.cat(outputs)
+
+
+NEURONS = {
+    "if": lambda kernel: IFNeuron(torch.tensor([0.5, 1.0, 0.7, 1.3]), kernel=kernel),
+    "if-hard": lambda kernel: IFNeuron(0.8, reset=Reset.ZERO, kernel=kernel),
+    "burst": lambda kernel: IFNeuron(0.6, max_spikes=3, kernel=kernel),
+    "signed": lambda kernel: IFNeuron(torch.tensor([0.5, 1.0, 0.7, 1.3]), sin_correction=SinCorrection.SIGNED, kernel=kernel),
+    "isi": lambda kernel: IFNeuron(0.9, sin_correction=SinCorrection.ISI, isi_allowance=0.5, kernel=kernel),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEURONS))
+@pytest.mark.parametrize("kernel", FAST)
+def test_neurons_with_corrections_in_time_chunks_equal_reference(name, kernel):
+    """Modules with bias and initial-potential corrections, run whole and in uneven chunks."""
+    gen = torch.Generator().manual_seed(10)
+    x = torch.randn(20 * 3, 4, 5, 5, generator=gen) * 0.6
+
+    def make(k):
+        def build():
+            neuron = NEURONS[name](k)
+            neuron.set_corrections(bias=torch.randn(4, 1, 1, generator=torch.Generator().manual_seed(1)) * 0.1,
+                                   v_offset=torch.randn(4, 5, 5, generator=torch.Generator().manual_seed(2)) * 0.1)  # fmt: skip
+            return neuron
+
+        return build
+
+    reference = _neuron_outputs(make(Kernel.REFERENCE), x, [20])
+    for chunks in ([20], [7, 6, 7], [1, 19]):
+        assert _same(_neuron_outputs(make(kernel), x, chunks), reference), chunks
+
+
+@pytest.mark.parametrize("kernel", FAST)
+def test_bistable_neuron_in_chunks_equals_reference(kernel):
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(18 * 3, 4, 5, 5, generator=gen)
+
+    def make(k):
+        return lambda: BistableIFNeuron(torch.tensor([0.5, 1.0, 0.7, 1.3]), depth=2, half_period=2, kernel=k)
+
+    reference = _neuron_outputs(make(Kernel.REFERENCE), x, [18])
+    for chunks in ([18], [5, 13], [3, 3, 12]):
+        assert _same(_neuron_outputs(make(kernel), x, chunks), reference), chunks
+
+
+@pytest.mark.parametrize("kernel", FAST)
+def test_static_input_neuron_equals_reference(kernel):
+    x = torch.randn(3, 4, 5, 5, generator=torch.Generator().manual_seed(12))
+    for name, build in NEURONS.items():
+        ref = build(Kernel.REFERENCE)(x, 9, static=True)
+        assert _same(build(kernel)(x, 9, static=True), ref), name
+
+
+POOLS = [
+    nn.AvgPool2d(2),
+    nn.AvgPool2d(3, stride=2),
+    nn.AvgPool2d((2, 3), stride=(1, 2)),
+    nn.AvgPool2d(3, stride=1),
+    nn.AvgPool2d(2, padding=1),  # falls back (padding)
+    nn.AvgPool2d(3, stride=2, ceil_mode=True, count_include_pad=False),  # falls back (ceil mode)
+]
+
+
+@pytest.mark.parametrize("index", range(len(POOLS)))
+def test_exact_avg_pool_equals_aten(index):
+    pool = POOLS[index]
+    gen = torch.Generator().manual_seed(13)
+    for x in (torch.randn(6, 5, 13, 11, generator=gen), (torch.rand(4, 3, 12, 12, generator=gen) > 0.8).float() * 0.37):
+        assert _same(avg_pool2d_exact(pool, x), pool(x))
+
+
+def test_accelerated_pools_keep_their_type_and_values():
+    model = nn.Sequential(nn.AvgPool2d(2), nn.Sequential(nn.AvgPool2d(3, stride=1)))
+    x = torch.randn(2, 3, 12, 12)
+    expected = model(x)
+    assert accelerate_avg_pools_(model) == 2
+    assert all(type(m) is nn.AvgPool2d for m in (model[0], model[1][0]))
+    assert _same(model(x), expected) and _same(copy.deepcopy(model)(x), expected)
+    x.requires_grad_(True)
+    model(x).sum().backward()  # training falls back to aten's differentiable pool
+    assert x.grad is not None
+
+
+TRAINABLE = {
+    "if-soft": BinaryNeuronConfig(),
+    "if-hard": BinaryNeuronConfig(reset=Reset.ZERO, threshold=0.7),
+    "lif-soft": BinaryNeuronConfig(charge=Charge.LIF, tau=3.0),
+    "lif-hard": BinaryNeuronConfig(charge=Charge.LIF, reset=Reset.ZERO),
+    "mpr (no fast path)": BinaryNeuronConfig(mpr=True),
+    "mtlif": MultiThresholdConfig(threshold=1.0, max_spikes=4),
+    "mtlif-decayed": MultiThresholdConfig(threshold=0.8, decay=0.7, reset_decay=ResetDecay.DECAYED),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINABLE))
+@pytest.mark.parametrize("static", [False, True])
+def test_trainable_fast_forward_equals_step_loop(name, static):
+    """Under no_grad the trainable neurons run the C++ loop; it equals the loop of their ``step``."""
+    config = TRAINABLE[name]
+    gen = torch.Generator().manual_seed(14)
+    x = torch.randn(3, 4, 5, 5, generator=gen) * 2 if static else torch.randn(9 * 3, 4, 5, 5, generator=gen) * 2
+    fast, slow = config.build(), config.build()
+    slow.fast_forward = lambda *args: None  # the reference: the module's own step loop
+
+    def run(neuron):  # two chunks, 4 + 5 steps, state carried between them
+        if static:
+            return torch.cat([neuron(x, 4, static=True), neuron(x, 5, static=True)])
+        return torch.cat([neuron(x[:12], 4), neuron(x[12:], 5)])
+
+    with torch.no_grad():
+        out_fast, out_slow = run(fast), run(slow)
+    v_fast = fast._v
+    assert _same(out_fast, out_slow) and _same(v_fast, slow._v)
+    assert out_slow.abs().sum() > 0
+    if not config.to_dict().get("mpr", False):
+        assert fast.fast_forward(x if static else x.reshape(9, 3, 4, 5, 5), torch.zeros(3, 4, 5, 5), 9, static) is not None
+
+
+def test_trainable_neurons_keep_autograd_when_training():
+    neuron = BinaryNeuronConfig().build()
+    x = torch.randn(4 * 2, 3, requires_grad=True)
+    neuron(x, 4).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+GATES = [
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": 3, "stride": 1, "dilation": 2},
+    {"kernel_size": 3, "stride": 2, "ceil_mode": True},
+]
+
+
+@pytest.mark.parametrize("index", range(len(GATES)))
+@pytest.mark.parametrize("static", [False, True])
+def test_spiking_maxpool_native_equals_reference(index, static):
+    """The C++ gate equals the step loop, on spikes with ties (0/θ values) and on real currents, in chunks."""
+    gen = torch.Generator().manual_seed(15)
+    spikes = (torch.rand(12 * 2, 3, 9, 9, generator=gen) > 0.7).float() * torch.tensor([0.5, 1.0, 0.25]).view(1, 3, 1, 1)
+    currents = torch.randn(12 * 2, 3, 9, 9, generator=gen)
+    for x in (spikes, currents):
+        fast = SpikingMaxPool2d(**GATES[index])
+        slow = SpikingMaxPool2d(**GATES[index], kernel=Kernel.REFERENCE)
+        if static:
+            got = torch.cat([fast(x[:2], 5, static=True), fast(x[:2], 7, static=True)])
+            ref = torch.cat([slow(x[:2], 5, static=True), slow(x[:2], 7, static=True)])
+        else:
+            got = torch.cat([fast(x[:10], 5), fast(x[10:], 7)])
+            ref = torch.cat([slow(x[:10], 5), slow(x[10:], 7)])
+        assert _same(got, ref) and _same(fast._cumulative, slow._cumulative) and _same(fast._emitted, slow._emitted)
+
+
+def test_output_buffers_are_reused_only_when_unreferenced():
+    """A neuron reuses its output buffer across calls, never while an earlier output is still held."""
+    neuron = IFNeuron(0.5)
+    x = torch.randn(4 * 2, 3, 5)
+
+    def fresh_run() -> torch.Tensor:
+        neuron.reset_state()
+        return neuron(x, 4)
+
+    expected = fresh_run().clone()
+    kept = fresh_run()  # the caller keeps this output ...
+    again = fresh_run()  # ... so this call must write elsewhere
+    assert again.data_ptr() != kept.data_ptr()
+    assert _same(kept, expected) and _same(again, expected)
+    del kept, again
+    ptr = fresh_run().data_ptr()
+    assert fresh_run().data_ptr() == ptr  # nothing held it: the same memory again
