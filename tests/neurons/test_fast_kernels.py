@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -53,8 +54,25 @@ def test_every_kind_has_every_kernel():
         assert set(available_kernels(kind)) == {Kernel.REFERENCE, *FAST}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def native_enabled():
+    """The C++ kernels are opt-in (SPIKECONV_NATIVE=1, spikeconv/neurons/native.py); this module tests them, so it turns them on."""
+    from spikeconv.neurons import native
+
+    before, saved = os.environ.get("SPIKECONV_NATIVE"), dict(native._state)
+    os.environ["SPIKECONV_NATIVE"] = "1"
+    native._state.clear()
+    yield
+    native._state.clear()
+    native._state.update(saved)
+    if before is None:
+        os.environ.pop("SPIKECONV_NATIVE", None)
+    else:
+        os.environ["SPIKECONV_NATIVE"] = before
+
+
 def test_native_extension_builds_here():
-    """The C++ kernels are the fast path; on a machine with a compiler they must build."""
+    """On a machine with a compiler the opt-in C++ kernels must build (else the tests below only test the fallback)."""
     assert native_available()
 
 
