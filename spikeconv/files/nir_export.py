@@ -161,6 +161,15 @@ def _full(value: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
 # --- neurons --------------------------------------------------------------------------------------------------------------------
 
 
+def if_arrays(neuron: IFNeuron, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """θ and the initial membrane ``V0 = v_init·θ + v_offset`` of one neuron, per unit of one sample's ``shape``,
+    computed as the neuron computes them (the writer's arrays and the reader's check both come from here)."""
+    probe = torch.zeros((1, *shape))
+    theta_b = neuron.broadcast_threshold(probe)
+    start = (neuron.v_init * theta_b + neuron.v_offset).expand(probe.shape)[0]
+    return _full(theta_b[0] if theta_b.dim() else theta_b, shape), _np(start)
+
+
 def _if_neuron(b: _Builder, node: fx.Node, neuron: IFNeuron, inputs: list[str]) -> list[str]:
     nir, shape, name = b.nir, b.shape(node), node.name
     if isinstance(neuron, BistableIFNeuron):
@@ -169,10 +178,7 @@ def _if_neuron(b: _Builder, node: fx.Node, neuron: IFNeuron, inputs: list[str]) 
     if neuron.sin_correction is not SinCorrection.NONE:
         raise ConversionError(f"node {name} retracts spikes ({neuron.sin_correction.value} SIN correction), which NIR cannot "
                               "express; convert with --sin-correction none")  # fmt: skip
-    probe = torch.zeros((1, *shape))
-    theta_b = neuron.broadcast_threshold(probe)
-    start = (neuron.v_init * theta_b + neuron.v_offset).expand(probe.shape)[0]
-    theta, v0 = _full(theta_b[0] if theta_b.dim() else theta_b, shape), _np(start)
+    theta, v0 = if_arrays(neuron, shape)
     settings = {"neuron": "if", "reset": neuron.reset.value, "max_spikes": neuron.max_spikes, "v_init": float(neuron.v_init),
                 "threshold_shape": list(neuron.threshold.shape), "bias_shape": list(neuron.bias.shape),
                 "v_offset_shape": list(neuron.v_offset.shape), "kernel": neuron.kernel.value}  # fmt: skip

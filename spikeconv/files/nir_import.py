@@ -26,6 +26,7 @@ from torch import fx, nn
 
 from spikeconv.errors import CheckpointError, ConversionError, SpikeconvError, first_line
 from spikeconv.files.nir_common import NIR_KEY, above, check_hdf5_safe, is_hdf5, read_record, soft_thresholds
+from spikeconv.files.nir_export import if_arrays
 from spikeconv.neurons import (
     BinaryNeuronConfig,
     Charge,
@@ -227,10 +228,7 @@ def _if_neuron(reader: _Reader, neuron: _Neuron, settings: dict, arrays: dict, b
                           bias=None if bias is None else bias.reshape(settings["bias_shape"]))  # fmt: skip
     core = reader.nodes[neuron.core]
     shape = tuple(np.asarray(core.r).shape)
-    probe = torch.zeros((1, *shape))
-    theta_b = layer.broadcast_threshold(probe)
-    start = (layer.v_init * theta_b + layer.v_offset).expand(probe.shape)[0].numpy()
-    theta = torch.broadcast_to(theta_b[0] if theta_b.dim() else theta_b, shape).numpy()
+    theta, start = if_arrays(layer, shape)
     if layer.reset is Reset.ZERO:
         ok = _equal(core.v_threshold, soft_thresholds(theta, start, 1)[0]) and _equal(core.v_reset, -start)
     else:
@@ -388,7 +386,8 @@ def nir_to_snn(graph: Any, *, where: str = "NIR graph") -> tuple[SpikingNetwork,
     Raises:
         ConversionError / CheckpointError: A node or structure spikeconv does not read; one line naming it.
     """
-    nir = __import__("nir")
+    import nir
+
     reader = _Reader(graph, where)
     inputs, outputs = reader.of_type(nir.Input), reader.of_type(nir.Output)
     if len(inputs) != 1 or len(outputs) != 1:

@@ -20,6 +20,7 @@ from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
 from spikeconv.data import ImageFolderOptions, NpzSource, Split, calibration_subset, dataset_info, load_dataset, make_loader
 from spikeconv.data.checks import check_data_fits, sample_shape_of
 from spikeconv.evaluation import CurveResult, MemoryBudget, count_operations, plot_curves, timestep_accuracy_curve, write_curve_json
+from spikeconv.evaluation.op_counts import OperationCounts
 from spikeconv.evaluation.step_cost import step_cost
 from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, canonical_graph, load_ann, load_snn, save_snn
 from spikeconv.ingest.preprocessing import describe_preprocessing
@@ -342,6 +343,13 @@ def curve_job(job: CurveJob, *, progress: bool = True) -> CurveResult:
 
 def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True, memory: MemoryBudget | None = None) -> CurveResult:
     """The curve of a loaded SNN; ``memory`` adds what the caller keeps per step (see timestep_accuracy_curve)."""
+    return counted_curve(loaded, job, progress=progress, memory=memory)[0]
+
+
+def counted_curve(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True,
+                  memory: MemoryBudget | None = None) -> tuple[CurveResult, OperationCounts]:  # fmt: skip
+    """The curve and the spike/operation counts of the same simulation (written as ``job`` asks); the curve
+    carries the cost per step (``extra["step_cost"]``)."""
     test = job.data.load(Split.TEST, job.limit, input_shape=tuple(loaded.info["input_shape"]))
     check_data_fits(test, input_shape=tuple(loaded.info["input_shape"]),
                     num_classes=int(loaded.info["num_classes"]), what=f"test ({job.data.name})", model=str(job.snn))  # fmt: skip
@@ -355,9 +363,10 @@ def curve_of_loaded(loaded: LoadedSnn, job: CurveJob, *, progress: bool = True, 
                                          batch_size=job.batch_size, progress=progress,
                                          label=f"SNN ({job.snn.name})", memory=memory, device=device,
                                          precision=job.precision, shard=True)  # fmt: skip
-    result = replace(result, extra={**result.extra, "step_cost": step_cost(snn, counts=counter.result())})
+    counts = counter.result()
+    result = replace(result, extra={**result.extra, "step_cost": step_cost(snn, counts=counts)})
     write_main(lambda: _write_curve_outputs(result, job))
-    return result
+    return result, counts
 
 
 def _write_curve_outputs(result: CurveResult, job: CurveJob) -> None:

@@ -73,7 +73,7 @@ def test_accuracies_agree_with_the_curve_command(report_dir, method):
 def test_rerun_reuses_every_finished_model(report_dir, monkeypatch):
     stamps = {p: p.stat().st_mtime_ns for p in (report_dir / "results").iterdir()}
     _forbid(monkeypatch, (compare_models, "train_ann_job"), (compare_models, "train_snn_job"), (compare_models, "convert_job"),
-            (compare_module, "curve_of_loaded"), (compare_module, "ann_accuracy"))  # fmt: skip
+            (compare_module, "counted_curve"), (compare_module, "ann_accuracy"))  # fmt: skip
     lines: list[str] = []
     result = compare_job(_job(report_dir), progress=False, on_model=lines.append)
     assert set(result.status.values()) == {"reused"} and len(lines) == 4 and all("(reused)" in line for line in lines)

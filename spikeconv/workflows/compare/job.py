@@ -79,7 +79,7 @@ from spikeconv.workflows.compare.models import (
     plan_models,
     settle_plan,
 )
-from spikeconv.workflows.jobs import CurveJob, DataSource, curve_of_loaded
+from spikeconv.workflows.jobs import CurveJob, DataSource, counted_curve
 from spikeconv.workflows.options import snn_training_from_options
 
 __all__ = ["CompareJob", "CompareResult", "compare_job", "compare_job_from_options"]
@@ -235,8 +235,7 @@ def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list,
     spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size,
                     time_chunk=job.time_chunk, device=job.training.device, precision=job.training.precision)  # fmt: skip
     memory = MemoryBudget(extra_per_step=counts_bytes_per_step(loaded.snn))  # the counts grow with T like the curve
-    with count_operations(loaded.snn, shard=True) as counter:
-        curve = curve_of_loaded(loaded, spec, progress=progress, memory=memory)
+    curve, counts = counted_curve(loaded, spec, progress=progress, memory=memory)  # one counted simulation
     model = _provenance(plan, status, job)
     training = loaded.info.get("training")
     if training:
@@ -245,7 +244,7 @@ def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list,
     else:
         model["conversion"] = {k: loaded.info.get(k) for k in ("method", "calibration", "ann_metadata")}
     return snn_result(method=plan.method.name, kind=plan.method.kind.value, label=plan.method.label, curve=curve,
-                      counts=counter.result(), timesteps=job.timesteps, model=model)  # fmt: skip
+                      counts=counts, timesteps=job.timesteps, model=model)  # fmt: skip
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
