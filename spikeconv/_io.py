@@ -231,3 +231,12 @@ def safe_torch_load(path: str | os.PathLike[str], *, what: str = "checkpoint") -
             ) from None
         reason = "empty file" if path.stat().st_size == 0 else f"{type(error).__name__}: {first_line(error)}"
         raise CheckpointError(f"{path} is not a readable torch file (corrupt or truncated: {reason})") from None
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks): what identifies a model or data file in records."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

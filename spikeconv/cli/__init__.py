@@ -13,6 +13,7 @@ import click
 
 from spikeconv.cli import convert as _convert  # noqa: F401  (registers its command)
 from spikeconv.cli import export as _export  # noqa: F401
+from spikeconv.cli import gap as _gap  # noqa: F401
 from spikeconv.cli import measure as _measure  # noqa: F401
 from spikeconv.cli import train as _train  # noqa: F401
 from spikeconv.cli.group import cli

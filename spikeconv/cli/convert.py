@@ -47,6 +47,9 @@ from spikeconv.workflows import (
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="timesteps", show_default=True,
               help="auto: fewest timesteps within --max-drop (ties: least energy), or least estimated energy.")
 @click.option("--max-timesteps", type=POSITIVE, default=16, show_default=True, help="auto: largest T tried.")
+@click.option("--allow-finetune", is_flag=True,
+              help="auto: also consider hybrid, which trains the conversion (--finetune-* budget) where no conversion "
+                   "meets --max-drop; without this flag auto never trains.")  # fmt: skip
 @click.option("--val-samples", type=POSITIVE, default=2000, show_default=True,
               help="auto: training samples held out for validation, disjoint from the calibration samples.")
 @click.option("--calib-samples", type=POSITIVE, default=2000, show_default=True,
@@ -84,11 +87,14 @@ from spikeconv.workflows import (
               help="hybrid: train on the first N training samples [default: 20000; a third of Fashion-MNIST's epoch].")
 @click.option("--finetune-lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="hybrid: Adam learning rate [default: 3e-4].")
+@click.option("--resume", is_flag=True,
+              help="hybrid: continue the interrupted fine-tune whose per-epoch checkpoint OUT.finetune.ckpt exists "
+                   "(same options); it is deleted once OUT is written.")  # fmt: skip
 @device_options(precision=False)
 def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, max_drop, objective, max_timesteps,
-                val_samples, calib_samples, correction_samples, calib_seed, threshold, percentile, per_channel, v_init,
+                allow_finetune, val_samples, calib_samples, correction_samples, calib_seed, threshold, percentile, per_channel, v_init,
                 max_spikes, half_period, synchronous, maxpool, sin_correction, reset, encoding, timesteps, plan_json,
-                finetune_epochs, finetune_samples, finetune_lr, model_spec, device) -> None:  # fmt: skip
+                finetune_epochs, finetune_samples, finetune_lr, resume, model_spec, device) -> None:  # fmt: skip
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file.
 
     MODEL is a spikeconv checkpoint, an ONNX file, a torch.export program (.pt2), or a state_dict
@@ -104,10 +110,16 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
     if method == "auto":
         check_auto_flags(target_timesteps=target_timesteps, threshold=threshold, percentile=percentile, per_channel=per_channel,
                          max_spikes=max_spikes, half_period=half_period, sin_correction=sin_correction)  # fmt: skip
+        budget = finetune_budget(finetune=allow_finetune, method="auto without --allow-finetune", epochs=finetune_epochs,
+                                 samples=finetune_samples, lr=finetune_lr, seed=calib_seed)  # fmt: skip
         auto = auto_from_options(max_drop=max_drop, objective=objective, max_timesteps=max_timesteps, val_samples=val_samples,
-                                 correction_samples=min(correction_samples, calib_samples))  # fmt: skip
-        job = ConvertJob(**common, convert=base, method="auto", auto=auto, auto_timesteps=timesteps is None)
+                                 correction_samples=min(correction_samples, calib_samples), allow_finetune=allow_finetune,
+                                 finetune=budget)  # fmt: skip
+        job = ConvertJob(**common, convert=base, method="auto", auto=auto, auto_timesteps=timesteps is None, resume=resume)
     else:
+        if allow_finetune:
+            raise click.UsageError(f"--allow-finetune lets --method auto train; --method {method} "
+                                   + ("trains anyway" if method == "hybrid" else "never trains"))  # fmt: skip
         settings = settings_from_options(method, base, target_timesteps=target_timesteps or 4,
                                          correction_samples=min(correction_samples, calib_samples),
                                          threshold=threshold, percentile=percentile, per_channel=per_channel,
@@ -117,7 +129,7 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
                                  lr=finetune_lr, seed=calib_seed)  # fmt: skip
         job = ConvertJob(**common, calibration=settings.calibration, convert=settings.convert,
                          correction=settings.correction, method=method, finetune=budget,
-                         finetune_timesteps=target_timesteps or 4)  # fmt: skip
+                         finetune_timesteps=target_timesteps or 4, resume=resume)  # fmt: skip
     result = convert_job(job, progress=progress())
     if result.auto is not None:
         click.echo(format_choice(result.auto))
@@ -127,5 +139,7 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
                f"{describe_conversion(result)})")  # fmt: skip
     if result.hybrid is not None:
         spent = result.hybrid
+        resumed = f", resumed after epoch {spent['resumed_after_epoch']}" if "resumed_after_epoch" in spent else ""
         click.echo(f"fine-tuned at T = {spent['timesteps']} on {spent['samples_seen']} training samples "
-                   f"({spent['budget']['epochs']} epoch(s), Adam lr {spent['budget']['lr']:g}) in {spent['seconds']:.0f} s")  # fmt: skip
+                   f"({spent['budget']['epochs']} epoch(s), Adam lr {spent['budget']['lr']:g}{resumed}) "
+                   f"in {spent['seconds']:.0f} s")  # fmt: skip

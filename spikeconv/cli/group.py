@@ -34,6 +34,27 @@ def data_options(func):
     return click.option("--dataset", default="fashion-mnist", show_default=True, help=DATASET_HELP)(func)
 
 
+def _model_spec_options() -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    return {
+        "trust_pickle": click.option("--trust-pickle", is_flag=True,
+                     help="Allow MODEL to be a pickled nn.Module (torch.save(model)); unpickling can run code from the file."),
+        "std": click.option("--std", default=None, metavar="S[,S...]",
+                     help="Input standard deviation(s) the model was trained with on [0, 1] pixels, one or one per channel "
+                          "[default: 1; spikeconv checkpoints record their own]."),
+        "mean": click.option("--mean", default=None, metavar="M[,M...]",
+                     help="Input mean(s) the model was trained with on [0, 1] pixels, one or one per channel "
+                          "[default: 0, i.e. no normalisation; spikeconv checkpoints record their own]."),
+        "input_shape": click.option("--input-shape", default=None, metavar="C,H,W",
+                     help="Input shape where the model file does not fix it [default: the data's sample shape]."),
+        "num_classes": click.option("--num-classes", type=POSITIVE, default=None, help="Number of outputs, checked against the model."),
+        "model_factory": click.option("--model-factory", default=None, metavar="FILE.py:FUNCTION",
+                     help="Python function (or package.module:FUNCTION) that returns the network, called without "
+                          "arguments; MODEL is then its state_dict, or omitted if the function loads trained weights."),
+        "arch": click.option("--arch", default=None, metavar="SPEC",
+                     help=f"Network of a state_dict MODEL: a preset ({', '.join(available_models())}) or layer notation."),
+    }  # fmt: skip
+
+
 def model_options(func):
     """The options that say what a model file does not; the command receives them as one ``model_spec``."""
 
@@ -43,26 +64,24 @@ def model_options(func):
                                        mean=mean, std=std, trust_pickle=trust_pickle)  # fmt: skip
         return func(*args, model_spec=spec, **kwargs)
 
-    options = [
-        click.option("--trust-pickle", is_flag=True,
-                     help="Allow MODEL to be a pickled nn.Module (torch.save(model)); unpickling can run code from the file."),
-        click.option("--std", default=None, metavar="S[,S...]",
-                     help="Input standard deviation(s) the model was trained with on [0, 1] pixels, one or one per channel "
-                          "[default: 1; spikeconv checkpoints record their own]."),
-        click.option("--mean", default=None, metavar="M[,M...]",
-                     help="Input mean(s) the model was trained with on [0, 1] pixels, one or one per channel "
-                          "[default: 0, i.e. no normalisation; spikeconv checkpoints record their own]."),
-        click.option("--input-shape", default=None, metavar="C,H,W",
-                     help="Input shape where the model file does not fix it [default: the data's sample shape]."),
-        click.option("--num-classes", type=POSITIVE, default=None, help="Number of outputs, checked against the model."),
-        click.option("--model-factory", default=None, metavar="FILE.py:FUNCTION",
-                     help="Python function (or package.module:FUNCTION) that returns the network, called without "
-                          "arguments; MODEL is then its state_dict, or omitted if the function loads trained weights."),
-        click.option("--arch", default=None, metavar="SPEC",
-                     help=f"Network of a state_dict MODEL: a preset ({', '.join(available_models())}) or layer notation."),
-    ]  # fmt: skip
-    for option in options:
+    for option in _model_spec_options().values():
         command = option(command)
+    return command
+
+
+def model_file_options(func):
+    """The subset of :func:`model_options` for commands whose ``--arch`` means something else (train-snn, compare):
+    a MODEL file's preprocessing, input shape and pickle consent, received as one ``model_spec``."""
+
+    @functools.wraps(func)
+    def command(*args, input_shape, mean, std, trust_pickle, **kwargs):
+        spec = model_spec_from_options(arch=None, factory=None, num_classes=None, input_shape=input_shape, mean=mean, std=std,
+                                       trust_pickle=trust_pickle)  # fmt: skip
+        return func(*args, model_spec=spec, **kwargs)
+
+    chosen = _model_spec_options()
+    for name in ("trust_pickle", "std", "mean", "input_shape"):
+        command = chosen[name](command)
     return command
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, progress, source, status_line
+from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, model_file_options, progress, source, status_line
 from spikeconv.models import available_models
 from spikeconv.workflows import (
     AUGMENTS,
@@ -21,6 +21,7 @@ from spikeconv.workflows import (
     format_curve_table,
     format_description,
 )
+from spikeconv.workflows.compare.methods import DIRECT_INITS
 
 
 @cli.command("curve")
@@ -80,8 +81,14 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
 
 
 @cli.command("compare")
-@click.option("--arch", default="fmnist-cnn", show_default=True,
-              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--arch", default=None,
+              help=f"Without MODEL: the network to train, a preset ({', '.join(available_models())}) or layer notation, "
+                   "e.g. 32C5-P2-64C5-P2-1024 [default: fmnist-cnn].")  # fmt: skip
+@click.option("--direct-init", type=click.Choice(DIRECT_INITS), default=None,
+              help="Where directly trained methods start: scratch (re-initialised), ann (the ANN's weights; listed as "
+                   "METHOD-from-ann) or both [default: both with MODEL, scratch otherwise].")  # fmt: skip
+@model_file_options
 @data_options
 @click.option("--methods", default="ann,calibrated,srif-mpr,mtlif", show_default=True,
               help="Comma-separated: ann; a conversion method of `convert --method` (rate, calibrated, burst, ...); or a "
@@ -113,16 +120,24 @@ def demo_cmd(out_dir, timesteps, limit, data_root) -> None:
 @click.option("--resume/--fresh", default=True, show_default=True,
               help="Reuse finished results with identical settings, or recompute them (cached networks are kept).")
 @device_options()
-def compare_cmd(arch, dataset, data_root, download, methods, timesteps, out_dir, checkpoints, cache_dir, epochs,
-                train_timesteps, target_timesteps, calib_samples, limit, train_limit, batch_size, time_chunk, augment, seed,
-                e_ac, e_mac, resume, device, precision) -> None:  # fmt: skip
+def compare_cmd(model, arch, direct_init, model_spec, dataset, data_root, download, methods, timesteps, out_dir, checkpoints,
+                cache_dir, epochs, train_timesteps, target_timesteps, calib_samples, limit, train_limit, batch_size, time_chunk,
+                augment, seed, e_ac, e_mac, resume, device, precision) -> None:  # fmt: skip
     """ANN, conversion and direct training side by side: accuracy, spikes, operations and energy per T.
+
+    MODEL (optional; any file `convert` reads) is your trained ANN: conversions start from it and the directly
+    trained SNNs are its own graph with every ReLU a spiking neuron, re-initialised and from its weights
+    (--direct-init). Without MODEL the ANN of --arch is trained first.
 
     Under torchrun (docs/scaling.md) training uses DDP and the test set is sharded over the processes: same report.
     """
     from spikeconv.workflows import compare_job, compare_job_from_options  # kept local: the imports above are shared
 
-    job = compare_job_from_options(arch=arch, data=source(dataset, data_root, download), out_dir=out_dir, methods=methods,
+    if model is not None and arch is not None:
+        raise click.UsageError("give MODEL or --arch, not both: MODEL is the network compared, --arch a preset to train")
+    job = compare_job_from_options(arch=None if model is not None else (arch or "fmnist-cnn"), model=model,
+                                   model_spec=model_spec, direct_init=direct_init,
+                                   data=source(dataset, data_root, download), out_dir=out_dir, methods=methods,
                                    timesteps=timesteps, checkpoints=checkpoints, epochs=epochs,
                                    train_timesteps=train_timesteps, cache_dir=cache_dir, limit=limit,
                                    train_limit=train_limit, batch_size=batch_size, augment=augment, seed=seed,

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, progress, source
+from spikeconv.cli.group import POSITIVE, cli, data_options, device_options, model_file_options, progress, source
 from spikeconv.models import available_models
 from spikeconv.workflows import (
     ACTIVATIONS,
     AUGMENTS,
+    INITS,
     OPTIMIZERS,
     SCHEDULES,
     SNN_LOSSES,
@@ -65,8 +66,13 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 
 
 @cli.command("train-snn")
-@click.option("--arch", default="fmnist-cnn", show_default=True,
-              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024.")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--arch", default=None,
+              help=f"Preset ({', '.join(available_models())}) or layer notation, e.g. 32C5-P2-64C5-P2-1024 "
+                   "[default: fmnist-cnn; not with MODEL].")  # fmt: skip
+@click.option("--init", type=click.Choice(INITS), default="scratch", show_default=True,
+              help="MODEL only: re-initialise its layers (PyTorch's defaults) or start from its trained weights.")
+@model_file_options
 @data_options
 @click.option("--neuron", type=click.Choice(TRAINABLE_NEURONS), default="srif", show_default=True,
               help="Spiking neuron at every ReLU: if/lif (hard reset), srif (soft reset), mtlif (multi-threshold LIF).")
@@ -89,9 +95,13 @@ def train_ann_cmd(arch, dataset, data_root, download, epochs, batch_size, lr, op
 @click.option("--resume", is_flag=True, help="Continue from OUT if it exists (same options); a finished run is not retrained.")
 @click.option("--overwrite", is_flag=True, help="Train anew and replace an existing OUT (refused without this or --resume).")
 @device_options()
-def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, epochs, batch_size, lr, optimizer, schedule,
-                  loss, tdbn, augment, seed, train_limit, out, log_path, resume, overwrite, device, precision) -> None:  # fmt: skip
+def train_snn_cmd(model, arch, init, model_spec, dataset, data_root, download, neuron, mpr, timesteps, epochs, batch_size, lr,
+                  optimizer, schedule, loss, tdbn, augment, seed, train_limit, out, log_path, resume, overwrite, device,
+                  precision) -> None:  # fmt: skip
     """Train a spiking network directly (BPTT with surrogate gradients); `curve` measures the checkpoint.
+
+    The network is a preset or layer notation (--arch), or MODEL: any ANN file `convert` reads, trained as its own
+    graph with every ReLU a spiking neuron, from scratch (--init scratch) or from its weights (--init ann).
 
     Under torchrun (docs/scaling.md) each --batch-size batch is split over the processes (DDP); rank 0 writes
     the checkpoint and the log.
@@ -99,7 +109,12 @@ def train_snn_cmd(arch, dataset, data_root, download, neuron, mpr, timesteps, ep
     config = snn_training_from_options(neuron=neuron, mpr=mpr, timesteps=timesteps, epochs=epochs, batch_size=batch_size,
                                        lr=lr, optimizer=optimizer, schedule=schedule, loss=loss, tdbn=tdbn,
                                        augment=augment, seed=seed)  # fmt: skip
-    job = TrainSnnJob(arch=arch, out=out, data=source(dataset, data_root, download), train=config,
+    if model is None and init != "scratch":
+        raise click.UsageError("--init ann starts from a trained ANN's weights; pass its file as MODEL")
+    if model is not None and arch is not None:
+        raise click.UsageError("give --arch or MODEL, not both: each says which network to train")
+    job = TrainSnnJob(arch=None if model is not None else (arch or "fmnist-cnn"), model=model, model_spec=model_spec, init=init,
+                      out=out, data=source(dataset, data_root, download), train=config,
                       train_limit=train_limit, resume=resume, log=log_path, overwrite=overwrite,
                       command=shlex.join(["spikeconv", *sys.argv[1:]]), device=device, precision=precision)  # fmt: skip
     result = train_snn_job(job, progress=progress())

@@ -11,6 +11,7 @@ from spikeconv.evaluation.curve import (
 )
 from spikeconv.evaluation.energy import HOROWITZ_2014, EnergyModel
 from spikeconv.evaluation.fanout import dense_ops, fanout_map
+from spikeconv.evaluation.gap import GapResult, GapTally, LayerGap, format_gap_table
 from spikeconv.evaluation.memory import BUDGET_ENV, MemoryBudget, SimulationFootprint, check_curve_memory, measure_footprint
 from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
 from spikeconv.evaluation.plots import curve_figure, plot_curves
@@ -32,6 +33,9 @@ __all__ = [
     "measure_footprint",
     "CurveResult",
     "EnergyModel",
+    "GapResult",
+    "GapTally",
+    "LayerGap",
     "LayerOps",
     "NeuronOps",
     "OperationCounter",
@@ -53,6 +57,7 @@ __all__ = [
     "curve_figure",
     "default_table_points",
     "format_curve_table",
+    "format_gap_table",
     "plot_curves",
     "read_curve_json",
     "read_curves_json",

@@ -24,6 +24,7 @@ import torch
 from spikeconv.errors import CheckpointError
 from spikeconv.files.detect import ModelFile, ModelFormat, read_any_file
 from spikeconv.files.nir_import import describe_nir, is_nir_file
+from spikeconv.files.snn_file import trained_preprocessing
 from spikeconv.ingest.preprocessing import describe_preprocessing
 
 SNN_FORMAT, TRAINED_FORMAT, SNN_VERSION = "spikeconv-snn", "spikeconv-snn-trained", 1
@@ -135,7 +136,7 @@ def _describe_trained(payload: Mapping) -> dict[str, Any]:
         "timesteps": payload.get("timesteps", config.get("timesteps")),
         "arch": dict(arch),
         "neuron": dict(_mapping(payload.get("neuron", config.get("neuron")))),
-        "preprocessing": None if arch.get("mean") is None else {"mean": arch.get("mean"), "std": arch.get("std")},
+        "preprocessing": trained_preprocessing(arch, payload.get("ann_source")),
         "training": {
             "epochs_done": payload.get("epoch"),
             "epochs": config.get("epochs"),
@@ -273,7 +274,7 @@ def _trained_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     return [
         ("method", "train-snn (directly trained)"),
         ("T (timesteps)", f"{d['timesteps']} (trained at)"),
-        ("arch", f"{arch.get('name')}; input {_shape_text(arch.get('input_shape'))}, {arch.get('num_classes')} classes"),
+        ("arch", f"{_trained_network(arch)}; input {_shape_text(arch.get('input_shape'))}, {arch.get('num_classes')} classes"),
         ("neuron", ", ".join(f"{k} {v}" for k, v in neuron.items() if not isinstance(v, Mapping))),
         (
             "training",
@@ -283,6 +284,14 @@ def _trained_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("preprocessing", describe_preprocessing(d.get("preprocessing"))),
         ("provenance", _provenance_text(d.get("provenance") or {})),
     ]
+
+
+def _trained_network(arch: Mapping[str, Any]) -> str:
+    """A preset's name, or the user's model file the graph came from and where its weights started."""
+    if arch.get("source") != "model-file":
+        return str(arch.get("name"))
+    start = "from its trained weights" if arch.get("init") == "ann" else "re-initialised"
+    return f"the graph of {arch.get('file')} ({arch.get('description')}, {start})"
 
 
 def _nir_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:

@@ -36,6 +36,7 @@ from spikeconv.files.nir_import import is_nir_file, load_nir_network
 from spikeconv.models import build_model
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.training import SNN_CHECKPOINT_FORMAT, load_snn_checkpoint, snn_from_checkpoint
+from spikeconv.training.snn.batchnorm import add_batchnorm
 
 SNN_FORMAT = "spikeconv-snn"
 SNN_VERSION = 1
@@ -155,12 +156,27 @@ def model_from_arch(arch: Mapping[str, Any], *, where: str = "arch") -> torch.nn
                        dropout=float(arch.get("dropout", 0.0)))  # fmt: skip
 
 
+def trained_preprocessing(arch: Mapping[str, Any], source: Mapping[str, Any] | None) -> dict | None:
+    """The normalisation built into a trained network: its preset's mean/std, or its model file's own."""
+    if source is not None:
+        found = source.get("preprocessing") or source.get("normalization")
+        return None if not found else {"mean": list(found["mean"]), "std": list(found["std"])}
+    return None if arch.get("mean") is None else {"mean": list(arch["mean"]), "std": list(arch["std"])}
+
+
 def _load_trained(path: Path) -> LoadedSnn:
     """A directly trained SNN checkpoint as a LoadedSnn without an ANN reference."""
     checkpoint = load_snn_checkpoint(path)
     arch = checkpoint.arch
+    source = checkpoint.ann_source
     try:
-        model = model_from_arch(arch, where=f"{path}: arch")
+        if source is not None:  # a user's network, trained as its own graph: rebuilt as conversion rebuilds it
+            model = rebuild_ann(source, label=f"{path} (its embedded {source.get('kind')} model {arch.get('file', '')})")
+            model, added = add_batchnorm(model) if arch.get("batch_norm_added") else (model, [])
+            if added != list(arch.get("batch_norm_added") or []):
+                raise CheckpointError(f"{path}: its network does not rebuild with the BatchNorm layers it was trained with")
+        else:
+            model = model_from_arch(arch, where=f"{path}: arch")
     except (ConfigError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its arch record does not build a network ({error})") from None
     snn = snn_from_checkpoint(checkpoint, model)
@@ -169,7 +185,7 @@ def _load_trained(path: Path) -> LoadedSnn:
         "origin": "train-snn",
         "input_shape": [int(v) for v in arch["input_shape"]],
         "num_classes": int(arch["num_classes"]),
-        "preprocessing": None if arch.get("mean") is None else {"mean": list(arch["mean"]), "std": list(arch["std"])},
+        "preprocessing": trained_preprocessing(arch, source),
         "training": {"config": checkpoint.config.to_dict(), "epochs_done": checkpoint.epoch,
                      "test_accuracy": None if last is None else last.eval_accuracy},  # fmt: skip
         "metadata": dict(checkpoint.metadata),

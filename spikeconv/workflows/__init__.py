@@ -57,9 +57,10 @@ from spikeconv.workflows.options import (
     settings_from_options,
     snn_training_from_options,
 )
-from spikeconv.workflows.train_snn import TrainSnnJob, TrainSnnResult, train_snn_job
+from spikeconv.workflows.train_snn import INITS, TrainSnnJob, TrainSnnResult, train_snn_job
 
 __all__ = [
+    "INITS",
     "OBJECTIVES",
     "AutoConfig",
     "Objective",

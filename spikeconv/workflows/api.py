@@ -17,16 +17,19 @@ import torch
 from torch import fx, nn
 from torch.utils.data import Dataset
 
+from spikeconv._names import name_key
 from spikeconv.calibration import CalibrationConfig, calibrate, prepare
 from spikeconv.convert import ConvertConfig, correct
 from spikeconv.convert import convert as convert_graph
 from spikeconv.convert.methods import ConversionMethod, method_name, method_settings
+from spikeconv.data import calibration_subset
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, timestep_accuracy_curve
 from spikeconv.files import LoadedAnn, load_ann
 from spikeconv.ingest import STAGE_KEY, ingest_module
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.runtime import BatchesOn, Precision, resolve_device
+from spikeconv.workflows.auto import AutoConfig, auto_calibration_samples, choose_conversion, finetune_split, validation_split
 from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 
 
@@ -61,6 +64,8 @@ def convert(
     device: str | torch.device | None = None,
     train_data: Dataset | None = None,
     finetune: FinetuneBudget | None = None,
+    auto: AutoConfig | None = None,
+    allow_finetune: bool = False,
 ) -> SpikingNetwork:
     """Convert a trained ReLU network with a named method, as ``spikeconv convert --method`` does.
 
@@ -87,6 +92,12 @@ def convert(
             moved one at a time) and the SNN lives there. None: where the model is, with the batches as given.
         train_data: Labelled training samples for ``method="hybrid"``, which fine-tunes the conversion at ``timesteps``.
         finetune: The hybrid fine-tune budget (default :class:`~spikeconv.workflows.hybrid.FinetuneBudget`).
+        auto: With ``method="auto"``: the budget and search bounds (default :class:`~spikeconv.workflows.auto.AutoConfig`).
+            ``calibration_data`` must then be the labelled training *Dataset*: auto draws its calibration, validation
+            (and fine-tune) samples from it as ``convert --method auto`` does; the chosen T is the network's default
+            length and the search's report is ``snn.metadata["auto"]``.
+        allow_finetune: With ``method="auto"``: let the search also train ``hybrid`` (``finetune`` is its budget).
+            Without it auto never trains.
 
     Returns:
         A :class:`SpikingNetwork`; call ``snn(x, T)`` for the readout current ``[T, N, K]``.
@@ -97,6 +108,12 @@ def convert(
         CalibrationError: Empty or non-finite calibration data.
     """
     check_timesteps(timesteps)
+    if isinstance(method, str) and name_key(method) == "auto":
+        return _auto_convert(model, calibration_data, base=replace(config or ConvertConfig(), timesteps=timesteps), auto=auto,
+                             allow_finetune=allow_finetune, finetune=finetune, max_samples=max_samples,
+                             correction_samples=correction_samples, device=device)  # fmt: skip
+    if allow_finetune or auto is not None:
+        raise ConfigError("auto= and allow_finetune= apply to method='auto'; a named method does what it names")
     kind = method_name(method)
     if correction_samples < 1:
         raise ConfigError(f"correction_samples must be >= 1, got {correction_samples}")
@@ -114,6 +131,31 @@ def convert(
                               "(image, label)")  # fmt: skip
         snn, _ = finetune_converted(snn, train_data, timesteps=timesteps, budget=finetune or FinetuneBudget(), progress=progress)
     return snn
+
+
+def _auto_convert(model, train: Any, *, base: ConvertConfig, auto: AutoConfig | None, allow_finetune: bool,
+                  finetune: FinetuneBudget | None, max_samples: int | None, correction_samples: int,
+                  device: str | torch.device | None) -> SpikingNetwork:  # fmt: skip
+    """``method="auto"``: the search of :mod:`spikeconv.workflows.auto` on samples drawn from the training Dataset ``train``."""
+    if not isinstance(train, Dataset) or not hasattr(train, "__len__"):
+        raise ConfigError("method='auto' draws calibration and validation samples from calibration_data: pass the labelled "
+                          "training Dataset of (image, label), not batches")  # fmt: skip
+    if finetune is not None and not allow_finetune:
+        raise ConfigError("finetune= is the budget of method='hybrid' or of allow_finetune=True; auto does not train without it")
+    config = replace(auto or AutoConfig(), correction_samples=correction_samples)
+    if allow_finetune:
+        config = replace(config, allow_finetune=True, finetune=finetune or config.finetune)
+    graph = _graph_of(model)
+    graph = graph if device is None else graph.to(resolve_device(device))
+    samples = auto_calibration_samples(len(train), max_samples or 2000, config)
+    calibration = calibration_subset(train, num_samples=samples, seed=0)
+    validation = validation_split(train, calibration_samples=samples, calibration_seed=0, samples=config.validation_samples)
+    fine = finetune_split(train, calibration_samples=samples, calibration_seed=0, samples=config.validation_samples) \
+        if config.allow_finetune else None  # fmt: skip
+    choice = choose_conversion(graph, calibration, validation, base, config, train_data=fine)
+    snn = choice.snn if choice.snn is not None else convert_graph(choice.calibrated, choice.convert)
+    snn.metadata = {**snn.metadata, "auto": choice.report}
+    return _on_graph_device(snn, graph)
 
 
 def _placed(graph: fx.GraphModule, data: Iterable[Any], device: str | torch.device | None) -> tuple[fx.GraphModule, Iterable[Any]]:

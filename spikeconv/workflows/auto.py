@@ -22,6 +22,15 @@ within ``max_drop`` points of its ANN, and with which method?" on a validation s
 
 Multi-spike neurons (``burst``, Γ = 2) carry more than one bit per step, so they are ranked by
 binary-equivalent steps, T·⌈log2(Γ + 1)⌉, not by T alone.
+
+4. Only with ``allow_finetune`` (``--allow-finetune``) does the search train: after the conversion
+   search, ``hybrid`` (the calibrated conversion fine-tuned at T, :mod:`spikeconv.workflows.hybrid`)
+   is tried below the chosen T in binary-equivalent steps (at the chosen T when nothing met the budget), from the largest such
+   T down, at the T whose best conversion is within ``FINETUNE_REACH`` points of the budget, at most
+   ``FINETUNE_TRIALS`` fine-tunes, stopping at the first that misses the budget. Each is trained on
+   training samples outside the validation split and scored on that split like any candidate; the
+   smallest T that meets the budget wins. The report records every fine-tune and its wall time.
+   Without it nothing is ever trained.
 """
 
 from __future__ import annotations
@@ -42,13 +51,17 @@ from spikeconv.convert.rate_code_ann import rate_code_ann
 from spikeconv.data import calibration_indices, make_loader
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import EnergyModel, count_operations
-from spikeconv.neurons import SinCorrection
+from spikeconv.neurons import SinCorrection, SpikingNetwork
 from spikeconv.runtime import BatchesOn
+from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 
 SCREEN_MARGIN = 2.0  # points: a rate-code prediction this far outside the budget is not simulated
 SIMULATED_PER_T = 2  # at most this many variants are simulated at each T
 PATIENCE = 3  # stop after this many T without a better simulated drop, when nothing is within budget yet
 STANDARD_ERRORS = 1.0  # the budget must hold this many standard errors of the paired drop above the measured drop
+FINETUNE_REACH = 3.0  # points: hybrid is tried where the best conversion misses the budget by at most this much (it
+# closed 1.6 points on the residual net at T = 4 and 2.0 on the shipped CNN at T = 2, docs/benchmarks.md)
+FINETUNE_TRIALS = 2  # at most this many fine-tunes per search
 
 
 class Objective(NamedEnum):
@@ -72,6 +85,8 @@ class AutoConfig:
         validation_samples: Training samples held out for validation (disjoint from calibration).
         correction_samples: Calibration samples the potential correction uses.
         energy: Energy per operation for the estimate.
+        allow_finetune: Let the search also try ``hybrid``, which trains (never without this).
+        finetune: The budget of each such fine-tune.
     """
 
     max_drop: float = 1.0
@@ -80,8 +95,12 @@ class AutoConfig:
     validation_samples: int = 2000
     correction_samples: int = 512
     energy: EnergyModel = EnergyModel()
+    allow_finetune: bool = False
+    finetune: FinetuneBudget = FinetuneBudget()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.allow_finetune, bool) or not isinstance(self.finetune, FinetuneBudget):
+            raise ConfigError("AutoConfig.allow_finetune must be a bool and finetune a FinetuneBudget")
         if not isinstance(self.objective, Objective):
             raise ConfigError("AutoConfig.objective must be an Objective member")
         if not (isinstance(self.max_drop, (int, float)) and math.isfinite(self.max_drop) and self.max_drop >= 0):
@@ -119,6 +138,8 @@ class AutoChoice:
     convert: ConvertConfig
     variant: Variant
     report: dict[str, Any]
+    snn: SpikingNetwork | None = None  # the fine-tuned network when hybrid was chosen (a conversion is rebuilt from the rest)
+    hybrid: dict[str, Any] | None = None  # what that fine-tune cost (workflows/hybrid.py's record)
 
     @property
     def timesteps(self) -> int:
@@ -197,22 +218,39 @@ class _Search:
         self.rows.append(row)
         return row
 
-    def simulate(self, variant: Variant, timesteps: int) -> tuple[dict[str, Any], AutoChoice]:
+    def _converted(self, variant: Variant, timesteps: int) -> tuple[fx.GraphModule, ConvertConfig, SpikingNetwork]:
         settings = variant.settings(self.base, timesteps, self.correction_samples)
         calibrated = self.calibrated(settings)
         if settings.correction is not None:
             calibrated = correct(calibrated, self.calibration_loader, settings.correction, settings.convert)
         convert_config = replace(settings.convert, timesteps=timesteps)
-        snn = convert(calibrated, convert_config).to(self.device).eval()
+        return calibrated, convert_config, convert(calibrated, convert_config).to(self.device).eval()
+
+    def _measured(self, snn: SpikingNetwork, variant: Variant, timesteps: int, convert_config: ConvertConfig,
+                  how: str) -> dict[str, Any]:  # fmt: skip
         with count_operations(snn) as counter:
             right = self._correct(lambda x: snn(x, timesteps).sum(dim=0))
         totals = counter.result().totals(timesteps)
         row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
-               "bits_per_step": _bits_per_step(convert_config), **self._scored(right), "how": "simulated",
+               "bits_per_step": _bits_per_step(convert_config), **self._scored(right), "how": how,
                "energy_uj": round(self.config.energy.energy_pj(ac=totals["ac"], mac=totals["mac"]) / 1e6, 4),
                "spike_rate": round(float(totals["spike_rate"]), 4)}  # fmt: skip
         self.rows.append(row)
+        return row
+
+    def simulate(self, variant: Variant, timesteps: int) -> tuple[dict[str, Any], AutoChoice]:
+        calibrated, convert_config, snn = self._converted(variant, timesteps)
+        row = self._measured(snn, variant, timesteps, convert_config, "simulated")
         return row, AutoChoice(calibrated, convert_config, variant, {})
+
+    def finetune(self, timesteps: int, train_data) -> tuple[dict[str, Any], AutoChoice]:
+        """``hybrid`` at ``timesteps``: converted, fine-tuned on ``train_data``, scored on the validation split."""
+        variant = Variant("hybrid")
+        calibrated, convert_config, snn = self._converted(variant, timesteps)
+        trained, record = finetune_converted(snn, train_data, timesteps=timesteps, budget=self.config.finetune)
+        row = self._measured(trained.eval(), variant, timesteps, convert_config, "fine-tuned")
+        row["train_seconds"] = record["seconds"]
+        return row, AutoChoice(calibrated, convert_config, variant, {}, snn=trained, hybrid=record)
 
 
 def _meets(row: dict[str, Any], config: AutoConfig) -> bool:
@@ -224,9 +262,16 @@ def _cost(row: dict[str, Any]) -> int:
     return int(row["timesteps"]) * int(row["bits_per_step"])
 
 
+def _preference(row: dict[str, Any], config: AutoConfig) -> tuple:
+    """How the objective ranks candidates within budget: smaller is better."""
+    if config.objective is Objective.ENERGY:
+        return (row["energy_uj"], _cost(row))
+    return (_cost(row), row["energy_uj"])
+
+
 def choose_conversion(graph: fx.GraphModule, calibration, validation, base: ConvertConfig, config: AutoConfig, *,
-                      extra: dict[str, Any] | None = None,
-                      on_candidate: Callable[[dict[str, Any]], None] | None = None) -> AutoChoice:  # fmt: skip
+                      extra: dict[str, Any] | None = None, on_candidate: Callable[[dict[str, Any]], None] | None = None,
+                      train_data=None) -> AutoChoice:  # fmt: skip
     """Search methods x T as the module docstring describes; return the choice with its evidence.
 
     Args:
@@ -237,7 +282,14 @@ def choose_conversion(graph: fx.GraphModule, calibration, validation, base: Conv
         config: Budget, objective and bounds.
         extra: Facts recorded in the threshold plan (data set, split, seed).
         on_candidate: Called with each table row as it is measured (for a live log).
+        train_data: Labelled training samples outside ``validation`` for the fine-tunes of
+            ``config.allow_finetune`` (required then, unused otherwise).
+
+    Raises:
+        ConfigError: ``allow_finetune`` without ``train_data``.
     """
+    if config.allow_finetune and train_data is None:
+        raise ConfigError("allow_finetune trains hybrid candidates: pass train_data (labelled samples outside the validation split)")
     search = _Search(graph, calibration, validation, base, config, dict(extra or {}))
     variants = variants_for(graph)
     simulated: list[tuple[dict[str, Any], AutoChoice]] = []
@@ -269,7 +321,47 @@ def choose_conversion(graph: fx.GraphModule, calibration, validation, base: Conv
             best_cost = cheapest if config.objective is Objective.TIMESTEPS else 2 * cheapest  # energy: look further, not forever
         if best_cost is not None and timesteps >= best_cost:
             break
-    return _decide(search, simulated, variants, config)
+    choice = _decide(search, simulated, variants, config)
+    if not config.allow_finetune:
+        return replace(choice, report={**choice.report, "finetune": {"allowed": False}})
+    return _consider_hybrid(search, choice, config, train_data, on_candidate)
+
+
+def _hybrid_steps(search: _Search, choice: AutoChoice, config: AutoConfig) -> list[int]:
+    """Where a fine-tune may pay: below the chosen cost in binary-equivalent steps (at the chosen T when nothing met the
+    budget), near enough the budget, largest T first."""
+    chosen = choice.report["chosen"]
+    top = min(_cost(chosen) - 1, config.max_timesteps) if choice.report["met_budget"] else int(chosen["timesteps"])
+    best: dict[int, float] = {}
+    for row in search.rows:
+        best[int(row["timesteps"])] = min(best.get(int(row["timesteps"]), math.inf), float(row["drop"]))
+    return [t for t in range(top, 0, -1) if best.get(t, math.inf) <= config.max_drop + FINETUNE_REACH]
+
+
+def _consider_hybrid(search: _Search, choice: AutoChoice, config: AutoConfig, train_data,
+                     on_candidate: Callable[[dict[str, Any]], None] | None) -> AutoChoice:  # fmt: skip
+    """Fine-tune hybrid where :func:`_hybrid_steps` says, keep the smallest T that meets the budget (else the closest)."""
+    trials: list[tuple[dict[str, Any], AutoChoice]] = []
+    for timesteps in _hybrid_steps(search, choice, config)[:FINETUNE_TRIALS]:
+        trials.append(search.finetune(timesteps, train_data))
+        if on_candidate is not None:
+            on_candidate(trials[-1][0])
+        if not _meets(trials[-1][0], config):
+            break
+    report = {**choice.report, "candidates": list(search.rows), "simulated": sum(r["how"] != "screened" for r in search.rows),
+              "finetune": {"allowed": True, "budget": config.finetune.to_dict(), "trained": len(trials),
+                           "seconds": round(sum(row["train_seconds"] for row, _ in trials), 1)}}  # fmt: skip
+    within = [item for item in trials if _meets(item[0], config)]
+    best = min(within, key=lambda item: _preference(item[0], config)) if within else None
+    conversion_wins = best is not None and choice.report["met_budget"] and (
+        _preference(choice.report["chosen"], config) <= _preference(best[0], config))  # fmt: skip
+    if best is not None and not conversion_wins:
+        row, picked = best
+    elif not choice.report["met_budget"] and trials and min(r["drop"] for r, _ in trials) < choice.report["chosen"]["drop"]:
+        row, picked = min(trials, key=lambda item: item[0]["drop"])
+    else:
+        return replace(choice, report=report)
+    return replace(picked, report={**report, "chosen": dict(row), "met_budget": bool(within)})
 
 
 def _decide(search: _Search, simulated, variants, config: AutoConfig) -> AutoChoice:
@@ -279,9 +371,7 @@ def _decide(search: _Search, simulated, variants, config: AutoConfig) -> AutoCho
         simulated = [search.simulate(variant, int(best["timesteps"]))]
     within = [item for item in simulated if _meets(item[0], config)]
     if within:
-        key = (lambda item: (item[0]["energy_uj"], _cost(item[0]))) if config.objective is Objective.ENERGY else (
-            lambda item: (_cost(item[0]), item[0]["energy_uj"]))  # fmt: skip
-        row, choice = min(within, key=key)
+        row, choice = min(within, key=lambda item: _preference(item[0], config))
     else:
         row, choice = min(simulated, key=lambda item: (item[0]["drop"], _cost(item[0])))
     report = {
@@ -307,7 +397,26 @@ def validation_split(train, *, calibration_samples: int, calibration_seed: int, 
     Raises:
         ConfigError: Calibration takes every training sample, so none is left to validate on.
     """
-    size = len(train)
+    indices = validation_indices(len(train), calibration_samples=calibration_samples, calibration_seed=calibration_seed,
+                                 samples=samples)  # fmt: skip
+    return _subset(train, indices)
+
+
+def finetune_split(train, *, calibration_samples: int, calibration_seed: int, samples: int):
+    """The training samples outside :func:`validation_split` (in order): what ``allow_finetune``'s fine-tunes train on."""
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[validation_indices(len(train), calibration_samples=calibration_samples, calibration_seed=calibration_seed,
+                            samples=samples)] = False  # fmt: skip
+    return _subset(train, torch.nonzero(keep).flatten())
+
+
+def _subset(train, indices: torch.Tensor):
+    subset = getattr(train, "subset", None)
+    return subset(indices) if callable(subset) else torch.utils.data.Subset(train, indices.tolist())
+
+
+def validation_indices(size: int, *, calibration_samples: int, calibration_seed: int, samples: int) -> torch.Tensor:
+    """The sorted indices of :func:`validation_split`."""
     free = torch.ones(size, dtype=torch.bool)
     free[calibration_indices(size, num_samples=calibration_samples, seed=calibration_seed)] = False
     pool = torch.nonzero(free).flatten()
@@ -315,9 +424,7 @@ def validation_split(train, *, calibration_samples: int, calibration_seed: int, 
         raise ConfigError(f"--method auto needs training samples beyond the {calibration_samples} used for calibration "
                           "to validate on; lower --calib-samples or pick an explicit --method")  # fmt: skip
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(calibration_seed + 1))[:samples]
-    indices = pool[order].sort().values
-    subset = getattr(train, "subset", None)
-    return subset(indices) if callable(subset) else torch.utils.data.Subset(train, indices.tolist())
+    return pool[order].sort().values
 
 
 def format_choice(report: dict[str, Any]) -> str:
@@ -335,4 +442,8 @@ def format_choice(report: dict[str, Any]) -> str:
                  f"drop {chosen['drop']:.2f} ± {chosen['drop_se']:.2f}), "
                  f"{verdict} --max-drop {report['max_drop']:g} with one standard error to spare; "
                  f"{report['screened']} screened, {report['simulated']} simulated")  # fmt: skip
+    finetune = report.get("finetune", {})
+    if finetune.get("allowed"):
+        lines.append(f"auto: --allow-finetune: {finetune['trained']} hybrid fine-tune(s), {finetune['seconds']:.0f} s of training"
+                     + ("; the chosen SNN was trained" if chosen.get("how") == "fine-tuned" else ""))  # fmt: skip
     return "\n".join(lines)

@@ -6,7 +6,9 @@ every output atomically at the end, so a failure leaves no half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +21,7 @@ from spikeconv.calibration import CalibrationConfig, ThresholdPlan, calibrate, p
 from spikeconv.convert import ConvertConfig, CorrectionConfig, convert, correct
 from spikeconv.data import ImageFolderOptions, NpzSource, Split, calibration_subset, dataset_info, load_dataset, make_loader
 from spikeconv.data.checks import check_data_fits, sample_shape_of
+from spikeconv.errors import ConfigError, OutputError
 from spikeconv.evaluation import CurveResult, MemoryBudget, count_operations, plot_curves, timestep_accuracy_curve, write_curve_json
 from spikeconv.evaluation.op_counts import OperationCounts
 from spikeconv.evaluation.step_cost import step_cost
@@ -35,8 +38,8 @@ from spikeconv.training import (
     save_ann_checkpoint,
     train_ann,
 )
-from spikeconv.workflows.auto import AutoConfig, auto_calibration_samples, choose_conversion, validation_split
-from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
+from spikeconv.workflows.auto import AutoConfig, auto_calibration_samples, choose_conversion, finetune_split, validation_split
+from spikeconv.workflows.hybrid import FinetuneBudget, checkpoint_path, finetune_converted
 
 
 @dataclass(frozen=True)
@@ -166,9 +169,17 @@ class ConvertJob:
     device: str = "cpu"  # where calibration, corrections and auto's simulations run; the SNN file holds CPU tensors
     finetune: FinetuneBudget | None = None  # method hybrid: train the converted SNN at finetune_timesteps afterwards
     finetune_timesteps: int = 4
+    resume: bool = False  # hybrid: continue the fine-tune from its checkpoint beside --out (workflows/hybrid.py)
 
     def __post_init__(self) -> None:
         resolve_device(self.device)
+        if self.resume and self.finetune is None:
+            raise ConfigError(f"--resume continues an interrupted --method hybrid fine-tune; method {self.method} has none")
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The fine-tune's per-epoch checkpoint beside ``out`` (hybrid only)."""
+        return checkpoint_path(self.out) if self.finetune is not None else None
 
 
 @dataclass(frozen=True)
@@ -222,7 +233,10 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     The output paths are checked before the model is read; the SNN file and the plan are written
     together or not at all (:func:`spikeconv._io.output_set`).
     """
-    check_outputs({"--out": job.out, "--plan-json": job.plan_json}, convert_inputs(job))
+    check_outputs({"--out": job.out, "--plan-json": job.plan_json, "the fine-tune checkpoint": job.checkpoint}, convert_inputs(job))
+    if job.checkpoint is not None and not job.resume and os.path.lexists(job.checkpoint):
+        raise OutputError(f"{job.checkpoint} holds an interrupted fine-tune of --out {job.out}; pass --resume to continue it "
+                          "or delete it to start again")  # fmt: skip
     device = resolve_device(job.device)
     ann, train = load_model_and_data(job)
     graph = canonical_graph(ann.source, ann.model).to(device)
@@ -230,18 +244,20 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
     subset = calibration_subset(train, num_samples=calib_samples, seed=job.calib_seed)
     split = "train" if job.data.has_split else "all (no train/test split)"
     extra = {"dataset": job.data.name, "split": split, "seed": job.calib_seed}
+    trained = hybrid = None
     if job.auto is not None:
-        calibrated, convert_config, method, auto_report = _auto_conversion(job, graph, train, subset, calib_samples, extra)
+        calibrated, convert_config, method, auto_report, trained, hybrid = _auto_conversion(job, graph, train, subset,
+                                                                                             calib_samples, extra)  # fmt: skip
     else:
         batches = BatchesOn(make_loader(subset, batch_size=256, shuffle=False), device)
         calibrated = calibrate(prepare(graph, job.calibration), batches, progress=progress, extra=extra)
         if job.correction is not None:
             calibrated = correct(calibrated, batches, job.correction, job.convert)
         convert_config, method, auto_report = job.convert, job.method, None
-    snn = convert(calibrated, convert_config)
-    hybrid = None
+    snn = convert(calibrated, convert_config) if trained is None else trained  # auto may have fine-tuned its choice
     if job.finetune is not None:  # hybrid: the converted SNN trained briefly at the target T (workflows/hybrid.py)
-        snn, hybrid = finetune_converted(snn, train, timesteps=job.finetune_timesteps, budget=job.finetune, progress=progress)
+        snn, hybrid = finetune_converted(snn, train, timesteps=job.finetune_timesteps, budget=job.finetune, progress=progress,
+                                         checkpoint=job.checkpoint, resume=job.resume)  # rank 0 writes it, every rank resumes  # fmt: skip
     snn = snn.cpu()  # files hold CPU tensors, readable on any machine
     plan = plan_of(calibrated)
     info = {
@@ -269,6 +285,9 @@ def _write_conversion(job: ConvertJob, snn: SpikingNetwork, ann: LoadedAnn, info
         save_snn(job.out, snn, ann_source=ann.source, info=info)
         if job.plan_json is not None:
             plan.save(job.plan_json)
+    if job.checkpoint is not None:  # the SNN file holds the result now: the fine-tune's checkpoint is done with
+        with contextlib.suppress(FileNotFoundError):
+            job.checkpoint.unlink()
 
 
 def _calibration_record(job: ConvertJob, plan: ThresholdPlan, auto_report: dict | None) -> dict:
@@ -282,11 +301,25 @@ def _auto_conversion(job: ConvertJob, graph, train, subset, calib_samples: int, 
     """``--method auto``: the calibrated graph, neuron settings, method name and evidence the search chose."""
     validation = validation_split(train, calibration_samples=calib_samples, calibration_seed=job.calib_seed,
                                   samples=job.auto.validation_samples)  # fmt: skip
-    choice = choose_conversion(graph, subset, validation, job.convert, job.auto, extra=extra)
+    finetune_data = None
+    if job.auto.allow_finetune:  # fine-tunes never see the validation samples they are scored on
+        finetune_data = finetune_split(train, calibration_samples=calib_samples, calibration_seed=job.calib_seed,
+                                       samples=job.auto.validation_samples)  # fmt: skip
+    choice = choose_conversion(graph, subset, validation, job.convert, job.auto, extra=extra, train_data=finetune_data)
     convert_config = choice.convert if job.auto_timesteps else replace(choice.convert, timesteps=job.convert.timesteps)
     report = {**choice.report, "validation": {**choice.report["validation"], "seed": job.calib_seed + 1,
                                               "source": f"{job.data.name} train, disjoint from the calibration samples"}}  # fmt: skip
-    return choice.calibrated, convert_config, choice.variant.method, report
+    trained = None
+    if choice.snn is not None:
+        trained = choice.snn if job.auto_timesteps else _with_timesteps(choice.snn, job.convert.timesteps)
+    return choice.calibrated, convert_config, choice.variant.method, report, trained, choice.hybrid
+
+
+def _with_timesteps(snn: SpikingNetwork, timesteps: int) -> SpikingNetwork:
+    """``snn`` with another default simulation length (``--timesteps`` given with auto)."""
+    snn.timesteps = check_timesteps(timesteps)
+    snn.metadata = {**snn.metadata, "convert": {**snn.metadata["convert"], "timesteps": timesteps}}
+    return snn
 
 
 def _provenance(command: str) -> dict:

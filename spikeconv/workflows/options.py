@@ -116,7 +116,8 @@ def finetune_budget(*, finetune: bool, method: str, epochs: int | None, samples:
              if value is not None]  # fmt: skip
     if not finetune:
         if given:
-            raise ConfigError(f"{', '.join(given)} only apply to --method hybrid (method {method} does not train)")
+            raise ConfigError(f"{', '.join(given)} only apply to --method hybrid and --method auto --allow-finetune "
+                              f"(method {method} does not train)")  # fmt: skip
         return None
     default = FinetuneBudget()
     return FinetuneBudget(epochs=epochs or default.epochs, samples=samples or default.samples, lr=lr or default.lr, seed=seed)
@@ -160,7 +161,9 @@ def check_auto_flags(**given: object) -> None:
 
 
 def auto_from_options(*, max_drop: float, objective: str, max_timesteps: int, val_samples: int,
-                      correction_samples: int) -> AutoConfig:  # fmt: skip
-    """``--method auto`` settings from CLI values."""
+                      correction_samples: int, allow_finetune: bool = False,
+                      finetune: FinetuneBudget | None = None) -> AutoConfig:  # fmt: skip
+    """``--method auto`` settings from CLI values (``finetune``: the ``--finetune-*`` budget of ``--allow-finetune``)."""
     return AutoConfig(max_drop=float(max_drop), objective=Objective.from_name(objective), max_timesteps=max_timesteps,
-                      validation_samples=val_samples, correction_samples=correction_samples)  # fmt: skip
+                      validation_samples=val_samples, correction_samples=correction_samples, allow_finetune=allow_finetune,
+                      finetune=finetune or FinetuneBudget())  # fmt: skip

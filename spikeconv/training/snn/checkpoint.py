@@ -6,6 +6,7 @@ A ``torch.save`` of a dict holding only tensors and primitives, read back with
     {
         "format": "spikeconv-snn-trained", "format_version": 1,
         "arch": {...},                  # opaque JSON-like dict from the caller (rebuilds the ANN)
+        "ann_source": {...} | None,     # optional: the source record of a user's ANN file whose graph was trained
         "config": {...},                # SnnTrainConfig.to_dict(), neuron included
         "neuron": {...}, "timesteps": T,  # repeated from config for readers of the file
         "epoch": 3,                     # completed epochs
@@ -16,8 +17,9 @@ A ``torch.save`` of a dict holding only tensors and primitives, read back with
         "metadata": {...},              # JSON-like; torch_version added
     }
 
-The network is rebuilt by building the ANN from ``arch`` (the caller's job: training does not
-import models), then :func:`snn_from_checkpoint`.
+The network is rebuilt by building the ANN from ``arch`` (or from ``ann_source``: a network the user
+brought, trained from its own ingested graph) -- the caller's job, since training does not import
+models or files -- then :func:`snn_from_checkpoint`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class SnnCheckpoint:
         training_state: Optimizer, scheduler and RNG states for resuming, or None.
         metadata: JSON-like facts about the run.
         format_version: Version of the file format.
+        ann_source: The source record (tensors and primitives, as converted SNN files embed it) of the
+            user's ANN whose graph was trained, or None for a network built from ``arch``.
     """
 
     config: SnnTrainConfig
@@ -75,6 +79,7 @@ class SnnCheckpoint:
     training_state: dict[str, Any] | None = field(default=None, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
     format_version: int = SNN_CHECKPOINT_VERSION
+    ann_source: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def neuron(self) -> NeuronConfig:
@@ -108,6 +113,7 @@ def save_snn_checkpoint(path: str | os.PathLike[str], checkpoint: SnnCheckpoint)
         "history": [record.to_dict() for record in checkpoint.history],
         "state_dict": {k: v.detach().cpu().clone() for k, v in checkpoint.state_dict.items()},
         "training_state": checkpoint.training_state,
+        "ann_source": checkpoint.ann_source,
         "metadata": {"torch_version": str(torch.__version__), **checkpoint.metadata},
     }
     with atomic_write(path, "wb") as handle:
@@ -152,10 +158,17 @@ def load_snn_checkpoint(path: str | os.PathLike[str]) -> SnnCheckpoint:
             training_state=payload.get("training_state"),
             metadata=dict(payload.get("metadata") or {}),
             format_version=version,
+            ann_source=_ann_source(payload.get("ann_source"), path),
         )
     except Exception as exc:  # a field of the wrong type: dict(3), int("x")
         raise CheckpointError(f"{path} is not a readable spikeconv SNN training checkpoint ({type(exc).__name__}: {first_line(exc)}); "
                               "train it again with train-snn") from None  # fmt: skip
+
+
+def _ann_source(value: Any, path: Any) -> dict[str, Any] | None:
+    if value is not None and not (isinstance(value, dict) and isinstance(value.get("kind"), str)):
+        raise CheckpointError(f"{path}: its ann_source is not a source record; train it again with train-snn")
+    return None if value is None else dict(value)
 
 
 def snn_from_checkpoint(checkpoint: SnnCheckpoint, model: nn.Module) -> SpikingNetwork:

@@ -53,12 +53,15 @@ class SnnTrainOutputs:
         arch: Opaque JSON-like dict the caller needs to rebuild the ANN (e.g. the
             ``build_model`` arguments); stored in the checkpoint untouched.
         metadata: Extra JSON-like facts for the checkpoint (dataset, command, ...).
+        ann_source: The source record of a user's ANN whose own graph is trained (stored in the
+            checkpoint so that it rebuilds without ``arch`` naming a preset), or None.
     """
 
     checkpoint: Path | None = None
     log: Path | None = None
     arch: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    ann_source: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def train_network(
         scheduler = _make_scheduler(optimizer, config, steps=config.epochs * len(loader))  # type: ignore[arg-type]
         run = _Run(snn, optimizer, scheduler, generator, device, [], parallel(snn, device), precision)
         if resume and outputs.checkpoint is not None and Path(outputs.checkpoint).exists():
-            _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint)
+            _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint, arch=outputs.arch)
         for epoch in range(len(run.records) + 1, config.epochs + 1):
             record = _run_epoch(run, loader, config, eval_data, epoch, progress)
             run.records.append(record)
@@ -246,10 +249,13 @@ def _training_state(run: _Run) -> dict[str, Any]:
     }
 
 
-def _restore_(run: _Run, checkpoint: SnnCheckpoint, config: SnnTrainConfig, path: Path) -> None:
+def _restore_(run: _Run, checkpoint: SnnCheckpoint, config: SnnTrainConfig, path: Path, *, arch: Mapping[str, Any]) -> None:
     """Load weights, optimizer, scheduler, RNG states and history from ``checkpoint``."""
     if checkpoint.config != config:
         raise CheckpointError(f"{path} was written with other training options; resume with the same options or start a new run")
+    if arch and checkpoint.arch != dict(arch):  # e.g. another model file whose weights happen to fit
+        raise CheckpointError(f"{path} was trained from another network ({checkpoint.arch}); resume with the same network "
+                              "or start a new run")  # fmt: skip
     state = checkpoint.training_state
     if state is None:
         raise CheckpointError(f"{path} holds no optimizer/RNG state, so the run cannot be resumed exactly")
@@ -275,7 +281,8 @@ def _write_outputs(run: _Run, config: SnnTrainConfig, outputs: SnnTrainOutputs) 
         if outputs.checkpoint is not None:
             checkpoint = SnnCheckpoint(config=config, arch=dict(outputs.arch), state_dict=run.snn.state_dict(),
                                        epoch=len(run.records), history=tuple(run.records),
-                                       training_state=_training_state(run), metadata=dict(outputs.metadata))  # fmt: skip
+                                       training_state=_training_state(run), metadata=dict(outputs.metadata),
+                                       ann_source=None if outputs.ann_source is None else dict(outputs.ann_source))  # fmt: skip
             save_snn_checkpoint(outputs.checkpoint, checkpoint)
         if outputs.log is not None:
             log = {"format": SNN_LOG_FORMAT, "config": config.to_dict(), "arch": dict(outputs.arch),

@@ -55,7 +55,7 @@ from spikeconv.evaluation import (
     snn_result,
     spike_rate_figure,
 )
-from spikeconv.files import LoadedSnn, load_ann, load_snn
+from spikeconv.files import LoadedSnn, ModelSpec, load_ann, load_snn
 from spikeconv.models import build_model
 from spikeconv.runtime import barrier, is_main_process, resolve_device
 from spikeconv.workflows.compare.methods import (
@@ -65,6 +65,7 @@ from spikeconv.workflows.compare.methods import (
     MethodKind,
     check_method_keys,
     compare_method,
+    expand_direct_inits,
     parse_checkpoints,
     parse_methods,
     parse_per_method,
@@ -73,6 +74,7 @@ from spikeconv.workflows.compare.methods import (
 from spikeconv.workflows.compare.models import (
     ModelPlan,
     TrainingBudget,
+    ann_spec,
     file_sha256,
     json_sha256,
     make_model,
@@ -136,8 +138,11 @@ class CompareJob:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise ConfigError(f"--out-dir {self.out_dir} is a file; pass a folder for the report")
+        if self.training.model is not None and "ann" in self.checkpoints:
+            raise ConfigError("MODEL is the ANN of this comparison; drop --checkpoint ann=... or the MODEL argument")
         chosen = [compare_method(m) for m in methods]
-        with_ann = chosen + ([compare_method("ann")] if any(m.kind is MethodKind.CONVERSION for m in chosen) else [])
+        needs_ann = any(m.kind is MethodKind.CONVERSION or m.from_ann for m in chosen)
+        with_ann = chosen + ([compare_method("ann")] if needs_ann else [])
         check_method_keys(self.checkpoints, with_ann, option="--checkpoint", kinds=tuple(MethodKind))
         check_method_keys(self.training.epochs, with_ann, option="--epochs", kinds=(MethodKind.ANN, MethodKind.DIRECT))
         check_method_keys(self.training.train_timesteps, chosen, option="--train-timesteps", kinds=(MethodKind.DIRECT,))
@@ -179,11 +184,25 @@ def _weight_shapes(model: torch.nn.Module) -> list[tuple[int, ...]]:
     return sorted(tuple(m.weight.shape) for m in model.modules() if isinstance(m, synaptic))  # graph order may differ
 
 
-def _check_arch(model: torch.nn.Module, expected: list[tuple[int, ...]], plan: ModelPlan, arch: str) -> None:
+def _check_arch(model: torch.nn.Module, expected: list[tuple[int, ...]], plan: ModelPlan, budget: TrainingBudget) -> None:
     found = _weight_shapes(model)
     if found != expected:
-        raise CheckpointError(f"{plan.path} ({plan.method.name}) does not have the layers of --arch {arch}: weight shapes "
-                              f"{found} instead of {expected}; pass a checkpoint of {arch} or change --arch")  # fmt: skip
+        what, fix = ((f"--arch {budget.arch}", f"pass a checkpoint of {budget.arch} or change --arch") if budget.model is None
+                     else (f"MODEL {budget.model}", "pass a checkpoint made from MODEL"))  # fmt: skip
+        raise CheckpointError(f"{plan.path} ({plan.method.name}) does not have the layers of {what}: weight shapes "
+                              f"{found} instead of {expected}; {fix}")  # fmt: skip
+
+
+def _expected_shapes(budget: TrainingBudget, test: Any) -> list[tuple[int, ...]]:
+    """The weight shapes every compared network must have: the preset's, or the user's MODEL's (read and checked here,
+    before anything is trained)."""
+    sample_shape = tuple(int(v) for v in test.sample_shape)
+    if budget.model is None:
+        return _weight_shapes(build_model(budget.arch, input_shape=sample_shape, num_classes=int(test.num_classes)))
+    loaded = load_ann(budget.model, budget.model_spec, data_shape=sample_shape)
+    check_data_fits(test, input_shape=loaded.input_shape, num_classes=loaded.num_classes, what=f"test ({budget.data.name})",
+                    model=str(budget.model))  # fmt: skip
+    return _weight_shapes(loaded.model)
 
 
 def _neuron_family(neuron: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,8 +237,8 @@ def _provenance(plan: ModelPlan, status: str, job: CompareJob) -> dict[str, Any]
 
 
 def _evaluate_ann(plan: ModelPlan, status: str, job: CompareJob, test: Any, expected: list, progress: bool) -> dict[str, Any]:
-    loaded = load_ann(plan.path)
-    _check_arch(loaded.model, expected, plan, job.training.arch)
+    loaded = load_ann(plan.path, ann_spec(plan, job.training))
+    _check_arch(loaded.model, expected, plan, job.training)
     check_data_fits(test, input_shape=loaded.input_shape, num_classes=loaded.num_classes, what=f"test ({job.training.data.name})")
     device = resolve_device(job.training.device)
     with count_operations(loaded.model.to(device), shard=True) as counter:
@@ -230,7 +249,7 @@ def _evaluate_ann(plan: ModelPlan, status: str, job: CompareJob, test: Any, expe
 
 def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list, progress: bool) -> dict[str, Any]:
     loaded = load_snn(plan.path)
-    _check_arch(loaded.snn, expected, plan, job.training.arch)
+    _check_arch(loaded.snn, expected, plan, job.training)
     _check_snn_kind(loaded, plan)
     spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size,
                     time_chunk=job.time_chunk, device=job.training.device, precision=job.training.precision)  # fmt: skip
@@ -309,8 +328,7 @@ def compare_job(job: CompareJob, *, progress: bool = True, on_model: Callable[[s
     cache = job.cache_dir if job.cache_dir is not None else job.out_dir / "cache"
     _check_report_paths(job, cache)
     test = job.training.data.load(Split.TEST, job.limit)
-    sample_shape = tuple(int(v) for v in test.sample_shape)
-    expected = _weight_shapes(build_model(job.training.arch, input_shape=sample_shape, num_classes=int(test.num_classes)))
+    expected = _expected_shapes(job.training, test)
     plans = plan_models(job.compared, job.training, cache, dict(job.checkpoints))
     evaluation = {"dataset": job.training.data.name, "limit": job.limit, "samples": len(test), "data_sha256": _data_sha256(test),
                   "timesteps": list(job.timesteps), "batch_size": job.batch_size}  # fmt: skip
@@ -335,12 +353,14 @@ def _check_report_paths(job: CompareJob, cache: Path) -> None:
     check_output_folder("--cache-dir" if job.cache_dir is not None else "--out-dir (its cache folder)", cache)
     files = {f"--out-dir file {name}": job.out_dir / name for name in ("report.json", "report.md", *PLOTS.values())}
     files.update({f"--out-dir file results/{m}.json": job.out_dir / "results" / f"{m}.json" for m in job.methods})
-    check_outputs(files, [*job.checkpoints.values(), *job.training.data.input_files()])
+    model = [job.training.model] if job.training.model is not None else []
+    check_outputs(files, [*job.checkpoints.values(), *model, *job.training.data.input_files()])
 
 
 def _meta(job: CompareJob, evaluation: dict, plans: dict[str, ModelPlan], cache: Path, seconds: float) -> dict[str, Any]:
     return {
-        "arch": job.training.arch, "dataset": job.training.data.name, "methods": list(job.methods),
+        "arch": job.training.network, "model": None if job.training.model is None else str(job.training.model),
+        "dataset": job.training.data.name, "methods": list(job.methods),
         "timesteps": list(job.timesteps), "samples": evaluation["samples"], "limit": job.limit,
         "data_sha256": evaluation["data_sha256"], "seed": job.training.seed,
         "versions": {"spikeconv": version("spikeconv"), "torch": str(torch.__version__), "python": platform.python_version()},
@@ -376,14 +396,18 @@ def _write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     return files
 
 
-def compare_job_from_options(*, arch: str, data: DataSource, out_dir: Path, methods: str, timesteps: str,
+def compare_job_from_options(*, arch: str | None, data: DataSource, out_dir: Path, methods: str, timesteps: str,
                              checkpoints: tuple[str, ...] = (), epochs: tuple[str, ...] = (),
                              train_timesteps: tuple[str, ...] = (), cache_dir: Path | None = None, limit: int | None = None,
                              train_limit: int | None = None, batch_size: int = 256, augment: str = "none", seed: int = 0,
                              target_timesteps: int = 4, calib_samples: int = 2000, e_ac: float = 0.9, e_mac: float = 4.6,
                              resume: bool = True, command: str = "", time_chunk: int | None = None, device: str = "cpu",
-                             precision: str = "32") -> CompareJob:  # fmt: skip
+                             precision: str = "32", model: Path | None = None, model_spec: ModelSpec | None = None,
+                             direct_init: str | None = None) -> CompareJob:  # fmt: skip
     """A :class:`CompareJob` from the CLI's strings (``"ann,calibrated"``, ``"1,2,4"``, ``["mtlif=2"]``, ...).
+
+    ``direct_init`` (``scratch``, ``ann``, ``both``; default ``both`` with a MODEL, else ``scratch``) says where each
+    directly trained method starts: ``both`` lists ``srif-mpr`` and ``srif-mpr-from-ann``.
 
     Raises:
         ConfigError: An unknown method, an empty or non-positive T list, a malformed
@@ -392,8 +416,10 @@ def compare_job_from_options(*, arch: str, data: DataSource, out_dir: Path, meth
     budget = TrainingBudget(arch=arch, data=data, epochs=parse_per_method(epochs, option="--epochs"),
                             train_timesteps=parse_per_method(train_timesteps, option="--train-timesteps"),
                             train_limit=train_limit, augment=augment, seed=seed, target_timesteps=target_timesteps,
-                            calib_samples=calib_samples, device=device, precision=precision)  # fmt: skip
-    return CompareJob(training=budget, out_dir=out_dir, methods=parse_methods(methods), timesteps=parse_timesteps(timesteps),
+                            calib_samples=calib_samples, device=device, precision=precision, model=model,
+                            model_spec=model_spec or ModelSpec())  # fmt: skip
+    chosen = expand_direct_inits(parse_methods(methods), direct_init or ("both" if model is not None else "scratch"))
+    return CompareJob(training=budget, out_dir=out_dir, methods=chosen, timesteps=parse_timesteps(timesteps),
                       checkpoints=parse_checkpoints(checkpoints), cache_dir=cache_dir, limit=limit, batch_size=batch_size,
                       time_chunk=time_chunk, energy=EnergyModel(e_ac_pj=e_ac, e_mac_pj=e_mac), resume=resume,
                       command=command)  # fmt: skip

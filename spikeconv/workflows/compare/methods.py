@@ -2,7 +2,8 @@
 
 A method is the ANN itself (``ann``), a conversion recipe of :mod:`spikeconv.convert.methods`
 applied to that ANN (``rate``, ``calibrated``, ...), or a directly trained SNN named after its
-neuron (``srif``, ``srif-mpr``, ``mtlif``, ...; ``-mpr`` adds the membrane potential rectifier).
+neuron (``srif``, ``srif-mpr``, ``mtlif``, ...; ``-mpr`` adds the membrane potential rectifier),
+trained from scratch or, with ``-from-ann`` (``srif-mpr-from-ann``), starting from the ANN's weights.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from spikeconv.workflows.options import has_mpr
 
 __all__ = [
     "COMPARE_METHODS",
+    "DIRECT_INITS",
     "DEFAULT_COMPARE_METHODS",
     "DEFAULT_COMPARE_TIMESTEPS",
     "CompareMethod",
     "MethodKind",
     "compare_method",
+    "expand_direct_inits",
     "parse_checkpoints",
     "parse_methods",
     "parse_per_method",
@@ -41,12 +44,13 @@ class MethodKind(Enum):
 
 @dataclass(frozen=True)
 class CompareMethod:
-    """One compared method: its name, kind, and for direct training the neuron and MPR switch."""
+    """One compared method: its name, kind, and for direct training the neuron, MPR switch and starting weights."""
 
     name: str
     kind: MethodKind
     neuron: str | None = None
     mpr: bool = False
+    from_ann: bool = False  # direct training that starts from the compared ANN's weights
 
     @property
     def label(self) -> str:
@@ -55,14 +59,43 @@ class CompareMethod:
             return "ANN"
         return f"{'conversion' if self.kind is MethodKind.CONVERSION else 'direct'}: {self.name}"
 
+    @property
+    def scratch_name(self) -> str:
+        """The direct method's name without ``-from-ann``."""
+        return self.name.removesuffix(FROM_ANN)
+
+
+FROM_ANN = "-from-ann"
+DIRECT_INITS = ("scratch", "ann", "both")
+"""``--direct-init``: where directly trained methods start (``both`` lists each twice: ``X`` and ``X-from-ann``)."""
+
 
 def _direct_methods() -> dict[str, CompareMethod]:
     found = {}
     for neuron in available_trainable_neurons():
-        found[neuron] = CompareMethod(neuron, MethodKind.DIRECT, neuron=neuron)
-        if has_mpr(neuron):
-            found[f"{neuron}-mpr"] = CompareMethod(f"{neuron}-mpr", MethodKind.DIRECT, neuron=neuron, mpr=True)
+        for name, mpr in [(neuron, False)] + ([(f"{neuron}-mpr", True)] if has_mpr(neuron) else []):
+            found[name] = CompareMethod(name, MethodKind.DIRECT, neuron=neuron, mpr=mpr)
+            found[name + FROM_ANN] = CompareMethod(name + FROM_ANN, MethodKind.DIRECT, neuron=neuron, mpr=mpr, from_ann=True)
     return found
+
+
+def expand_direct_inits(names: Iterable[str], direct_init: str) -> tuple[str, ...]:
+    """Each directly trained method once per starting point of ``direct_init`` (order kept, each name once).
+
+    Raises:
+        ConfigError: ``direct_init`` is not one of :data:`DIRECT_INITS`.
+    """
+    if direct_init not in DIRECT_INITS:
+        raise ConfigError(f"--direct-init must be one of {', '.join(DIRECT_INITS)}, got {direct_init!r}")
+    expanded: list[str] = []
+    for name in names:
+        method = compare_method(name)
+        if method.kind is not MethodKind.DIRECT or method.from_ann:
+            expanded.append(method.name)
+            continue
+        expanded += {"scratch": [method.name], "ann": [method.name + FROM_ANN],
+                     "both": [method.name, method.name + FROM_ANN]}[direct_init]  # fmt: skip
+    return tuple(dict.fromkeys(expanded))
 
 
 def _all_methods() -> dict[str, CompareMethod]:

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spikeconv._io import file_sha256
 from spikeconv.convert.methods import MethodSettings
-from spikeconv.errors import CheckpointError
+from spikeconv.errors import CheckpointError, ConfigError
+from spikeconv.files import ModelSpec
 from spikeconv.workflows.compare.methods import CompareMethod, MethodKind, compare_method
 from spikeconv.workflows.hybrid import FinetuneBudget
 from spikeconv.workflows.jobs import ConvertJob, DataSource, TrainAnnJob, convert_job, train_ann_job
@@ -33,7 +35,7 @@ from spikeconv.workflows.options import (
 )
 from spikeconv.workflows.train_snn import TrainSnnJob, train_snn_job
 
-__all__ = ["ModelPlan", "TrainingBudget", "file_sha256", "json_sha256", "make_model", "plan_models", "settle_plan"]
+__all__ = ["ModelPlan", "TrainingBudget", "ann_spec", "file_sha256", "json_sha256", "make_model", "plan_models", "settle_plan"]
 
 ANN_EPOCHS = 15  # spikeconv train-ann's default
 SNN_EPOCHS = 20  # spikeconv train-snn's default
@@ -45,15 +47,6 @@ PENDING = "convert:pending"
 def json_sha256(payload: Any) -> str:
     """SHA-256 of ``payload`` as canonical JSON (sorted keys; other objects by ``str``): a cache key."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_files_sha256(data: DataSource) -> dict[str, str]:
@@ -73,7 +66,7 @@ class TrainingBudget:
     """What the compare job trains with; per-method maps use ``"*"`` for every method.
 
     Attributes:
-        arch: Preset or layer notation.
+        arch: Preset or layer notation (None with ``model``).
         data: Training data (and the test split the jobs score).
         epochs: Epochs per method (``"ann"`` for the ANN); defaults 15 (ANN) and 20 (SNNs).
         train_timesteps: T of direct training per method; defaults 2 for ``mtlif``, else 4.
@@ -85,9 +78,12 @@ class TrainingBudget:
         device: Where training, conversion and evaluation run (``auto``, ``cpu``, ``cuda``, ``cuda:N``); not part
             of any cache key, since the networks are the same wherever they are made.
         precision: ``32``, ``bf16`` or ``16`` for training and simulation.
+        model: The user's trained ANN file (any format ``convert`` reads), instead of training ``arch``: it is
+            the ANN column, conversions start from it, and direct methods train its own ingested graph.
+        model_spec: What ``model`` does not say itself (preprocessing, input shape, pickle consent).
     """
 
-    arch: str
+    arch: str | None
     data: DataSource = field(default_factory=DataSource)
     epochs: dict[str, int] = field(default_factory=dict)
     train_timesteps: dict[str, int] = field(default_factory=dict)
@@ -98,6 +94,19 @@ class TrainingBudget:
     calib_samples: int = 2000
     device: str = "cpu"
     precision: str = "32"
+    model: Path | None = None
+    model_spec: ModelSpec = field(default_factory=ModelSpec)
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.arch is None):
+            raise ConfigError("compare needs either a MODEL file or --arch (a preset to train), not both")
+        if self.model is not None:
+            object.__setattr__(self, "model", Path(self.model))
+
+    @property
+    def network(self) -> str:
+        """What is compared, for reports: the preset, or the model file."""
+        return self.arch if self.model is None else f"model {self.model.name}"
 
     def epochs_for(self, method: CompareMethod) -> int:
         default = ANN_EPOCHS if method.kind is MethodKind.ANN else SNN_EPOCHS
@@ -136,6 +145,7 @@ class ModelPlan:
     settings: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     train_timesteps: int | None = None
+    source: Path | None = None  # direct training of a model file's own graph: that file (None: the preset)
 
 
 def _ann_config(method: CompareMethod, budget: TrainingBudget):
@@ -146,6 +156,9 @@ def _ann_config(method: CompareMethod, budget: TrainingBudget):
 
 def _ann_plan(budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path]) -> ModelPlan:
     method = compare_method("ann")
+    if budget.model is not None:  # read with the user's model options, which are part of what it computes
+        spec_key = json_sha256(_spec_record(budget.model_spec))[:16]
+        return ModelPlan(method, budget.model, f"file:{file_sha256(budget.model)}:{spec_key}", True)
     if "ann" in checkpoints:
         return ModelPlan(method, checkpoints["ann"], f"file:{file_sha256(checkpoints['ann'])}", True)
     config = _ann_config(method, budget)
@@ -180,13 +193,16 @@ def _conversion_plan(method: CompareMethod, ann: ModelPlan, budget: TrainingBudg
                 "correction_samples": min(512, budget.calib_samples), "calib_seed": budget.seed,
                 "calibration": recipe.calibration.to_dict(), "convert": recipe.convert.to_dict(),
                 "correction": None if recipe.correction is None else recipe.correction.to_dict()}  # fmt: skip
+    if budget.model is not None:  # the user's options change what the file computes
+        settings["model_spec"] = _spec_record(budget.model_spec)
     finetune = _finetune_budget(method, budget)
     if finetune is not None:  # hybrid trains: its budget is part of what the cached file is
         settings["finetune"] = finetune.to_dict()
     key = json_sha256(settings)
     path = cache / f"{method.name}-{key[:16]}.snn.pt"
     flags = ["--dataset", budget.data.name] + (["--data-root", str(budget.data.root)] if budget.data.root else [])
-    command = shlex.join(["spikeconv", "convert", str(ann.path), *flags, "--method", method.name, "--target-timesteps",
+    command = shlex.join(["spikeconv", "convert", str(ann.path), *_spec_flags(ann_spec(ann, budget)), *flags, "--method",
+                          method.name, "--target-timesteps",
                           str(budget.target_timesteps), "--calib-samples", str(budget.calib_samples), "--calib-seed",
                           str(budget.seed), "--out", str(path)])  # fmt: skip
     return ModelPlan(method, path, f"convert:{key}", False, settings, command)
@@ -198,20 +214,54 @@ def _snn_config(method: CompareMethod, budget: TrainingBudget):
                                      schedule="cosine", loss=None, tdbn=None, augment=budget.augment, seed=budget.seed)  # fmt: skip
 
 
-def _direct_plan(method: CompareMethod, budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path]) -> ModelPlan:
+def _direct_source(method: CompareMethod, budget: TrainingBudget, ann: ModelPlan | None) -> Path | None:
+    """The model file whose graph a direct method trains: the ANN's (from its weights), the user's MODEL, or None (the preset)."""
+    if method.from_ann:
+        assert ann is not None
+        return ann.path
+    return budget.model
+
+
+def _direct_plan(method: CompareMethod, budget: TrainingBudget, cache: Path, checkpoints: dict[str, Path],
+                 ann: ModelPlan | None = None) -> ModelPlan:  # fmt: skip
     if method.name in checkpoints:
         path = checkpoints[method.name]
         return ModelPlan(method, path, f"file:{file_sha256(path)}", True)
+    source = _direct_source(method, budget, ann)
+    if source is not None and not source.is_file():  # from the ANN's weights: settle_plan trains the ANN, then plans this
+        return ModelPlan(method, cache / f"{method.name}-pending.pt", PENDING, False)
     config = _snn_config(method, budget)
     settings = {"kind": "train-snn", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
                 "train": config.to_dict(), "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
+    network = ["--arch", str(budget.arch)]
+    if source is not None:
+        init = "ann" if method.from_ann else "scratch"
+        settings.update({"arch": None, "model_sha256": file_sha256(source), "init": init,
+                         "model_spec": _spec_record(budget.model_spec if source == budget.model else ModelSpec())})  # fmt: skip
+        network = [str(source), "--init", init, *_spec_flags(budget.model_spec if source == budget.model else ModelSpec())]
     key = json_sha256(settings)
     path = cache / f"{method.name}-{key[:16]}.pt"
-    command = shlex.join(["spikeconv", "train-snn", "--arch", budget.arch, *budget.data_flags(), "--neuron", method.neuron,
+    command = shlex.join(["spikeconv", "train-snn", *network, *budget.data_flags(), "--neuron", method.neuron,
                           *(["--mpr"] if method.mpr else []), "--timesteps", str(config.timesteps), "--epochs",
                           str(config.epochs), "--augment", budget.augment, "--seed", str(budget.seed), "--out", str(path),
                           "--resume"])  # fmt: skip
-    return ModelPlan(method, path, f"train:{key}", False, settings, command, config.timesteps)
+    return ModelPlan(method, path, f"train:{key}", False, settings, command, config.timesteps, source)
+
+
+def _spec_record(spec: ModelSpec) -> dict[str, Any]:
+    """The parts of ``spec`` that change what a model file computes, as JSON (a cache-key ingredient)."""
+    return {"preprocessing": None if spec.preprocessing is None else spec.preprocessing.to_dict(),
+            "input_shape": None if spec.input_shape is None else list(spec.input_shape), "trust_pickle": spec.trust_pickle}  # fmt: skip
+
+
+def _spec_flags(spec: ModelSpec) -> list[str]:
+    """The command-line flags that give ``spec`` (for the recorded commands)."""
+    flags = []
+    if spec.preprocessing is not None:
+        flags += ["--mean", ",".join(map(str, spec.preprocessing.mean)), "--std", ",".join(map(str, spec.preprocessing.std))]
+    if spec.input_shape is not None:
+        flags += ["--input-shape", ",".join(map(str, spec.input_shape))]
+    return flags + (["--trust-pickle"] if spec.trust_pickle else [])
 
 
 def plan_models(methods: tuple[CompareMethod, ...], budget: TrainingBudget, cache: Path,
@@ -225,13 +275,13 @@ def plan_models(methods: tuple[CompareMethod, ...], budget: TrainingBudget, cach
         if not Path(path).is_file():
             raise CheckpointError(f"--checkpoint {name}={path}: no such file; check the path")
     plans: dict[str, ModelPlan] = {}
-    if any(m.kind in (MethodKind.ANN, MethodKind.CONVERSION) for m in methods):
+    if any(m.kind in (MethodKind.ANN, MethodKind.CONVERSION) or m.from_ann for m in methods):
         plans["ann"] = _ann_plan(budget, cache, checkpoints)
     for method in methods:
         if method.kind is MethodKind.CONVERSION:
             plans[method.name] = _conversion_plan(method, plans["ann"], budget, cache, checkpoints)
         elif method.kind is MethodKind.DIRECT:
-            plans[method.name] = _direct_plan(method, budget, cache, checkpoints)
+            plans[method.name] = _direct_plan(method, budget, cache, checkpoints, plans.get("ann"))
     return plans
 
 
@@ -245,7 +295,10 @@ def settle_plan(name: str, plans: dict[str, ModelPlan], budget: TrainingBudget, 
     if plan.model_id != PENDING:
         return plan
     make_model(plans["ann"], plans, budget, progress=progress)
-    plans[name] = _conversion_plan(plan.method, plans["ann"], budget, plan.path.parent, {})
+    if plan.method.kind is MethodKind.DIRECT:
+        plans[name] = _direct_plan(plan.method, budget, plan.path.parent, {}, plans["ann"])
+    else:
+        plans[name] = _conversion_plan(plan.method, plans["ann"], budget, plan.path.parent, {})
     return plans[name]
 
 
@@ -262,9 +315,11 @@ def make_model(plan: ModelPlan, plans: dict[str, ModelPlan], budget: TrainingBud
         raise RuntimeError(f"the conversion {plan.method.name} is not planned yet; call settle_plan first")
     method = plan.method
     if method.kind is MethodKind.DIRECT:
-        job = TrainSnnJob(arch=budget.arch, out=plan.path, data=budget.data, train=_snn_config(method, budget),
-                          train_limit=budget.train_limit, resume=True, command=plan.command, device=budget.device,
-                          precision=budget.precision)  # fmt: skip
+        spec = budget.model_spec if plan.source is not None and plan.source == budget.model else ModelSpec()
+        job = TrainSnnJob(arch=None if plan.source is not None else budget.arch, model=plan.source, model_spec=spec,
+                          init="ann" if method.from_ann else "scratch", out=plan.path, data=budget.data,
+                          train=_snn_config(method, budget), train_limit=budget.train_limit, resume=True,
+                          command=plan.command, device=budget.device, precision=budget.precision)  # fmt: skip
         return "trained" if train_snn_job(job, progress=progress).epochs_run else "cached"
     if plan.path.is_file():
         return "cached"
@@ -275,12 +330,18 @@ def make_model(plan: ModelPlan, plans: dict[str, ModelPlan], budget: TrainingBud
         return "trained"
     make_model(plans["ann"], plans, budget, progress=progress)
     settings = _conversion_settings(method, budget)
-    convert_job(ConvertJob(model=plans["ann"].path, out=plan.path, data=budget.data, calib_samples=budget.calib_samples,
+    convert_job(ConvertJob(model=plans["ann"].path, model_spec=ann_spec(plans["ann"], budget), out=plan.path,
+                           data=budget.data, calib_samples=budget.calib_samples,
                            calib_seed=budget.seed, calibration=settings.calibration, convert=settings.convert,
                            correction=settings.correction, method=method.name, device=budget.device,
                            finetune=_finetune_budget(method, budget), finetune_timesteps=budget.target_timesteps),
                 progress=progress)  # fmt: skip
     return "converted"
+
+
+def ann_spec(plan: ModelPlan, budget: TrainingBudget) -> ModelSpec:
+    """How to read the ANN file: the user's MODEL with the compare job's model options, any other with none."""
+    return budget.model_spec if budget.model is not None and plan.path == budget.model else ModelSpec()
 
 
 def _finetune_budget(method: CompareMethod, budget: TrainingBudget) -> FinetuneBudget | None:
