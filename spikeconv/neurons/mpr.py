@@ -23,19 +23,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["MPR_EPS", "mpr", "mpr_derivative"]
+__all__ = ["MPR_EPS", "MPR_SLOPE_SCALE", "MPR_SPAN", "mpr", "mpr_derivative", "mpr_value"]
 
 _TANH_HALF_SPAN = math.tanh(1.5)
 MPR_EPS = 1e-3
 """|u| floor inside the cube-root branches' derivative: φ'(u) = |u|^(-2/3)/3 is unbounded at 0⁻,
 so φ' is evaluated at ``max(|u|, MPR_EPS)`` there (at most ``MPR_EPS^(-2/3)/3 ≈ 33``)."""
+MPR_SPAN = 2.0 * _TANH_HALF_SPAN
+"""φ(u) on ``[0, 1]`` is ``tanh(3(u − 1/2))/MPR_SPAN + 1/2``."""
+MPR_SLOPE_SCALE = 3.0 / (2.0 * _TANH_HALF_SPAN)
+"""φ'(u) on ``[0, 1]`` is ``MPR_SLOPE_SCALE·(1 − tanh²(3(u − 1/2)))``."""
 
 
 def _phi(u: Tensor) -> Tensor:
-    # Outer branches as sign(u)·|u|^(1/3): torch.pow of a negative base is NaN.
-    cube_root = torch.sign(u) * u.abs().pow(1.0 / 3.0)
-    middle = torch.tanh(3.0 * (u - 0.5)) / (2.0 * _TANH_HALF_SPAN) + 0.5
-    return torch.where((u >= 0) & (u <= 1), middle, cube_root)
+    # Outer branches as sign(u)·|u|^(1/3): torch.pow of a negative base is NaN. In-place ops on two fresh
+    # tensors (a fresh large CPU tensor costs page faults), the same values as the out-of-place formula.
+    cube_root = u.abs().pow_(1.0 / 3.0).mul_(torch.sign(u))
+    middle = (u - 0.5).mul_(3.0).tanh_().div_(2.0 * _TANH_HALF_SPAN).add_(0.5)
+    return torch.where((u >= 0).logical_and_(u <= 1), middle, cube_root)
+
+
+def mpr_value(u: Tensor) -> Tensor:
+    """φ(u) with no autograd node: for callers that save ``u`` and apply :func:`mpr_derivative` themselves."""
+    return _phi(u)
 
 
 def mpr_derivative(u: Tensor) -> Tensor:
@@ -44,7 +54,7 @@ def mpr_derivative(u: Tensor) -> Tensor:
     ``φ'(u) = (3/(2·tanh(3/2)))·(1 − tanh²(3(u − 1/2)))`` on ``[0, 1]`` and ``|u|^(−2/3)/3``
     outside.
     """
-    middle = (3.0 / (2.0 * _TANH_HALF_SPAN)) * (1.0 - torch.tanh(3.0 * (u - 0.5)) ** 2)
+    middle = MPR_SLOPE_SCALE * (1.0 - torch.tanh(3.0 * (u - 0.5)) ** 2)
     outer = u.abs().clamp_min(MPR_EPS).pow(-2.0 / 3.0) / 3.0
     return torch.where((u >= 0) & (u <= 1), middle, outer)
 

@@ -21,12 +21,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.surrogates import CombMax, MultiSpikeSurrogate, surrogate_from_dict
-from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag
+from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag, sum_over_steps
 from spikeconv.neurons.workspace import reusable_empty
 
 __all__ = ["MultiThresholdConfig", "MultiThresholdLIF", "ResetDecay", "multi_threshold_step"]
@@ -132,6 +133,101 @@ def multi_threshold_step(
     return spikes, decay * (h - threshold * fired)
 
 
+def _multi_threshold_steps(x: Tensor, v: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig,
+                           num_steps: int, static: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """The forward of :func:`multi_threshold_step` over all steps, op for op, without a graph: H and the spike
+    counts of every step ``[K, N, ...]``, and the final membrane."""
+    shape = (num_steps, *v.shape)
+    h_all, out = v.new_empty(shape), v.new_empty(shape)
+    for t in range(num_steps):
+        h, o = h_all[t], out[t]
+        torch.add(v, x if static else x[t], out=h)
+        torch.div(h, threshold, out=o)
+        o.floor_().clamp_(0, config.max_spikes)
+        if config.reset_decay is ResetDecay.UNDECAYED:
+            v = decay * h - threshold * o
+        else:
+            v = decay * (h - threshold * o)
+    return h_all, out, v
+
+
+def _multi_threshold_steps_native(ops, x: Tensor, v: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig,  # noqa: ANN001
+                                  num_steps: int, static: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """:func:`_multi_threshold_steps` in the C++ loop: same values, one pass over memory."""
+    n, shape = v.shape[0], (num_steps, *v.shape)
+    xs = x.reshape(1 if static else num_steps, n, -1).contiguous()
+    vs = v.reshape(n, -1).clone()
+    h_all, out = v.new_empty(shape), v.new_empty(shape)
+    ops.mtlif_run(xs, vs, float(threshold), float(decay), config.max_spikes, out, num_steps, static,
+                  config.reset_decay is ResetDecay.DECAYED, h_all)  # fmt: skip
+    return h_all, out, vs.view(v.shape)
+
+
+def _multi_threshold_grads(h_all: Tensor, surrogate: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig,
+                           grad_out: Tensor, grad_v: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """BPTT through :func:`multi_threshold_step` in torch ops: ``dL/dX[t]`` for every step and ``dL/dU[0]``."""
+    grad_x = torch.empty_like(h_all)
+    g_v = torch.zeros_like(h_all[0]) if grad_v is None else grad_v
+    for t in reversed(range(h_all.shape[0])):
+        g_direct = g_v * decay  # U = k·H − θ·O, or k·(H − θ·O): both reach H through k
+        g_spikes = grad_out[t]
+        if not config.detach_reset:
+            g_spikes = g_spikes - (g_v if config.reset_decay is ResetDecay.UNDECAYED else g_direct) * threshold
+        g_v = g_direct + g_spikes * surrogate[t]
+        grad_x[t] = g_v
+    return grad_x, g_v
+
+
+def _multi_threshold_grads_native(ops, h_all: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig,  # noqa: ANN001
+                                  grad_out: Tensor, grad_v: Tensor | None, static: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """:func:`_multi_threshold_grads` (summed over steps for a static input) in one C++ pass; the comb-max
+    surrogate is evaluated inline, any other by torch first."""
+    c, (k, n) = config, h_all.shape[:2]
+    inline = type(c.surrogate) is CombMax
+    slopes = h_all if inline else c.surrogate.derivative(h_all, threshold, c.max_spikes)
+    g_v = h_all.new_zeros((n, h_all[0, 0].numel())) if grad_v is None else grad_v.reshape(n, -1).clone()
+    grad_x = h_all.new_empty(h_all.shape[1:] if static else h_all.shape)
+    ops.mtlif_bptt(grad_out.reshape(k, n, -1).contiguous(), slopes.reshape(k, n, -1).contiguous(), g_v,
+                   grad_x.view(*grad_x.shape[: 1 if static else 2], -1), static, c.reset_decay is ResetDecay.DECAYED,
+                   c.detach_reset, float(threshold), float(decay), inline, float(c.surrogate.a), float(c.surrogate.b),
+                   c.max_spikes)  # fmt: skip
+    return grad_x, g_v.view(h_all.shape[1:])
+
+
+class _MultiThresholdBPTT(torch.autograd.Function):
+    """Every step of :func:`multi_threshold_step` as one autograd node; the backward is BPTT written out.
+
+    Why: as for the binary neurons (:class:`~spikeconv.neurons.trainable._BinaryBPTT`): one saved H,
+    the comb surrogate evaluated once over all steps, the recurrence in one C++ pass (float32 on CPU;
+    torch ops elsewhere), each gradient the same float expression autograd forms on the step loop.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, threshold, decay, config, num_steps, static):  # noqa: ANN001, ANN205 - autograd's signature
+        ops = native_ops_for(x, v) if x.dtype == v.dtype == torch.float32 else None
+        if ops is not None:
+            h_all, out, v_last = _multi_threshold_steps_native(ops, x, v, threshold, decay, config, num_steps, static)
+        else:
+            h_all, out, v_last = _multi_threshold_steps(x, v, threshold, decay, config, num_steps, static)
+        ctx.save_for_backward(h_all, threshold, decay)
+        ctx.config, ctx.static, ctx.ops = config, static, ops
+        return out, v_last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_v):  # noqa: ANN001, ANN205
+        h_all, threshold, decay = ctx.saved_tensors
+        c = ctx.config
+        native = ctx.ops is not None and grad_out.dtype == torch.float32 and (grad_v is None or grad_v.dtype == torch.float32)
+        if native:
+            grad_x, g_v = _multi_threshold_grads_native(ctx.ops, h_all, threshold, decay, c, grad_out, grad_v, ctx.static)
+        else:
+            surrogate = c.surrogate.derivative(h_all, threshold, c.max_spikes)
+            grad_x, g_v = _multi_threshold_grads(h_all, surrogate, threshold, decay, c, grad_out, grad_v)
+            grad_x = sum_over_steps(grad_x) if ctx.static else grad_x
+        return grad_x, g_v if ctx.needs_input_grad[1] else None, None, None, None, None, None
+
+
 class MultiThresholdLIF(TrainableNeuron):
     """Multi-threshold LIF neuron emitting integer spike counts 0..Γ per step.
 
@@ -165,5 +261,11 @@ class MultiThresholdLIF(TrainableNeuron):
         vs = v.reshape(v.shape[0], -1).clone()
         out = reusable_empty(self, "out", (num_steps, *v.shape), v)
         ops.mtlif_run(xs, vs, float(self.threshold), float(self.decay), c.max_spikes, out, num_steps, static,
-                      c.reset_decay is ResetDecay.DECAYED)  # fmt: skip
+                      c.reset_decay is ResetDecay.DECAYED, v.new_empty(0))  # fmt: skip
         return out, vs.view(v.shape)
+
+    def fused_bptt(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        c = self.config
+        if type(c.surrogate).spikes is not MultiSpikeSurrogate.spikes or self.threshold.dim() or self.decay.dim() or v.numel() == 0:
+            return None
+        return _MultiThresholdBPTT.apply(x, v, self.threshold.to(x.dtype), self.decay.to(x.dtype), c, num_steps, static)

@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.if_neuron import SpikingNeuron
-from spikeconv.neurons.mpr import mpr
+from spikeconv.neurons.mpr import MPR_EPS, MPR_SLOPE_SCALE, MPR_SPAN, mpr, mpr_derivative, mpr_value
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.strategies import Reset
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular, surrogate_from_dict
@@ -156,13 +157,23 @@ def binary_neuron_step(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, co
     return spikes, h * (1.0 - fired)
 
 
+def plain_autograd() -> bool:
+    """Whether a hand-written autograd Function may stand in for the step loop (not traced, exported or compiled)."""
+    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
 class TrainableNeuron(SpikingNeuron):
     """Base of the trainable neurons: runs a pure step over time, keeps the membrane.
 
     Shapes: input ``[K·N, ...]`` time-flattened, or ``[N, ...]`` with ``static=True`` (the same
     input at every step, e.g. the first layer of a direct-encoded image); output ``[K·N, ...]``.
-    Autograd tracks the whole loop, which is backpropagation through time.
+    Training is backpropagation through time: by :meth:`fused_bptt` (one autograd node for all
+    steps, gradients equal to the step loop's) where the neuron has one, else autograd over the
+    loop of :meth:`step`.
     """
+
+    fused_training = True
+    """Use :meth:`fused_bptt` when a gradient is recorded; ``False`` (per instance) records the step loop instead."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,10 +191,25 @@ class TrainableNeuron(SpikingNeuron):
         or ``None`` where there is none; called only when no gradient is recorded."""
         return None
 
+    def fused_bptt(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        """Outputs ``[K, N, ...]`` and final membrane from one autograd Function whose forward equals looping
+        :meth:`step` and whose gradients equal the loop's, or ``None`` where there is none; called only when
+        a gradient is recorded."""
+        return None
+
     def spike_counts(self, step_output: Tensor) -> Tensor:
         """Spikes per unit of one step's output (:class:`~spikeconv.neurons.SpikeRecorder`): a binary
         spike is 1, a multi-threshold output ``k`` is ``k`` spikes."""
         return step_output.abs()
+
+    def _whole_sequence(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        """All steps at once (C++ loop without gradients, fused BPTT with them), or ``None`` for the step loop."""
+        sequence = x if static else x.reshape(num_steps, -1, *x.shape[1:])
+        if not torch.is_grad_enabled() or not (x.requires_grad or v.requires_grad):
+            return self.fast_forward(sequence, v, num_steps, static)
+        if self.fused_training and plain_autograd() and x.dtype == v.dtype:
+            return self.fused_bptt(sequence, v, num_steps, static)
+        return None
 
     def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
         if static:
@@ -195,17 +221,168 @@ class TrainableNeuron(SpikingNeuron):
         v = self._v
         if v is None or v.shape != inputs[0].shape:
             v = torch.zeros_like(inputs[0])
-        if not torch.is_grad_enabled() or not (x.requires_grad or v.requires_grad):
-            fast = self.fast_forward(x if static else x.reshape(num_steps, -1, *x.shape[1:]), v, num_steps, static)
-            if fast is not None:
-                outputs_tensor, self._v = fast
-                return outputs_tensor.flatten(0, 1)
+        whole = self._whole_sequence(x, v, num_steps, static)
+        if whole is not None:
+            outputs_tensor, self._v = whole
+            return outputs_tensor.flatten(0, 1)
         outputs = []
         for step_input in inputs:
             out, v = self.step(step_input, v)
             outputs.append(out)
         self._v = v
         return torch.cat(outputs)
+
+
+def _binary_steps(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig, num_steps: int,
+                  static: bool) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:  # fmt: skip
+    """The forward of :func:`binary_neuron_step` over all steps, op for op, without a graph.
+
+    Returns H and φ(H) of every step (``None`` without MPR or where :func:`spikes_ignore_mpr`), the spikes
+    ``[K, N, ...]`` and the final membrane.
+    """
+    shape = (num_steps, *v.shape)
+    h_all, out = v.new_empty(shape), v.new_empty(shape)
+    presented_all = None if spikes_ignore_mpr(config, threshold) else v.new_empty(shape)
+    for t in range(num_steps):
+        x_t, h = x if static else x[t], h_all[t]
+        if config.charge is Charge.IF:
+            torch.add(v, x_t, out=h)
+        else:
+            torch.add(v, (x_t - v) * leak, out=h)
+        presented = h
+        if presented_all is not None:
+            presented = presented_all[t]
+            presented.copy_(mpr_value(h))
+        out[t].copy_((presented - threshold) >= 0)
+        v = h - out[t] if config.reset is Reset.SUBTRACT else h * (1.0 - out[t])
+    return h_all, presented_all, out, v
+
+
+def _binary_steps_native(ops, x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig,  # noqa: ANN001
+                         num_steps: int, static: bool) -> tuple[Tensor, None, Tensor, Tensor]:  # fmt: skip
+    """:func:`_binary_steps` in the C++ loop: same values, one pass over memory. With MPR only for V_th = 0.5
+    (see :func:`spikes_ignore_mpr`); φ(H) is then not computed at all."""
+    n, shape = v.shape[0], (num_steps, *v.shape)
+    xs = x.reshape(1 if static else num_steps, n, -1).contiguous()
+    vs = v.reshape(n, -1).clone()
+    h_all, out = v.new_empty(shape), v.new_empty(shape)
+    ops.binary_run(xs, vs, float(threshold), float(leak), out, num_steps, static, config.charge is Charge.LIF,
+                   config.reset is Reset.ZERO, h_all)  # fmt: skip
+    return h_all, None, out, vs.view(v.shape)
+
+
+def spikes_ignore_mpr(config: BinaryNeuronConfig, threshold: Tensor) -> bool:
+    """Whether MPR leaves every forward spike as it is without MPR, in floats too: true at ``V_th = 0.5``.
+
+    ``Θ(φ(H) − 0.5) = Θ(H − 0.5)``: φ is increasing with ``φ(1/2) = 1/2``, and in float32 the middle branch
+    ``tanh(3(H − 1/2))/(2·tanh(3/2)) + 1/2`` cannot round up to 0.5 for the float H just below 0.5 (its
+    offset, ≥ 2^−25·3/1.81, exceeds half an ulp of 0.5); every float in [0.499, 0.501] and 4·10^7 random
+    ones were checked against torch's φ. So the forward never needs φ, only the backward does.
+    """
+    return not config.mpr or float(threshold) == MPR_THRESHOLD
+
+
+def _presented(h_all: Tensor, presented_all: Tensor, config: BinaryNeuronConfig) -> Tensor:
+    """The membrane the firing function saw: saved φ(H), or φ(H) now (the forward skipped it), or H."""
+    if presented_all.numel():
+        return presented_all
+    return mpr_value(h_all) if config.mpr else h_all
+
+
+def _binary_grads(h_all: Tensor, presented_all: Tensor, out: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig,
+                  grad_out: Tensor, grad_v: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """BPTT through :func:`binary_neuron_step` in torch ops: ``dL/dX[t]`` for every step and ``dL/dU[0]``."""
+    c = config
+    presented_all = _presented(h_all, presented_all, c)
+    surrogate = c.surrogate.derivative(presented_all - threshold)
+    rectifier = mpr_derivative(h_all) if c.mpr else None
+    grad_x = torch.empty_like(h_all)
+    g_v = torch.zeros_like(h_all[0]) if grad_v is None else grad_v
+    for t in reversed(range(h_all.shape[0])):
+        if c.reset is Reset.SUBTRACT:
+            g_spike = grad_out[t] if c.detach_reset else grad_out[t] - g_v
+            g_direct = g_v
+        else:
+            g_spike = grad_out[t] if c.detach_reset else grad_out[t] - g_v * h_all[t]
+            g_direct = g_v * (1.0 - out[t])
+        g_presented = g_spike * surrogate[t]
+        g_h = g_direct + (g_presented if rectifier is None else g_presented * rectifier[t])
+        if c.charge is Charge.IF:
+            grad_x[t], g_v = g_h, g_h
+        else:
+            g_leak = g_h * leak
+            grad_x[t], g_v = g_leak, g_h - g_leak
+    return grad_x, g_v
+
+
+def _binary_grads_native(ops, h_all: Tensor, presented_all: Tensor, out: Tensor, threshold: Tensor, leak: Tensor,  # noqa: ANN001
+                         config: BinaryNeuronConfig, grad_out: Tensor, grad_v: Tensor | None,
+                         static: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """:func:`_binary_grads` (summed over steps for a static input) in one C++ pass; the rectangular surrogate
+    and MPR's φ' are evaluated inline, any other surrogate by torch first."""
+    c, (k, n) = config, h_all.shape[:2]
+    flat = (k, n, -1)
+    inline = type(c.surrogate) is Rectangular
+    if not inline:
+        surrogate = c.surrogate.derivative(_presented(h_all, presented_all, c) - threshold).reshape(flat).contiguous()
+    else:
+        surrogate = h_all.new_empty(0)
+    g_v = h_all.new_zeros((n, h_all[0, 0].numel())) if grad_v is None else grad_v.reshape(n, -1).clone()
+    grad_x = h_all.new_empty(h_all.shape[1:] if static else h_all.shape)
+    presented = presented_all.reshape(flat) if presented_all.numel() else presented_all
+    ops.binary_bptt(grad_out.reshape(flat).contiguous(), h_all.reshape(flat), out.reshape(flat), presented, surrogate, g_v,
+                    grad_x.view(*grad_x.shape[: 1 if static else 2], -1), static, c.charge is Charge.LIF, c.reset is Reset.ZERO,
+                    c.detach_reset, c.mpr, float(threshold), float(c.surrogate.width) if inline else 1.0, float(leak),
+                    MPR_SLOPE_SCALE, MPR_EPS, MPR_SPAN)  # fmt: skip
+    return grad_x, g_v.view(h_all.shape[1:])
+
+
+def _native_for_training(*tensors: Tensor):  # noqa: ANN202
+    """The C++ extension where every tensor is float32 on CPU, else ``None``."""
+    if not all(t.dtype == torch.float32 for t in tensors):
+        return None
+    return native_ops_for(*tensors)
+
+
+class _BinaryBPTT(torch.autograd.Function):
+    """Every step of :func:`binary_neuron_step` as one autograd node; the backward is BPTT written out.
+
+    Why: autograd over the step loop records about ten nodes and as many fresh tensors per step and
+    evaluates the surrogate step by step; this node saves H (and φ(H)) once and runs the recurrence in
+    one C++ pass (float32 on CPU; torch ops elsewhere). Each gradient is the same float expression
+    autograd forms on the loop (sums of two terms, so their order is moot).
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, threshold, leak, config, num_steps, static):  # noqa: ANN001, ANN205 - autograd's signature
+        ops = _native_for_training(x, v)
+        if ops is not None and spikes_ignore_mpr(config, threshold):
+            h_all, presented_all, out, v_last = _binary_steps_native(ops, x, v, threshold, leak, config, num_steps, static)
+        else:
+            h_all, presented_all, out, v_last = _binary_steps(x, v, threshold, leak, config, num_steps, static)
+        ctx.save_for_backward(h_all, h_all.new_empty(0) if presented_all is None else presented_all, out, threshold, leak)
+        ctx.config, ctx.static, ctx.ops = config, static, ops
+        return out, v_last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_v):  # noqa: ANN001, ANN205
+        saved = ctx.saved_tensors
+        ops = ctx.ops if _native_for_training(grad_out, *(() if grad_v is None else (grad_v,))) is not None else None
+        if ops is not None:
+            grad_x, g_v = _binary_grads_native(ops, *saved, ctx.config, grad_out, grad_v, ctx.static)
+        else:
+            grad_x, g_v = _binary_grads(*saved, ctx.config, grad_out, grad_v)
+            grad_x = sum_over_steps(grad_x) if ctx.static else grad_x
+        return grad_x, g_v if ctx.needs_input_grad[1] else None, None, None, None, None, None
+
+
+def sum_over_steps(grads: Tensor) -> Tensor:
+    """Σ_t grads[t] from the last step to the first, the order autograd accumulates a reused input's gradient."""
+    total = grads[-1].clone()
+    for t in reversed(range(grads.shape[0] - 1)):
+        total.add_(grads[t])
+    return total
 
 
 class BinarySpikingNeuron(TrainableNeuron):
@@ -234,12 +411,19 @@ class BinarySpikingNeuron(TrainableNeuron):
     def fast_forward(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
         c = self.config
         ops = native_ops_for(x, v)
-        if (ops is None or c.mpr or type(c.surrogate).spike is not BinarySurrogate.spike or x.dtype != torch.float32
-                or v.dtype != torch.float32 or x.device.type != "cpu" or self.threshold.dim() or self.leak.dim() or v.numel() == 0):
+        if (ops is None or self.threshold.dim() or self.leak.dim() or not spikes_ignore_mpr(c, self.threshold)
+                or type(c.surrogate).spike is not BinarySurrogate.spike or x.dtype != torch.float32 or v.dtype != torch.float32
+                or x.device.type != "cpu" or v.numel() == 0):
             return None  # fmt: skip
         xs = x.reshape(1 if static else num_steps, v.shape[0], -1).contiguous()
         vs = v.reshape(v.shape[0], -1).clone()
         out = reusable_empty(self, "out", (num_steps, *v.shape), v)
         ops.binary_run(xs, vs, float(self.threshold), float(self.leak), out, num_steps, static, c.charge is Charge.LIF,
-                       c.reset is Reset.ZERO)  # fmt: skip
+                       c.reset is Reset.ZERO, v.new_empty(0))  # fmt: skip
         return out, vs.view(v.shape)
+
+    def fused_bptt(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
+        c = self.config
+        if type(c.surrogate).spike is not BinarySurrogate.spike or self.threshold.dim() or self.leak.dim() or v.numel() == 0:
+            return None
+        return _BinaryBPTT.apply(x, v, self.threshold.to(x.dtype), self.leak.to(x.dtype), c, num_steps, static)

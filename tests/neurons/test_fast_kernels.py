@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import torch
 from torch import nn
 
+from spikeconv.errors import ConfigError
 from spikeconv.neurons import (
     BinaryNeuronConfig,
     BistableIFNeuron,
@@ -20,6 +27,7 @@ from spikeconv.neurons import (
     ResetDecay,
     SinCorrection,
     SpikingMaxPool2d,
+    native,
 )
 from spikeconv.neurons.kernels import KINDS, available_kernels, neuron_kernel
 from spikeconv.neurons.native import native_available
@@ -55,25 +63,120 @@ def test_every_kind_has_every_kernel():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def native_enabled():
-    """The C++ kernels are opt-in (SPIKECONV_NATIVE=1, spikeconv/neurons/native.py); this module tests them, so it turns them on."""
-    from spikeconv.neurons import native
-
-    before, saved = os.environ.get("SPIKECONV_NATIVE"), dict(native._state)
-    os.environ["SPIKECONV_NATIVE"] = "1"
+def native_default():
+    """Run this module with the default native setting (C++ loops where they build), whatever the caller's environment."""
+    before, saved = os.environ.pop("SPIKECONV_NATIVE", None), dict(native._state)
     native._state.clear()
     yield
     native._state.clear()
     native._state.update(saved)
-    if before is None:
-        os.environ.pop("SPIKECONV_NATIVE", None)
-    else:
+    if before is not None:
         os.environ["SPIKECONV_NATIVE"] = before
 
 
+@pytest.fixture
+def fresh_native(monkeypatch, tmp_path):
+    """An empty native cache in ``tmp_path`` and no loaded extension; restored afterwards."""
+    saved = dict(native._state)
+    native._state.clear()
+    monkeypatch.setenv("SPIKECONV_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.delenv("SPIKECONV_NATIVE", raising=False)
+    yield tmp_path
+    native._state.clear()
+    native._state.update(saved)
+
+
 def test_native_extension_builds_here():
-    """On a machine with a compiler the opt-in C++ kernels must build (else the tests below only test the fallback)."""
+    """On a machine with a compiler the C++ kernels must build (else the tests below only test the fallback)."""
     assert native_available()
+
+
+def test_second_process_loads_the_cached_library(tmp_path):
+    """A fresh process finds the built library in its cache and imports it without compiling (no compiler reachable)."""
+    if not native_available():
+        pytest.skip("the C++ kernels do not build here")
+    target = tmp_path / native.cache_key() / native.cached_library().name
+    target.parent.mkdir()
+    shutil.copy2(native.cached_library(), target)
+    env = {**os.environ, "SPIKECONV_NATIVE_CACHE": str(tmp_path), "SPIKECONV_NATIVE": "1", "CXX": str(tmp_path / "no-compiler")}
+    code = ("import torch; from spikeconv.neurons import native; ops = native.native_ops(); "
+            "x = torch.ones(2, 3); v = torch.zeros(1, 3); o = torch.empty(2, 1, 3); "
+            "ops.if_run(x.view(2, 1, 3), v, torch.full((3,), 0.5), torch.empty(0), o, 2, False, False); print(o.sum().item())")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3.0"
+    assert "compiling" not in result.stderr
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no build folder, no failure record
+
+
+def test_cache_key_follows_source_and_flags(monkeypatch):
+    key = native.cache_key()
+    assert native.cached_library().parent.name == key and key in native.cached_library().name
+    monkeypatch.setattr(native, "_FLAGS", [*native._FLAGS, "-DSPIKECONV_TEST"])
+    assert native.cache_key() != key
+    monkeypatch.undo()
+    monkeypatch.setattr(native, "_SOURCE", native._SOURCE + "// changed\n")
+    assert native.cache_key() != key
+
+
+def test_failed_build_falls_back_and_is_not_retried(fresh_native, monkeypatch, caplog):
+    calls = []
+
+    def failing_compile(target):
+        calls.append(target)
+        raise RuntimeError("no headers here")
+
+    monkeypatch.setattr(native, "_compile", failing_compile)
+    with caplog.at_level(logging.WARNING, logger="spikeconv"):
+        assert native.native_ops() is None
+    assert len(calls) == 1 and "no headers here" in caplog.text
+    assert (fresh_native / native.cache_key() / "failed.txt").is_file()
+    native._state.clear()  # a later process: the recorded failure is not retried ...
+    assert native.native_ops() is None and len(calls) == 1
+    x, v0, th, bias = _case(16, False, True)
+    ref = neuron_kernel("if", Kernel.REFERENCE)(x, v0, th, Reset.SUBTRACT, STEPS, False, bias)
+    got = neuron_kernel("if", Kernel.NATIVE)(x, v0, th, Reset.SUBTRACT, STEPS, False, bias)
+    assert _same(got[0], ref[0]) and _same(got[1], ref[1])  # ... and the fallback gives the same results
+    native._state.clear()
+    monkeypatch.setenv("SPIKECONV_NATIVE", "1")  # ... unless the user requires the kernels: retried, then a clear error
+    with pytest.raises(ConfigError, match="SPIKECONV_NATIVE=1"):
+        native.native_ops()
+    assert len(calls) == 2
+
+
+def test_native_off_uses_pure_torch(fresh_native, monkeypatch):
+    monkeypatch.setenv("SPIKECONV_NATIVE", "0")
+    monkeypatch.setattr(native, "_compile", lambda target: pytest.fail("SPIKECONV_NATIVE=0 must not build"))
+    assert native.native_ops() is None and not list(fresh_native.iterdir())
+    for kind, args in {"if": (Reset.ZERO,), "burst": (3,)}.items():
+        x, v0, th, bias = _case(17, False, True)
+        ref = neuron_kernel(kind, Kernel.REFERENCE)(x, v0, th, *args, STEPS, False, bias)
+        got = neuron_kernel(kind, Kernel.INPLACE)(x, v0, th, *args, STEPS, False, bias)
+        assert _same(got[0], ref[0]) and _same(got[1], ref[1])
+    monkeypatch.setenv("SPIKECONV_NATIVE", "maybe")
+    native._state.clear()
+    with pytest.raises(ConfigError, match="SPIKECONV_NATIVE"):
+        native.native_ops()
+
+
+def test_concurrent_builders_wait_for_one_build(fresh_native, monkeypatch):
+    """A second builder blocks on the lock while the first compiles, then imports the first one's library."""
+    started, built, results = threading.Event(), [], []
+
+    def slow_compile(target):
+        started.set()
+        time.sleep(0.3)  # the second builder reaches the lock meanwhile
+        built.append(target)
+        return "module"
+
+    monkeypatch.setattr(native, "_compile", slow_compile)
+    monkeypatch.setattr(native, "_try_cached", lambda target: "module" if built else None)
+    first = threading.Thread(target=lambda: results.append(native._build(native.cached_library())))
+    first.start()
+    assert started.wait(30)
+    results.append(native._build(native.cached_library()))
+    first.join(30)
+    assert results == ["module", "module"] and len(built) == 1
 
 
 @pytest.mark.parametrize("kernel", FAST)
@@ -267,7 +370,7 @@ TRAINABLE = {
     "if-hard": BinaryNeuronConfig(reset=Reset.ZERO, threshold=0.7),
     "lif-soft": BinaryNeuronConfig(charge=Charge.LIF, tau=3.0),
     "lif-hard": BinaryNeuronConfig(charge=Charge.LIF, reset=Reset.ZERO),
-    "mpr (no fast path)": BinaryNeuronConfig(mpr=True),
+    "srif-mpr": BinaryNeuronConfig(mpr=True),
     "mtlif": MultiThresholdConfig(threshold=1.0, max_spikes=4),
     "mtlif-decayed": MultiThresholdConfig(threshold=0.8, decay=0.7, reset_decay=ResetDecay.DECAYED),
 }
@@ -293,8 +396,7 @@ def test_trainable_fast_forward_equals_step_loop(name, static):
     v_fast = fast._v
     assert _same(out_fast, out_slow) and _same(v_fast, slow._v)
     assert out_slow.abs().sum() > 0
-    if not config.to_dict().get("mpr", False):
-        assert fast.fast_forward(x if static else x.reshape(9, 3, 4, 5, 5), torch.zeros(3, 4, 5, 5), 9, static) is not None
+    assert fast.fast_forward(x if static else x.reshape(9, 3, 4, 5, 5), torch.zeros(3, 4, 5, 5), 9, static) is not None
 
 
 def test_trainable_neurons_keep_autograd_when_training():
@@ -348,3 +450,9 @@ def test_output_buffers_are_reused_only_when_unreferenced():
     del kept, again
     ptr = fresh_run().data_ptr()
     assert fresh_run().data_ptr() == ptr  # nothing held it: the same memory again
+
+
+def test_missing_compiler_falls_back(fresh_native, monkeypatch):
+    monkeypatch.setenv("CXX", str(fresh_native / "no-such-compiler"))
+    assert native.native_ops() is None
+    assert "no C++ compiler" in (fresh_native / native.cache_key() / "failed.txt").read_text(encoding="utf-8")
