@@ -84,7 +84,7 @@ from spikeconv.workflows import (
               help="Also write the calibration record (thresholds, corrections) as JSON.")
 @click.option("--finetune-epochs", type=POSITIVE, default=None, help="hybrid: passes over the fine-tune samples [default: 1].")
 @click.option("--finetune-samples", type=POSITIVE, default=None,
-              help="hybrid: train on the first N training samples [default: 20000; a third of Fashion-MNIST's epoch].")
+              help="hybrid: train on the first N training samples [default: all of them, one epoch].")
 @click.option("--finetune-lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="hybrid: Adam learning rate [default: 3e-4].")
 @click.option("--resume", is_flag=True,
