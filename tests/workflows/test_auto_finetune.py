@@ -33,6 +33,23 @@ def train_data():
     return load_dataset("digits", split=Split.TRAIN)
 
 
+@pytest.fixture(scope="module")
+def plain_search(trained, train_data):
+    """The search without allow_finetune, run with fine-tuning made to fail: it must never be called."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("auto fine-tuned without allow_finetune")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auto_module, "finetune_converted", refuse)
+        return _search(trained, train_data)
+
+
+@pytest.fixture(scope="module")
+def tuned_search(trained, train_data):
+    return _search(trained, train_data, allow_finetune=True)
+
+
 def _search(trained, train_data, **options):
     graph = ingest_module(load_ann(trained).model)
     calib = calibration_subset(train_data, num_samples=400, seed=0)
@@ -51,12 +68,8 @@ def test_finetune_split_is_the_training_set_without_the_validation_samples(train
     assert not any(tuple(x.flatten().tolist()) in seen for x in x_val)
 
 
-def test_auto_never_trains_unless_allowed(trained, train_data, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("auto fine-tuned without allow_finetune")
-
-    monkeypatch.setattr(auto_module, "finetune_converted", refuse)
-    choice, _ = _search(trained, train_data)
+def test_auto_never_trains_unless_allowed(plain_search):
+    choice, _ = plain_search
     assert choice.snn is None and choice.variant.method != "hybrid"
     assert choice.report["finetune"] == {"allowed": False}
     assert all(row["how"] != "fine-tuned" for row in choice.report["candidates"])
@@ -69,9 +82,9 @@ def test_allow_finetune_needs_training_data(trained, train_data):
         choose_conversion(graph, calib, calib, ConvertConfig(), AutoConfig(allow_finetune=True))
 
 
-def test_hybrid_is_chosen_below_the_conversion_cost_and_its_numbers_reproduce(trained, train_data):
-    plain, _ = _search(trained, train_data)
-    choice, val = _search(trained, train_data, allow_finetune=True)
+def test_hybrid_is_chosen_below_the_conversion_cost_and_its_numbers_reproduce(plain_search, tuned_search):
+    plain, _ = plain_search
+    choice, val = tuned_search
     report = choice.report
     tuned = [row for row in report["candidates"] if row["how"] == "fine-tuned"]
     assert report["finetune"]["allowed"] and report["finetune"]["trained"] == len(tuned) >= 1
@@ -113,13 +126,13 @@ def test_cli_auto_allow_finetune_writes_the_trained_snn_and_its_record(trained, 
     assert "--allow-finetune" in capsys.readouterr().err and not plain.exists()
 
 
-def test_api_auto_trains_only_with_allow_finetune(trained, train_data):
+def test_api_auto_trains_only_with_allow_finetune(trained, train_data, tuned_search):
     from spikeconv.workflows.api import convert
 
     model, search = load_ann(trained), AutoConfig(max_drop=5.0, max_timesteps=6, validation_samples=400)
     common = dict(method="auto", auto=search, max_samples=400, correction_samples=128)
     tuned = convert(model, train_data, allow_finetune=True, finetune=BUDGET, **common)
-    expected, _ = _search(trained, train_data, allow_finetune=True)
+    expected, _ = tuned_search
     assert tuned.metadata["auto"]["chosen"] == expected.report["chosen"] and tuned.timesteps == expected.timesteps
     assert torch.equal(tuned.state_dict()[next(iter(tuned.state_dict()))], expected.snn.state_dict()[next(iter(tuned.state_dict()))])
     plain = convert(model, train_data, **common)
