@@ -12,8 +12,8 @@ over ``--eval-batches`` batches of 256 under ``no_grad``; reported are the media
 Runners:
 
 - spikeconv ``lif``, ``srif --mpr`` and ``mtlif`` (with tdBN, as ``train-snn`` sets for it), each with the fused
-  BPTT (one autograd node per neuron for all T steps, the default) and with the autograd step loop
-  (``fused_training = False``: what ``train-snn`` ran before).
+  BPTT (one autograd node per neuron for all T steps, ``fused_training = True``) and with the autograd step loop
+  (``fused_training = False``: the step loop, ``train-snn``'s default).
 - SpikingJelly 2.0 multi-step ``LIFNode`` (τ = 2, V_th = 0.5 and hard reset to 0 like spikeconv's ``lif``; its
   default sigmoid surrogate; torch backend, the one it has on CPU), stateless layers in ``SeqToANNContainer``,
   the image repeated over T.

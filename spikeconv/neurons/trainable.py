@@ -167,13 +167,15 @@ class TrainableNeuron(SpikingNeuron):
 
     Shapes: input ``[K·N, ...]`` time-flattened, or ``[N, ...]`` with ``static=True`` (the same
     input at every step, e.g. the first layer of a direct-encoded image); output ``[K·N, ...]``.
-    Training is backpropagation through time: by :meth:`fused_bptt` (one autograd node for all
-    steps, gradients equal to the step loop's) where the neuron has one, else autograd over the
-    loop of :meth:`step`.
+    Training is backpropagation through time: autograd over the loop of :meth:`step`, or, with
+    ``fused_training``, by :meth:`fused_bptt` (one autograd node for all steps, gradients equal to
+    the step loop's) where the neuron has one.
     """
 
-    fused_training = True
-    """Use :meth:`fused_bptt` when a gradient is recorded; ``False`` (per instance) records the step loop instead."""
+    fused_training = False
+    """Use :meth:`fused_bptt` when a gradient is recorded (``True``, per instance or class); by default autograd
+    records the step loop, which a quiet 2-core machine measured faster for SRIF+MPR (1.5x) and mtlif (1.3x) and
+    as fast for LIF (docs/benchmarks.md, "Direct-training speed")."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -69,7 +69,7 @@ def test_fused_bptt_equals_step_loop(name, static, chunks, path):
     scale = 2.0 if isinstance(config, MultiThresholdConfig) else 0.8
     x = torch.randn(3, 4, 5, generator=gen) * scale if static else torch.randn(STEPS * 3, 4, 5, generator=gen) * scale
     fused, loop = config.build(), config.build()
-    loop.fused_training = False
+    loop.fused_training, fused.fused_training = False, True
     called = []
     original = fused.fused_bptt
     fused.fused_bptt = lambda *args: called.append(1) or original(*args)
@@ -111,7 +111,7 @@ def test_fused_mpr_with_another_threshold_computes_phi(static, path):
     fused, loop = BinaryNeuronConfig(mpr=True).build(), BinaryNeuronConfig(mpr=True).build()
     for neuron in (fused, loop):
         neuron.threshold.fill_(0.6)
-    loop.fused_training = False
+    loop.fused_training, fused.fused_training = False, True
     out_f, v_f, grad_f = _run(fused, x, [STEPS], static, 25)
     out_l, v_l, grad_l = _run(loop, x, [STEPS], static, 25)
     assert torch.equal(out_f, out_l) and torch.equal(v_f, v_l)
