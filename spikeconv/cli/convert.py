@@ -82,7 +82,7 @@ from spikeconv.workflows import (
               help="Default simulation length stored with the SNN [default: the T auto chose; 64 for other methods].")
 @click.option("--plan-json", type=click.Path(path_type=Path), default=None,
               help="Also write the calibration record (thresholds, corrections) as JSON.")
-@click.option("--finetune-epochs", type=POSITIVE, default=None, help="hybrid: passes over the fine-tune samples [default: 1].")
+@click.option("--finetune-epochs", type=POSITIVE, default=None, help="hybrid: passes over the fine-tune samples [default: 2].")
 @click.option("--finetune-samples", type=POSITIVE, default=None,
               help="hybrid: train on the first N training samples [default: all of them, one epoch].")
 @click.option("--finetune-lr", type=click.FloatRange(min=0, min_open=True), default=None,
