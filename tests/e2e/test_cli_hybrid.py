@@ -34,8 +34,8 @@ def test_hybrid_fine_tunes_at_the_target_t_and_records_its_budget(ann, tmp_path,
     calibrated, hybrid = tmp_path / "cal.snn.pt", tmp_path / "hyb.snn.pt"
     common = [*DIGITS, "--target-timesteps", "1", "--device", "cpu"]
     assert _run(["convert", ann, *common, "--method", "calibrated", "--out", calibrated], capsys)[0] == 0
-    code, out, err = _run(["convert", ann, *common, "--method", "hybrid", "--finetune-samples", "600", "--finetune-epochs", "1", "--finetune-lr", "1e-3",
-                           "--out", hybrid], capsys)  # fmt: skip
+    code, out, err = _run(["convert", ann, *common, "--method", "hybrid", "--finetune-samples", "600", "--finetune-epochs", "1",
+                           "--finetune-lr", "1e-3", "--out", hybrid], capsys)  # fmt: skip
     assert code == 0, err
     assert "fine-tuned at T = 1 on 600 training samples" in out
     curves = {}
