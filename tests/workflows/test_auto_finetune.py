@@ -133,7 +133,8 @@ def test_api_auto_trains_only_with_allow_finetune(trained, train_data, tuned_sea
     common = dict(method="auto", auto=search, max_samples=400, correction_samples=128)
     tuned = convert(model, train_data, allow_finetune=True, finetune=BUDGET, **common)
     expected, _ = tuned_search
-    assert tuned.metadata["auto"]["chosen"] == expected.report["chosen"] and tuned.timesteps == expected.timesteps
+    untimed = lambda row: {k: v for k, v in row.items() if not k.endswith("seconds")}  # noqa: E731  (wall time differs)
+    assert untimed(tuned.metadata["auto"]["chosen"]) == untimed(expected.report["chosen"]) and tuned.timesteps == expected.timesteps
     if expected.snn is not None:  # hybrid won the search: the API returns that very fine-tuned network
         first = next(iter(tuned.state_dict()))
         assert torch.equal(tuned.state_dict()[first], expected.snn.state_dict()[first])
