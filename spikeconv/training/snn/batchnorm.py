@@ -1,9 +1,9 @@
 """BatchNorm for training a user's graph directly, when its exporter folded the BatchNorm away.
 
 Exported ANNs usually arrive with BatchNorm folded into the convolutions. Such a graph trains badly as
-an SNN: nothing rescales the currents to the firing threshold, so layers fall silent (measured on a
-digits ResNet: chance accuracy after three epochs, from scratch or from the ANN's weights;
-docs/benchmarks.md). Direct training therefore puts a BatchNorm after every convolution or linear layer
+an SNN: nothing rescales the currents to the firing threshold, so layers fall silent (a development
+run on a small digits ResNet, SRIF+MPR, T = 4, three epochs: 12 % from scratch and 39 % from the ANN's
+weights without it, 51 % and 92 % with it). Direct training therefore puts a BatchNorm after every convolution or linear layer
 that feeds a neuron — where a ResNet or VGG has one — and only when the graph has no normalisation of
 its own. At inference the layers are ordinary BatchNorm (foldable, exported as diagonal convolutions).
 
@@ -83,7 +83,7 @@ def match_ann_(snn: SpikingNetwork, added: list[str], samples: Tensor) -> dict[s
     Returns each layer's scale ``k``.
     """
     layers = {name: snn.body.get_submodule(name) for name in added}
-    threshold = {name: _threshold_after(snn, name) for name in added}
+    threshold = _threshold(snn)
     scales: dict[str, float] = {}
 
     def set_from_input(layer: nn.Module, args: tuple[Tensor, ...], name: str) -> None:
@@ -92,7 +92,7 @@ def match_ann_(snn: SpikingNetwork, added: list[str], samples: Tensor) -> dict[s
         y = args[0].detach().transpose(0, 1).reshape(layer.num_features, -1)  # [C, everything else]
         mean, var = y.mean(dim=1), y.var(dim=1, unbiased=False)
         top = float(torch.quantile(y.clamp(min=0).flatten()[: 1 << 24], _QUANTILE))
-        k = threshold[name] / top if top > 0 else 1.0
+        k = threshold / top if top > 0 else 1.0
         layer.running_mean.copy_(mean)
         layer.running_var.copy_(var)
         layer.weight.copy_(k * torch.sqrt(var + layer.eps))
@@ -111,7 +111,7 @@ def match_ann_(snn: SpikingNetwork, added: list[str], samples: Tensor) -> dict[s
     return scales
 
 
-def _threshold_after(snn: SpikingNetwork, name: str) -> float:
+def _threshold(snn: SpikingNetwork) -> float:
     """The firing threshold of the network's neurons (one configuration serves every site)."""
     neurons = [m for m in snn.body.modules() if hasattr(m, "config") and hasattr(m.config, "threshold")]
     return float(neurons[0].config.threshold) if neurons else 1.0
