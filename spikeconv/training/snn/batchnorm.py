@@ -3,7 +3,8 @@
 Exported ANNs usually arrive with BatchNorm folded into the convolutions. Such a graph trains badly as
 an SNN: nothing rescales the currents to the firing threshold, so layers fall silent (a development
 run on a small digits ResNet, SRIF+MPR, T = 4, three epochs: 12 % from scratch and 39 % from the ANN's
-weights without it, 51 % and 92 % with a first version of it). Direct training therefore puts a BatchNorm after every convolution or linear layer
+weights without it, 51 % and 92 % with a first version of it). Direct training therefore puts a
+BatchNorm after every convolution or linear layer
 that feeds a neuron — where a ResNet or VGG has one — and only when the graph has no normalisation of
 its own. At inference the layers are ordinary BatchNorm (foldable, exported as diagonal convolutions).
 
