@@ -7,7 +7,8 @@ images per second, and the ratio to ``T`` ANN forwards (``time / (T × ANN time)
 is about 1.0). Networks: the shipped ``fmnist-cnn`` and ``resnet-mp``, a small residual network
 with a max pool (stem 16C3 + max pool, two BasicBlocks, global average pool; seeded random weights
 with BatchNorm statistics from 2,000 training images: the dense simulation cost does not depend on
-the training).
+the training). An entry of ``--nets`` that is a file path is loaded as ``spikeconv convert`` loads it
+(e.g. an ONNX CNN trained outside the project).
 
 Runners:
 
@@ -99,10 +100,13 @@ def resnet_mp(num_classes: int = 10) -> nn.Sequential:
 
 
 def load_network(name: str, calib: torch.Tensor) -> nn.Module:
+    """A named network, or any ANN file ``spikeconv convert`` reads on its own (an ONNX file trained elsewhere)."""
     from spikeconv.workflows import load_ann, pretrained_path
 
     if name == "fmnist-cnn":
         return load_ann(pretrained_path()).model.eval()
+    if Path(name).is_file():
+        return load_ann(Path(name)).model.eval()
     model = resnet_mp()
     model.train()
     with torch.no_grad():  # BatchNorm statistics of real images, so every layer sees sensible currents

@@ -40,6 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # the base of torch'
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation.batches import evaluating
 from spikeconv.neurons import SpikingNetwork
+from spikeconv.neurons.fusion import unfused
 
 __all__ = [
     "BUDGET_ENV",
@@ -236,11 +237,12 @@ def measure_footprint(snn: nn.Module, sample: Tensor) -> SimulationFootprint:
 
     The runs are made in eval mode (every training flag is restored after) under
     ``torch.inference_mode()``, as a curve runs; forward hooks of
-    :func:`~spikeconv.evaluation.count_operations` skip them (:func:`probing`).
+    :func:`~spikeconv.evaluation.count_operations` skip them (:func:`probing`). They run unfused
+    (:func:`~spikeconv.neurons.fusion.unfused`): counted and recorded runs are, and they need the most memory.
     """
     token = _PROBING.set(True)
     try:
-        with evaluating(snn), torch.inference_mode(), time_chunk_set(snn, None):
+        with evaluating(snn), torch.inference_mode(), time_chunk_set(snn, None), unfused():
             one, out = _allocated(snn, sample, 1)
             two, _ = _allocated(snn, sample, 2)
     finally:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, ConversionError
-from spikeconv.neurons.kernels import neuron_kernel
+from spikeconv.neurons.kernels import neuron_kernel, pooled_shape
 from spikeconv.neurons.sin_correction import IsiState
 from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
 from spikeconv.neurons.workspace import reusable_empty
@@ -139,6 +139,15 @@ class IFNeuron(SpikingNeuron):
         return torch.round(step_output / self.broadcast_threshold(step_output)).abs_()
 
     def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
+        return self._simulate(x, num_steps, static, None).flatten(0, 1)
+
+    def forward_pooled(self, x: Tensor, num_steps: int, static: bool, pool: tuple[int, int, int, int]) -> Tensor:
+        """``avg_pool2d(self(x), (kh, kw), (sh, sw))`` for ``pool = (kh, kw, sh, sw)``, without writing the
+        unpooled spike map (:mod:`spikeconv.neurons.fusion`); same values and the same membrane afterwards."""
+        return self._simulate(x, num_steps, static, pool).flatten(0, 1)
+
+    def _simulate(self, x: Tensor, num_steps: int, static: bool, pool: tuple[int, int, int, int] | None) -> Tensor:
+        """``[K, N, ...]`` outputs of ``num_steps`` steps (pooled per step with ``pool``), advancing the membrane."""
         if static:
             step_input, sequence = x, x
         else:
@@ -155,26 +164,32 @@ class IFNeuron(SpikingNeuron):
             start = self.v_init.to(x.dtype) * th + self.v_offset.to(x.dtype)
             self._v = start.expand(step_input.shape).contiguous()
             self._sin_state, self._step = None, 0
-        out = None if self.kernel is Kernel.REFERENCE else reusable_empty(self, "out", (num_steps, *step_input.shape), step_input)
+        out = None
+        if self.kernel is not Kernel.REFERENCE:
+            shape = step_input.shape if pool is None else pooled_shape(step_input.shape, pool)
+            out = reusable_empty(self, "out" if pool is None else "pooled", (num_steps, *shape), step_input)
+        extra = {} if pool is None else {"pool": pool}
         if self.sin_correction is not SinCorrection.NONE:
-            outputs = self._run_sin_corrected(sequence, th, bias, num_steps, static, out)
-        elif self.max_spikes > 1:
-            outputs, self._v = neuron_kernel("burst", self.kernel)(sequence, self._v, th, self.max_spikes, num_steps, static, bias, out)
+            return self._run_sin_corrected(sequence, th, bias, num_steps, static, out, extra)
+        if self.max_spikes > 1:
+            outputs, self._v = neuron_kernel("burst", self.kernel)(sequence, self._v, th, self.max_spikes, num_steps, static, bias,
+                                                                   out, **extra)  # fmt: skip
         else:
-            outputs, self._v = neuron_kernel("if", self.kernel)(sequence, self._v, th, self.reset, num_steps, static, bias, out)
-        return outputs.flatten(0, 1)
+            outputs, self._v = neuron_kernel("if", self.kernel)(sequence, self._v, th, self.reset, num_steps, static, bias, out,
+                                                                **extra)  # fmt: skip
+        return outputs
 
     def _run_sin_corrected(self, sequence: Tensor, th: Tensor, bias: Tensor | None, num_steps: int, static: bool,
-                           out: Tensor | None) -> Tensor:  # fmt: skip
+                           out: Tensor | None, extra: dict) -> Tensor:  # fmt: skip
         if self.sin_correction is SinCorrection.SIGNED:
             count = torch.zeros_like(self._v) if self._sin_state is None else self._sin_state
             low = (2.0 * self.v_init.to(th.dtype) - 1.0) * th
             outputs, self._v, self._sin_state = neuron_kernel("signed", self.kernel)(sequence, self._v, count, th, low, num_steps,
-                                                                                     static, bias, out)  # fmt: skip
+                                                                                     static, bias, out, **extra)  # fmt: skip
         else:
             state = IsiState.zeros_like(self._v) if self._sin_state is None else self._sin_state
             outputs, self._v, self._sin_state = neuron_kernel("isi", self.kernel)(sequence, self._v, state, th, self._step,
                                                                                   self.isi_allowance, num_steps, static, bias,
-                                                                                  out)  # fmt: skip
+                                                                                  out, **extra)  # fmt: skip
         self._step += num_steps
         return outputs

@@ -19,6 +19,11 @@ current broadcastable to one sample) is added as ``V + (X + bias)``, as the refe
 adding it to the input first; the fast kernels fuse it instead of materialising ``X + bias``.
 The optional ``out`` is a ``[K, N, ...]`` buffer the fast kernels write their outputs into (the
 reference ignores it).
+
+The NATIVE kernels of the IF family also take ``pool = (kh, kw, sh, sw)``: the output is then the
+average pool (no padding) of each step's ``[N, C, H, W]`` spikes, ``[K, N, C, OH, OW]``, computed
+block by block in C++ so that the full-size spike map is never written (:mod:`spikeconv.neurons.fusion`);
+the values are those of ``avg_pool2d`` on the unpooled output, which the pure-torch fallback computes.
 """
 
 from __future__ import annotations
@@ -321,9 +326,39 @@ def _pattern(value: Tensor, sample_shape: torch.Size) -> Tensor | None:
     return full.reshape(-1).contiguous()
 
 
-def _native_layout(x: Tensor, v: Tensor, static: bool, *patterns: Tensor | None):
+Pool = tuple[int, int, int, int]
+"""(kh, kw, sh, sw) of an average pool without padding fused after a neuron."""
+
+
+def pooled_shape(shape: Sequence[int], pool: Pool) -> tuple[int, ...]:
+    """The ``[N, C, OH, OW]`` that pooling one step ``[N, C, H, W]`` gives."""
+    kh, kw, sh, sw = pool
+    return (*shape[:-2], (shape[-2] - kh) // sh + 1, (shape[-1] - kw) // sw + 1)
+
+
+def _pool_fallback(outputs: Tensor, pool: Pool | None) -> Tensor:
+    """Unpooled ``[K, N, C, H, W]`` outputs pooled as aten does, or unchanged without ``pool``."""
+    if pool is None:
+        return outputs
+    kh, kw, sh, sw = pool
+    pooled = torch.nn.functional.avg_pool2d(outputs.flatten(0, 1), (kh, kw), (sh, sw))
+    return pooled.view(outputs.shape[0], outputs.shape[1], *pooled.shape[1:])
+
+
+def _native_output(out: Tensor | None, v: Tensor, num_steps: int, pool: Pool | None) -> tuple[Tensor, list[int]]:
+    """The output buffer and the C++ pool argument ({H, W, kh, kw, sh, sw}, empty without pooling)."""
+    if pool is None:
+        return _output(out, v, num_steps), []
+    shape = (num_steps, *pooled_shape(v.shape, pool))
+    fits = out is not None and out.shape == shape and out.dtype == v.dtype and out.device == v.device and out.is_contiguous()
+    return (out if fits else v.new_empty(shape)), [int(v.shape[-2]), int(v.shape[-1]), *pool]
+
+
+def _native_layout(x: Tensor, v: Tensor, static: bool, *patterns: Tensor | None, pool: Pool | None = None):
     """(ops, x as [S, N, L], v as a fresh [N, L], flat patterns), or None where NATIVE does not apply."""
     if x.dtype != torch.float32 or v.dtype != torch.float32 or x.device.type != "cpu" or v.dim() < 1 or v.numel() == 0:
+        return None
+    if pool is not None and (v.dim() != 4 or v.shape[-2] < pool[0] or v.shape[-1] < pool[1]):
         return None
     ops = native_ops_for(x, v)
     if ops is None:
@@ -351,14 +386,16 @@ def if_native(
     static: bool,
     bias: Tensor | None = None,
     out: Tensor | None = None,
+    pool: Pool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The C++ IF loop (:func:`if_reference`'s arithmetic); :func:`if_inplace` where it does not apply."""
-    layout = _native_layout(x, v, static, threshold, bias)
+    layout = _native_layout(x, v, static, threshold, bias, pool=pool)
     if layout is None:
-        return if_inplace(x, v, threshold, reset, num_steps, static, bias, out)
+        outputs, v = if_inplace(x, v, threshold, reset, num_steps, static, bias, None if pool else out)
+        return _pool_fallback(outputs, pool), v
     ops, xs, vs, (th, b) = layout
-    out = _output(out, v, num_steps)
-    ops.if_run(xs, vs, th, b, out, num_steps, static, reset is Reset.ZERO)
+    out, geometry = _native_output(out, v, num_steps, pool)
+    ops.if_run(xs, vs, th, b, out, num_steps, static, reset is Reset.ZERO, geometry)
     return out, vs.view(v.shape)
 
 
@@ -371,14 +408,16 @@ def burst_native(
     static: bool,
     bias: Tensor | None = None,
     out: Tensor | None = None,
+    pool: Pool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The C++ burst loop; :func:`burst_torch` where it does not apply."""
-    layout = _native_layout(x, v, static, threshold, bias)
+    layout = _native_layout(x, v, static, threshold, bias, pool=pool)
     if layout is None:
-        return burst_torch(x, v, threshold, max_spikes, num_steps, static, bias, out)
+        outputs, v = burst_torch(x, v, threshold, max_spikes, num_steps, static, bias, None if pool else out)
+        return _pool_fallback(outputs, pool), v
     ops, xs, vs, (th, b) = layout
-    out = _output(out, v, num_steps)
-    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [1] * num_steps, False)
+    out, geometry = _native_output(out, v, num_steps, pool)
+    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [1] * num_steps, False, geometry)
     return out, vs.view(v.shape)
 
 
@@ -392,31 +431,34 @@ def signed_native(
     static: bool,
     bias: Tensor | None = None,
     out: Tensor | None = None,
+    pool: Pool | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The C++ signed-IF loop; :func:`signed_torch` where it does not apply."""
-    layout = _native_layout(x, v, static, threshold, low, bias)
+    layout = _native_layout(x, v, static, threshold, low, bias, pool=pool)
     if layout is None or count.dtype != torch.float32:
-        return signed_torch(x, v, count, threshold, low, num_steps, static, bias, out)
+        outputs, v, count = signed_torch(x, v, count, threshold, low, num_steps, static, bias, None if pool else out)
+        return _pool_fallback(outputs, pool), v, count
     ops, xs, vs, (th, lo, b) = layout
     counts = count.reshape(vs.shape).clone()
-    out = _output(out, v, num_steps)
-    ops.signed_run(xs, vs, counts, th, lo, b, out, num_steps, static)
+    out, geometry = _native_output(out, v, num_steps, pool)
+    ops.signed_run(xs, vs, counts, th, lo, b, out, num_steps, static, geometry)
     return out, vs.view(v.shape), counts.view(v.shape)
 
 
 def isi_native(
     x: Tensor, v: Tensor, state: IsiState, threshold: Tensor, start: int, allowance: float, num_steps: int, static: bool,
-    bias: Tensor | None = None, out: Tensor | None = None,
+    bias: Tensor | None = None, out: Tensor | None = None, pool: Pool | None = None,
 ) -> tuple[Tensor, Tensor, IsiState]:  # fmt: skip
     """The C++ ISI loop; :func:`isi_torch` where it does not apply."""
-    layout = _native_layout(x, v, static, threshold, bias)
+    layout = _native_layout(x, v, static, threshold, bias, pool=pool)
     fields = (state.count, state.fired, state.first, state.last, state.last_event)
     if layout is None or any(f.dtype != torch.float32 or f.shape != v.shape for f in fields):
-        return isi_torch(x, v, state, threshold, start, allowance, num_steps, static, bias, out)
+        outputs, v, state = isi_torch(x, v, state, threshold, start, allowance, num_steps, static, bias, None if pool else out)
+        return _pool_fallback(outputs, pool), v, state
     ops, xs, vs, (th, b) = layout
     copies = [f.reshape(vs.shape).clone() for f in fields]
-    out = _output(out, v, num_steps)
-    ops.isi_run(xs, vs, *copies, th, b, out, num_steps, static, start, float(allowance))
+    out, geometry = _native_output(out, v, num_steps, pool)
+    ops.isi_run(xs, vs, *copies, th, b, out, num_steps, static, start, float(allowance), geometry)
     count, fired, first, last, last_event = (c.view(v.shape) for c in copies)
     return out, vs.view(v.shape), IsiState(count=count, fired=fired, first=first, last=last, last_event=last_event)
 
@@ -438,7 +480,7 @@ def bistable_native(
         return bistable_torch(x, v, threshold, bias, fire, max_spikes, num_steps, static, out)
     ops, xs, vs, (th, b) = layout
     out = _output(out, v, num_steps)
-    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [int(bool(f)) for f in fire], True)
+    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [int(bool(f)) for f in fire], True, [])
     return out, vs.view(v.shape)
 
 

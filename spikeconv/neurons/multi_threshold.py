@@ -180,17 +180,15 @@ def _multi_threshold_grads(h_all: Tensor, surrogate: Tensor, threshold: Tensor, 
 
 def _multi_threshold_grads_native(ops, h_all: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig,  # noqa: ANN001
                                   grad_out: Tensor, grad_v: Tensor | None, static: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """:func:`_multi_threshold_grads` (summed over steps for a static input) in one C++ pass; the comb-max
-    surrogate is evaluated inline, any other by torch first."""
+    """:func:`_multi_threshold_grads` (summed over steps for a static input) in one C++ pass; the surrogate is
+    evaluated over all steps at once by torch's vectorised ops (as there), the recurrence in C++."""
     c, (k, n) = config, h_all.shape[:2]
-    inline = type(c.surrogate) is CombMax
-    slopes = h_all if inline else c.surrogate.derivative(h_all, threshold, c.max_spikes)
+    slopes = c.surrogate.derivative(h_all, threshold, c.max_spikes)
     g_v = h_all.new_zeros((n, h_all[0, 0].numel())) if grad_v is None else grad_v.reshape(n, -1).clone()
     grad_x = h_all.new_empty(h_all.shape[1:] if static else h_all.shape)
     ops.mtlif_bptt(grad_out.reshape(k, n, -1).contiguous(), slopes.reshape(k, n, -1).contiguous(), g_v,
                    grad_x.view(*grad_x.shape[: 1 if static else 2], -1), static, c.reset_decay is ResetDecay.DECAYED,
-                   c.detach_reset, float(threshold), float(decay), inline, float(c.surrogate.a), float(c.surrogate.b),
-                   c.max_spikes)  # fmt: skip
+                   c.detach_reset, float(threshold), float(decay))  # fmt: skip
     return grad_x, g_v.view(h_all.shape[1:])
 
 

@@ -69,16 +69,76 @@ constexpr int64_t kBlock = 1024;  // membranes per work unit: v, x, θ and bias 
 
 // Run body(n, j0, j1) over every sample n and block [j0, j1) of its L elements, in parallel.
 template <typename Body>
-void for_blocks(int64_t n_samples, int64_t length, const Body& body) {
-  const int64_t blocks = (length + kBlock - 1) / kBlock;
+void for_blocks(int64_t n_samples, int64_t length, int64_t block, const Body& body) {
+  const int64_t blocks = (length + block - 1) / block;
   at::parallel_for(0, n_samples * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
       const int64_t n = u / blocks;
-      const int64_t j0 = (u % blocks) * kBlock;
-      body(n, j0, std::min(length, j0 + kBlock));
+      const int64_t j0 = (u % blocks) * block;
+      body(n, j0, std::min(length, j0 + block));
     }
   });
 }
+
+// 2x2 windows at stride 2 (most CNNs' pools), the same additions as pool_plane below; ·0.25 equals /4 exactly.
+SPIKECONV_BLOCK void pool_plane_2x2(const float* __restrict__ plane, float* __restrict__ out, int64_t width, int64_t oh_n,
+                                    int64_t ow_n) {
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    const float* __restrict__ r0 = plane + 2 * oh * width;
+    const float* __restrict__ r1 = r0 + width;
+    float* __restrict__ o = out + oh * ow_n;
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      o[ow] = ((((0.0f + r0[2 * ow]) + r0[2 * ow + 1]) + r1[2 * ow]) + r1[2 * ow + 1]) * 0.25f;
+    }
+  }
+}
+
+// One average-pooled H×W plane, each window summed row by row from 0 and divided by kh·kw: the additions of
+// aten's CPU avg_pool2d in the same order.
+inline void pool_plane(const float* plane, float* out, int64_t width, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                       int64_t oh_n, int64_t ow_n) {
+  if (kh == 2 && kw == 2 && sh == 2 && sw == 2) return pool_plane_2x2(plane, out, width, oh_n, ow_n);
+  const float divide = static_cast<float>(kh * kw);
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < kh; ++i) {
+        const float* row = plane + (oh * sh + i) * width + ow * sw;
+        for (int64_t j = 0; j < kw; ++j) sum += row[j];
+      }
+      out[oh * ow_n + ow] = sum / divide;
+    }
+  }
+}
+
+// Where a runner writes step t of sample n. Unpooled, straight into out [K, N, L]. Pooled (a neuron and the
+// average pool after it, fused: neurons/fusion.py), each work unit is whole H×W planes, the step's outputs go to
+// a per-thread scratch row and are pooled plane by plane into out [K, N, C, OH, OW], so the spike map itself
+// never travels to memory and back.
+struct Sink {
+  float* out;
+  int64_t n, l;
+  bool pooled;
+  int64_t h, w, kh, kw, sh, sw, oh, ow;
+
+  int64_t block() const {
+    if (!pooled) return kBlock;
+    return std::max<int64_t>(1, kBlock / (h * w)) * h * w;
+  }
+  // The row (indexed by element j of the sample) that step t of sample s writes.
+  float* row(int64_t t, int64_t s, std::vector<float>& scratch) const {
+    if (!pooled) return out + (t * n + s) * l;
+    scratch.resize(l);
+    return scratch.data();
+  }
+  void finish(int64_t t, int64_t s, int64_t j0, int64_t j1, const float* row) const {
+    if (!pooled) return;
+    const int64_t plane = h * w, planes = l / plane, ohw = oh * ow;
+    for (int64_t p = j0 / plane; p < j1 / plane; ++p) {
+      pool_plane(row + p * plane, out + ((t * n + s) * planes + p) * ohw, w, kh, kw, sh, sw, oh, ow);
+    }
+  }
+};
 
 struct Layout {
   int64_t n, l, x_step;
@@ -90,6 +150,22 @@ Layout layout_of(const at::Tensor& x, const at::Tensor& v, bool is_static) {
   return {v.size(0), v.size(1), is_static ? 0 : v.size(0) * v.size(1)};
 }
 
+// pool: empty, or {H, W, kh, kw, sh, sw} of the average pool fused after the neuron (no padding).
+Sink sink_of(at::Tensor& out, const Layout& d, int64_t steps, const std::vector<int64_t>& pool) {
+  TORCH_CHECK(out.is_contiguous() && out.scalar_type() == at::kFloat, "out must be contiguous float32");
+  if (pool.empty()) {
+    TORCH_CHECK(out.numel() == steps * d.n * d.l, "out must hold [K, N, L]");
+    return {out.data_ptr<float>(), d.n, d.l, false, 0, 0, 0, 0, 0, 0, 0, 0};
+  }
+  TORCH_CHECK(pool.size() == 6, "pool is {H, W, kh, kw, sh, sw}");
+  const int64_t h = pool[0], w = pool[1], kh = pool[2], kw = pool[3], sh = pool[4], sw = pool[5];
+  TORCH_CHECK(h > 0 && w > 0 && kh > 0 && kw > 0 && sh > 0 && sw > 0 && kh <= h && kw <= w && d.l % (h * w) == 0,
+              "bad pooling geometry");
+  const int64_t oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;
+  TORCH_CHECK(out.numel() == steps * d.n * (d.l / (h * w)) * oh * ow, "out must hold [K, N, C, OH, OW]");
+  return {out.data_ptr<float>(), d.n, d.l, true, h, w, kh, kw, sh, sw, oh, ow};
+}
+
 inline float clamp_count(float s, float high) {
   // torch.clamp(s, 0, high) for the non-NaN values a finite membrane produces
   s = s < 0.0f ? 0.0f : s;
@@ -97,7 +173,8 @@ inline float clamp_count(float s, float high) {
 }
 
 template <bool kBias, bool kHard>
-SPIKECONV_BLOCK void if_block(const float* __restrict__ x, float* __restrict__ v, const float* __restrict__ th, const float* __restrict__ b,
+SPIKECONV_BLOCK void if_block(
+    const float* __restrict__ x, float* __restrict__ v, const float* __restrict__ th, const float* __restrict__ b,
               float* __restrict__ out, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
     const float h = kBias ? v[j] + (x[j] + b[j]) : v[j] + x[j];
@@ -112,29 +189,31 @@ SPIKECONV_BLOCK void if_block(const float* __restrict__ x, float* __restrict__ v
 
 // Plain IF: H = V + X (+ bias), S = Θ(H − θ), V = H − θS (soft) or H(1 − S) (hard), out = θS.
 void if_run(const at::Tensor& x, at::Tensor& v, const at::Tensor& th, const at::Tensor& bias, at::Tensor& out,
-            int64_t steps, bool is_static, bool hard) {
+            int64_t steps, bool is_static, bool hard, std::vector<int64_t> pool) {
   const Layout d = layout_of(x, v, is_static);
+  const Sink sink = sink_of(out, d, steps, pool);
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   const float* tp = th.data_ptr<float>();
   const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
-  float* op = out.data_ptr<float>();
-  const int64_t nl = d.n * d.l;
-  for_blocks(d.n, d.l, [&](int64_t n, int64_t j0, int64_t j1) {
+  for_blocks(d.n, d.l, sink.block(), [&](int64_t n, int64_t j0, int64_t j1) {
+    thread_local std::vector<float> scratch;
     float* vv = vp + n * d.l;
     for (int64_t t = 0; t < steps; ++t) {
       const float* xx = xp + t * d.x_step + n * d.l;
-      float* oo = op + t * nl + n * d.l;
+      float* oo = sink.row(t, n, scratch);
       if (bp && hard) if_block<true, true>(xx, vv, tp, bp, oo, j0, j1);
       else if (bp) if_block<true, false>(xx, vv, tp, bp, oo, j0, j1);
       else if (hard) if_block<false, true>(xx, vv, tp, bp, oo, j0, j1);
       else if_block<false, false>(xx, vv, tp, bp, oo, j0, j1);
+      sink.finish(t, n, j0, j1, oo);
     }
   });
 }
 
 template <bool kBias>
-SPIKECONV_BLOCK void signed_block(const float* __restrict__ x, float* __restrict__ v, float* __restrict__ c, const float* __restrict__ th,
+SPIKECONV_BLOCK void signed_block(
+    const float* __restrict__ x, float* __restrict__ v, float* __restrict__ c, const float* __restrict__ th,
                   const float* __restrict__ low, const float* __restrict__ b, float* __restrict__ out, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
     const float h = kBias ? v[j] + (x[j] + b[j]) : v[j] + x[j];
@@ -150,24 +229,25 @@ SPIKECONV_BLOCK void signed_block(const float* __restrict__ x, float* __restrict
 
 // Signed IF (sin_correction.signed_if_step): S = Θ(H − θ) − Θ(low − H)·[count > 0].
 void signed_run(const at::Tensor& x, at::Tensor& v, at::Tensor& count, const at::Tensor& th, const at::Tensor& low,
-                const at::Tensor& bias, at::Tensor& out, int64_t steps, bool is_static) {
+                const at::Tensor& bias, at::Tensor& out, int64_t steps, bool is_static, std::vector<int64_t> pool) {
   const Layout d = layout_of(x, v, is_static);
+  const Sink sink = sink_of(out, d, steps, pool);
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   float* cp = count.data_ptr<float>();
   const float* tp = th.data_ptr<float>();
   const float* lp = low.data_ptr<float>();
   const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
-  float* op = out.data_ptr<float>();
-  const int64_t nl = d.n * d.l;
-  for_blocks(d.n, d.l, [&](int64_t n, int64_t j0, int64_t j1) {
+  for_blocks(d.n, d.l, sink.block(), [&](int64_t n, int64_t j0, int64_t j1) {
+    thread_local std::vector<float> scratch;
     float* vv = vp + n * d.l;
     float* cc = cp + n * d.l;
     for (int64_t t = 0; t < steps; ++t) {
       const float* xx = xp + t * d.x_step + n * d.l;
-      float* oo = op + t * nl + n * d.l;
+      float* oo = sink.row(t, n, scratch);
       if (bp) signed_block<true>(xx, vv, cc, tp, lp, bp, oo, j0, j1);
       else signed_block<false>(xx, vv, cc, tp, lp, bp, oo, j0, j1);
+      sink.finish(t, n, j0, j1, oo);
     }
   });
 }
@@ -175,7 +255,8 @@ void signed_run(const at::Tensor& x, at::Tensor& v, at::Tensor& count, const at:
 // One ISI-corrected IF step over elements [j0, j1) of one sample; restrict pointers and branch-free masks so
 // that the compiler vectorises it.
 template <bool kBias>
-SPIKECONV_BLOCK void isi_block(const float* __restrict__ x, float* __restrict__ v, float* __restrict__ c, float* __restrict__ f,
+SPIKECONV_BLOCK void isi_block(
+    const float* __restrict__ x, float* __restrict__ v, float* __restrict__ c, float* __restrict__ f,
                float* __restrict__ first, float* __restrict__ last, float* __restrict__ ev, const float* __restrict__ th,
                const float* __restrict__ b, float* __restrict__ out, float step, float allow, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
@@ -200,8 +281,9 @@ SPIKECONV_BLOCK void isi_block(const float* __restrict__ x, float* __restrict__ 
 // ISI-corrected IF (sin_correction.isi_if_step) for absolute steps start .. start + steps − 1.
 void isi_run(const at::Tensor& x, at::Tensor& v, at::Tensor& count, at::Tensor& fired, at::Tensor& first, at::Tensor& last,
              at::Tensor& last_event, const at::Tensor& th, const at::Tensor& bias, at::Tensor& out, int64_t steps,
-             bool is_static, int64_t start, double allowance) {
+             bool is_static, int64_t start, double allowance, std::vector<int64_t> pool) {
   const Layout d = layout_of(x, v, is_static);
+  const Sink sink = sink_of(out, d, steps, pool);
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   float* cp = count.data_ptr<float>();
@@ -211,24 +293,25 @@ void isi_run(const at::Tensor& x, at::Tensor& v, at::Tensor& count, at::Tensor& 
   float* ep = last_event.data_ptr<float>();
   const float* tp = th.data_ptr<float>();
   const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
-  float* op = out.data_ptr<float>();
   const float allow = static_cast<float>(allowance);
-  const int64_t nl = d.n * d.l;
-  for_blocks(d.n, d.l, [&](int64_t n, int64_t j0, int64_t j1) {
+  for_blocks(d.n, d.l, sink.block(), [&](int64_t n, int64_t j0, int64_t j1) {
+    thread_local std::vector<float> scratch;
     const int64_t base = n * d.l;
     for (int64_t k = 0; k < steps; ++k) {
       const float step = static_cast<float>(start + k);
       const float* xx = xp + k * d.x_step + base;
-      float* oo = op + k * nl + base;
+      float* oo = sink.row(k, n, scratch);
       if (bp) isi_block<true>(xx, vp + base, cp + base, fp + base, firstp + base, lastp + base, ep + base, tp, bp, oo, step, allow, j0, j1);
       else isi_block<false>(xx, vp + base, cp + base, fp + base, firstp + base, lastp + base, ep + base, tp, bp, oo, step, allow, j0, j1);
+      sink.finish(k, n, j0, j1, oo);
     }
   });
 }
 
 // kBias: 0 none, 1 H = V + (X + bias) (IFNeuron's order), 2 H = (V + X) + bias (bistable's order).
 template <int kBias, bool kFire>
-SPIKECONV_BLOCK void burst_block(const float* __restrict__ x, float* __restrict__ v, const float* __restrict__ th, const float* __restrict__ b,
+SPIKECONV_BLOCK void burst_block(
+    const float* __restrict__ x, float* __restrict__ v, const float* __restrict__ th, const float* __restrict__ b,
                  float* __restrict__ out, float high, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
     const float h = kBias == 0 ? v[j] + x[j] : (kBias == 1 ? v[j] + (x[j] + b[j]) : (v[j] + x[j]) + b[j]);
@@ -253,26 +336,28 @@ void burst_step(const float* x, float* v, const float* th, const float* b, float
 // fire[t] == 0 makes step t integrate-only (bistable integrate state: output 0, no reset);
 // bias_last adds the bias in bistable's order.
 void burst_run(const at::Tensor& x, at::Tensor& v, const at::Tensor& th, const at::Tensor& bias, at::Tensor& out,
-               int64_t steps, bool is_static, int64_t max_spikes, std::vector<int64_t> fire, bool bias_last) {
+               int64_t steps, bool is_static, int64_t max_spikes, std::vector<int64_t> fire, bool bias_last,
+               std::vector<int64_t> pool) {
   const Layout d = layout_of(x, v, is_static);
+  const Sink sink = sink_of(out, d, steps, pool);
   TORCH_CHECK(static_cast<int64_t>(fire.size()) == steps, "fire needs one flag per step");
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   const float* tp = th.data_ptr<float>();
   const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
-  float* op = out.data_ptr<float>();
   const float high = static_cast<float>(max_spikes);
-  const int64_t nl = d.n * d.l;
   const int mode = bp ? (bias_last ? 2 : 1) : 0;
-  for_blocks(d.n, d.l, [&](int64_t n, int64_t j0, int64_t j1) {
+  for_blocks(d.n, d.l, sink.block(), [&](int64_t n, int64_t j0, int64_t j1) {
+    thread_local std::vector<float> scratch;
     float* vv = vp + n * d.l;
     for (int64_t t = 0; t < steps; ++t) {
       const float* xx = xp + t * d.x_step + n * d.l;
-      float* oo = op + t * nl + n * d.l;
+      float* oo = sink.row(t, n, scratch);
       const bool firing = fire[t] != 0;
       if (mode == 0) burst_step<0>(xx, vv, tp, bp, oo, high, firing, j0, j1);
       else if (mode == 1) burst_step<1>(xx, vv, tp, bp, oo, high, firing, j0, j1);
       else burst_step<2>(xx, vv, tp, bp, oo, high, firing, j0, j1);
+      sink.finish(t, n, j0, j1, oo);
     }
   });
 }
@@ -288,23 +373,8 @@ void avg_pool_run(const at::Tensor& x, at::Tensor& out, int64_t kh, int64_t kw, 
   TORCH_CHECK((oh_n - 1) * sh + kh <= height && (ow_n - 1) * sw + kw <= width, "pooling windows leave the input");
   const float* xp = x.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  const float divide = static_cast<float>(kh * kw);
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> sums(ow_n);
-    for (int64_t p = begin; p < end; ++p) {
-      const float* plane = xp + p * height * width;
-      float* o = op + p * oh_n * ow_n;
-      for (int64_t oh = 0; oh < oh_n; ++oh) {
-        std::fill(sums.begin(), sums.end(), 0.0f);
-        for (int64_t i = 0; i < kh; ++i) {
-          const float* row = plane + (oh * sh + i) * width;
-          for (int64_t j = 0; j < kw; ++j) {
-            for (int64_t ow = 0; ow < ow_n; ++ow) sums[ow] += row[ow * sw + j];
-          }
-        }
-        for (int64_t ow = 0; ow < ow_n; ++ow) o[oh * ow_n + ow] = sums[ow] / divide;
-      }
-    }
+    for (int64_t p = begin; p < end; ++p) pool_plane(xp + p * height * width, op + p * oh_n * ow_n, width, kh, kw, sh, sw, oh_n, ow_n);
   });
 }
 
@@ -312,7 +382,8 @@ void avg_pool_run(const at::Tensor& x, at::Tensor& out, int64_t kh, int64_t kw, 
 // H = U + X (IF) or U + (X − U)·leak (LIF); O = Θ((H − θ) ≥ 0); U = H − O (soft) or H·(1 − O) (hard).
 // h (may be null) receives H of every step, for the fused BPTT's backward.
 template <bool kLif, bool kHard>
-SPIKECONV_BLOCK void binary_block(const float* __restrict__ x, float* __restrict__ v, float th, float leak, float* __restrict__ out,
+SPIKECONV_BLOCK void binary_block(
+    const float* __restrict__ x, float* __restrict__ v, float th, float leak, float* __restrict__ out,
                   float* __restrict__ h_out, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
     const float h = kLif ? v[j] + (x[j] - v[j]) * leak : v[j] + x[j];
@@ -332,7 +403,7 @@ void binary_run(const at::Tensor& x, at::Tensor& v, double threshold, double lea
   float* hp = h_all.numel() ? h_all.data_ptr<float>() : nullptr;
   const float th = static_cast<float>(threshold), lk = static_cast<float>(leak);
   const int64_t nl = d.n * d.l;
-  for_blocks(d.n, d.l, [&](int64_t n, int64_t j0, int64_t j1) {
+  for_blocks(d.n, d.l, kBlock, [&](int64_t n, int64_t j0, int64_t j1) {
     float* vv = vp + n * d.l;
     for (int64_t t = 0; t < steps; ++t) {
       const float* xx = xp + t * d.x_step + n * d.l;
@@ -348,88 +419,86 @@ void binary_run(const at::Tensor& x, at::Tensor& v, double threshold, double lea
 
 // Backward of the binary neuron over all steps (trainable._BinaryBPTT), per element from the last step:
 // g_spike = dL/dO[t] (detached reset), dL/dO[t] − g_v (soft) or dL/dO[t] − g_v·H[t] (hard);
-// g_H = g_direct + (g_spike·σ'[t])·φ'(H[t]), g_direct = g_v (soft) or g_v·(1 − O[t]) (hard), φ' only with MPR;
+// g_H = g_direct + (g_spike·σ'[t])·φ'[t], g_direct = g_v (soft) or g_v·(1 − O[t]) (hard), φ' only with MPR;
 // IF: dL/dX[t] = g_H, g_v = g_H; LIF: dL/dX[t] = g_H·leak, g_v = g_H − g_H·leak.
-// σ'[t] is `sg` or, where `sg` is empty, the rectangular window ((|P[t] − θ| ≤ w/2) ? 1 : 0) / w on the presented
-// membrane P: `presented` if given, else φ(H) with MPR (std::tanh/std::pow: the window edges at H ≈ 0 and 1 may
-// fall within an ulp of torch's), else H. A static input gets Σ_t dL/dX[t], summed from the last step.
-// g_v: dL/dU[K] in, dL/dU[0] out. Element-wise arithmetic is autograd's; φ' uses std::tanh/std::pow (last-bit
-// differences from torch's vectorised ones).
-struct BinaryBptt {
-  const float *go, *h, *o, *p, *sg;  // [K, N·L] each; p and sg may be null
-  float *gv, *gx;
-  int64_t steps, stride;
-  bool is_static, detach, mpr;
-  float th, half, width, leak, mpr_scale, mpr_eps, mpr_span;
-};
-
-// φ(u) of mpr.py: tanh(3(u − 1/2))/(2·tanh(3/2)) + 1/2 on [0, 1], sign(u)·|u|^(1/3) outside (NaN stays NaN).
-inline float mpr_value(const BinaryBptt& a, float u) {
-  if (u >= 0.0f && u <= 1.0f) return std::tanh(3.0f * (u - 0.5f)) / a.mpr_span + 0.5f;
-  const float r = std::pow(std::fabs(u), 1.0f / 3.0f);
-  return u < 0.0f ? -r : r;
-}
-
-inline float mpr_slope(const BinaryBptt& a, float u) {
-  if (u >= 0.0f && u <= 1.0f) {
-    const float t = std::tanh(3.0f * (u - 0.5f));
-    return a.mpr_scale * (1.0f - t * t);
+// σ'[t] (`sg`) and φ'[t] (`rect`) come from torch's vectorised ops; a static input gets Σ_t dL/dX[t], summed
+// from the last step. g_v: dL/dU[K] in, dL/dU[0] out. The element-wise arithmetic is autograd's on the step loop.
+// Steps run from the last, elements of a block inner, so the loop over elements vectorises.
+template <bool kLif, bool kHard, bool kDetach, bool kRect, bool kStatic>
+SPIKECONV_BLOCK void binary_bptt_block(const float* __restrict__ go, const float* __restrict__ h, const float* __restrict__ o,
+                                       const float* __restrict__ sg, const float* __restrict__ rect, float* __restrict__ gv,
+                                       float* __restrict__ gx, float leak, bool last, int64_t e0, int64_t e1) {
+  for (int64_t e = e0; e < e1; ++e) {
+    const float g_v = gv[e];
+    const float g_spike = kDetach ? go[e] : (kHard ? go[e] - g_v * h[e] : go[e] - g_v);
+    const float g_direct = kHard ? g_v * (1.0f - o[e]) : g_v;
+    const float g_presented = g_spike * sg[e];
+    const float g_h = g_direct + (kRect ? g_presented * rect[e] : g_presented);
+    const float g_x = kLif ? g_h * leak : g_h;
+    gv[e] = kLif ? g_h - g_x : g_h;
+    if (kStatic) gx[e] = last ? g_x : gx[e] + g_x;
+    else gx[e] = g_x;
   }
-  return std::pow(std::max(std::fabs(u), a.mpr_eps), -2.0f / 3.0f) / 3.0f;
 }
 
-template <bool kLif, bool kHard>
-void binary_bptt_element(const BinaryBptt& a, int64_t e) {
-  float g_v = a.gv[e], total = 0.0f;
-  for (int64_t t = a.steps - 1; t >= 0; --t) {
-    const int64_t i = t * a.stride + e;
-    const float g_spike = a.detach ? a.go[i] : (kHard ? a.go[i] - g_v * a.h[i] : a.go[i] - g_v);
-    const float g_direct = kHard ? g_v * (1.0f - a.o[i]) : g_v;
-    const float presented = a.p ? a.p[i] : (a.mpr ? mpr_value(a, a.h[i]) : a.h[i]);
-    const float s = a.sg ? a.sg[i] : (std::fabs(presented - a.th) <= a.half ? 1.0f : 0.0f) / a.width;
-    const float g_presented = g_spike * s;
-    const float g_h = g_direct + (a.mpr ? g_presented * mpr_slope(a, a.h[i]) : g_presented);
-    float g_x = g_h;
-    if (kLif) {
-      g_x = g_h * a.leak;
-      g_v = g_h - g_x;
-    } else {
-      g_v = g_h;
-    }
-    if (!a.is_static) a.gx[i] = g_x;
-    else total = t == a.steps - 1 ? g_x : total + g_x;
-  }
-  a.gv[e] = g_v;
-  if (a.is_static) a.gx[e] = total;
-}
-
-void binary_bptt(const at::Tensor& grad_out, const at::Tensor& h_all, const at::Tensor& out, const at::Tensor& presented,
-                 const at::Tensor& sg, at::Tensor& grad_v, at::Tensor& grad_x, bool is_static, bool lif, bool hard,
-                 bool detach, bool mpr, double threshold, double width, double leak, double mpr_scale, double mpr_eps,
-                 double mpr_span) {
-  TORCH_CHECK(h_all.dim() == 3 && h_all.is_contiguous() && grad_out.is_contiguous() && out.is_contiguous(), "[K, N, L] contiguous");
-  TORCH_CHECK(!presented.numel() || (presented.is_contiguous() && presented.sizes() == h_all.sizes()), "presented must be like H");
-  TORCH_CHECK(grad_v.is_contiguous() && grad_x.is_contiguous() && grad_out.sizes() == h_all.sizes(), "bad gradient buffers");
-  const BinaryBptt a{grad_out.data_ptr<float>(), h_all.data_ptr<float>(), out.data_ptr<float>(),
-                     presented.numel() ? presented.data_ptr<float>() : nullptr,
-                     sg.numel() ? sg.data_ptr<float>() : nullptr, grad_v.data_ptr<float>(), grad_x.data_ptr<float>(),
-                     h_all.size(0), h_all.size(1) * h_all.size(2), is_static, detach, mpr, static_cast<float>(threshold),
-                     static_cast<float>(width / 2.0), static_cast<float>(width), static_cast<float>(leak),
-                     static_cast<float>(mpr_scale), static_cast<float>(mpr_eps), static_cast<float>(mpr_span)};
-  at::parallel_for(0, a.stride, kBlock, [&](int64_t begin, int64_t end) {
-    for (int64_t e = begin; e < end; ++e) {
-      if (lif && hard) binary_bptt_element<true, true>(a, e);
-      else if (lif) binary_bptt_element<true, false>(a, e);
-      else if (hard) binary_bptt_element<false, true>(a, e);
-      else binary_bptt_element<false, false>(a, e);
+template <bool kLif, bool kHard, bool kDetach, bool kRect, bool kStatic>
+void binary_bptt_steps(const float* go, const float* h, const float* o, const float* sg, const float* rect, float* gv, float* gx,
+                       float leak, int64_t steps, int64_t stride) {
+  at::parallel_for(0, stride, kBlock, [&](int64_t begin, int64_t end) {
+    for (int64_t e0 = begin; e0 < end; e0 += kBlock) {
+      const int64_t e1 = std::min(end, e0 + kBlock);
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const int64_t i = t * stride;
+        binary_bptt_block<kLif, kHard, kDetach, kRect, kStatic>(go + i, h + i, o + i, sg + i, kRect ? rect + i : rect, gv,
+                                                               kStatic ? gx : gx + i, leak, t == steps - 1, e0, e1);
+      }
     }
   });
+}
+
+template <bool kLif, bool kHard, bool kDetach>
+void binary_bptt_with(bool rect, bool is_static, const float* go, const float* h, const float* o, const float* sg, const float* r,
+                      float* gv, float* gx, float leak, int64_t steps, int64_t stride) {
+  if (rect && is_static) binary_bptt_steps<kLif, kHard, kDetach, true, true>(go, h, o, sg, r, gv, gx, leak, steps, stride);
+  else if (rect) binary_bptt_steps<kLif, kHard, kDetach, true, false>(go, h, o, sg, r, gv, gx, leak, steps, stride);
+  else if (is_static) binary_bptt_steps<kLif, kHard, kDetach, false, true>(go, h, o, sg, r, gv, gx, leak, steps, stride);
+  else binary_bptt_steps<kLif, kHard, kDetach, false, false>(go, h, o, sg, r, gv, gx, leak, steps, stride);
+}
+
+void binary_bptt(const at::Tensor& grad_out, const at::Tensor& h_all, const at::Tensor& out, const at::Tensor& sg,
+                 const at::Tensor& rect, at::Tensor& grad_v, at::Tensor& grad_x, bool is_static, bool lif, bool hard,
+                 bool detach, double leak) {
+  TORCH_CHECK(h_all.dim() == 3 && h_all.is_contiguous() && grad_out.is_contiguous() && out.is_contiguous() && sg.is_contiguous(),
+              "[K, N, L] contiguous");
+  TORCH_CHECK(grad_out.sizes() == h_all.sizes() && out.sizes() == h_all.sizes() && sg.sizes() == h_all.sizes(), "[K, N, L] each");
+  TORCH_CHECK(!rect.numel() || (rect.is_contiguous() && rect.sizes() == h_all.sizes()), "rect must be like H");
+  TORCH_CHECK(grad_v.is_contiguous() && grad_x.is_contiguous(), "bad gradient buffers");
+  const int64_t steps = h_all.size(0), stride = h_all.size(1) * h_all.size(2);
+  TORCH_CHECK(grad_v.numel() == stride && grad_x.numel() == (is_static ? stride : steps * stride), "bad gradient sizes");
+  const float* go = grad_out.data_ptr<float>();
+  const float* h = h_all.data_ptr<float>();
+  const float* o = out.data_ptr<float>();
+  const float* s = sg.data_ptr<float>();
+  const float* r = rect.numel() ? rect.data_ptr<float>() : nullptr;
+  float* gv = grad_v.data_ptr<float>();
+  float* gx = grad_x.data_ptr<float>();
+  const float lk = static_cast<float>(leak);
+  const bool has_rect = r != nullptr;
+  if (lif && hard && detach) binary_bptt_with<true, true, true>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else if (lif && hard) binary_bptt_with<true, true, false>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else if (lif && detach) binary_bptt_with<true, false, true>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else if (lif) binary_bptt_with<true, false, false>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else if (hard && detach) binary_bptt_with<false, true, true>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else if (hard) binary_bptt_with<false, true, false>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else if (detach) binary_bptt_with<false, false, true>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
+  else binary_bptt_with<false, false, false>(has_rect, is_static, go, h, o, s, r, gv, gx, lk, steps, stride);
 }
 
 // Multi-threshold LIF forward (multi_threshold.multi_threshold_step): H = U + X, O = clip(⌊H/θ⌋, 0, Γ),
 // U = k·H − θ·O (undecayed reset) or k·(H − θ·O) (decayed). h (may be null) receives H of every step.
 template <bool kDecayed>
-SPIKECONV_BLOCK void mtlif_block(const float* __restrict__ x, float* __restrict__ v, float th, float k, float high, float* __restrict__ out,
+SPIKECONV_BLOCK void mtlif_block(
+    const float* __restrict__ x, float* __restrict__ v, float th, float k, float high, float* __restrict__ out,
                  float* __restrict__ h_out, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
     const float h = v[j] + x[j];
@@ -449,7 +518,7 @@ void mtlif_run(const at::Tensor& x, at::Tensor& v, double threshold, double deca
   float* hp = h_all.numel() ? h_all.data_ptr<float>() : nullptr;
   const float th = static_cast<float>(threshold), k = static_cast<float>(decay), high = static_cast<float>(max_spikes);
   const int64_t nl = d.n * d.l;
-  for_blocks(d.n, d.l, [&](int64_t n, int64_t j0, int64_t j1) {
+  for_blocks(d.n, d.l, kBlock, [&](int64_t n, int64_t j0, int64_t j1) {
     float* vv = vp + n * d.l;
     for (int64_t t = 0; t < steps; ++t) {
       const float* xx = xp + t * d.x_step + n * d.l;
@@ -463,43 +532,54 @@ void mtlif_run(const at::Tensor& x, at::Tensor& v, double threshold, double deca
 
 // Backward of the multi-threshold LIF over all steps (multi_threshold._MultiThresholdBPTT), per element from the
 // last step: g_direct = g_v·k; g_o = dL/dO[t], minus (g_v or g_direct)·θ unless the reset is detached;
-// g_v = g_direct + g_o·h'[t] = dL/dX[t] (a static input gets Σ_t, summed from the last step). h'[t] is `sg`, or
-// with `comb_max` the comb-max surrogate a·exp(−d²/b), d = H − clip(round(H/θ), 1, Γ)·θ, from `h_or_sg` = H
-// (std::exp: last-bit differences from torch's vectorised exp).
-void mtlif_bptt(const at::Tensor& grad_out, const at::Tensor& h_or_sg, at::Tensor& grad_v, at::Tensor& grad_x, bool is_static,
-                bool decayed, bool detach, double threshold, double decay, bool comb_max, double amplitude, double width,
-                int64_t max_spikes) {
-  TORCH_CHECK(h_or_sg.dim() == 3 && h_or_sg.is_contiguous() && grad_out.is_contiguous() && grad_out.sizes() == h_or_sg.sizes(),
-              "[K, N, L] contiguous");
-  TORCH_CHECK(grad_v.is_contiguous() && grad_x.is_contiguous(), "bad gradient buffers");
-  const int64_t steps = h_or_sg.size(0), stride = h_or_sg.size(1) * h_or_sg.size(2);
-  const float* gop = grad_out.data_ptr<float>();
-  const float* sp = h_or_sg.data_ptr<float>();
-  float* gvp = grad_v.data_ptr<float>();
-  float* gxp = grad_x.data_ptr<float>();
-  const float th = static_cast<float>(threshold), k = static_cast<float>(decay);
-  const float amp = static_cast<float>(amplitude), b = static_cast<float>(width), high = static_cast<float>(max_spikes);
+// g_v = g_direct + g_o·σ'[t] = dL/dX[t] (a static input gets Σ_t, summed from the last step). σ'[t] (`sg`) comes
+// from torch's vectorised surrogate. Steps run from the last, elements of a block inner (vectorised).
+template <bool kDecayed, bool kDetach, bool kStatic>
+SPIKECONV_BLOCK void mtlif_bptt_block(const float* __restrict__ go, const float* __restrict__ sg, float* __restrict__ gv,
+                                      float* __restrict__ gx, float th, float k, bool last, int64_t e0, int64_t e1) {
+  for (int64_t e = e0; e < e1; ++e) {
+    const float g_v = gv[e];
+    const float g_direct = g_v * k;
+    const float g_o = kDetach ? go[e] : go[e] - (kDecayed ? g_direct : g_v) * th;
+    const float g_new = g_direct + g_o * sg[e];
+    gv[e] = g_new;
+    if (kStatic) gx[e] = last ? g_new : gx[e] + g_new;
+    else gx[e] = g_new;
+  }
+}
+
+template <bool kDecayed, bool kDetach, bool kStatic>
+void mtlif_bptt_steps(const float* go, const float* sg, float* gv, float* gx, float th, float k, int64_t steps, int64_t stride) {
   at::parallel_for(0, stride, kBlock, [&](int64_t begin, int64_t end) {
-    for (int64_t e = begin; e < end; ++e) {
-      float g_v = gvp[e], total = 0.0f;
+    for (int64_t e0 = begin; e0 < end; e0 += kBlock) {
+      const int64_t e1 = std::min(end, e0 + kBlock);
       for (int64_t t = steps - 1; t >= 0; --t) {
-        const int64_t i = t * stride + e;
-        float slope = sp[i];
-        if (comb_max) {
-          const float peak = std::min(std::max(std::nearbyint(sp[i] / th), 1.0f), high);
-          const float d = sp[i] - peak * th;
-          slope = amp * std::exp(-(d * d) / b);
-        }
-        const float g_direct = g_v * k;
-        const float g_o = detach ? gop[i] : gop[i] - (decayed ? g_direct : g_v) * th;
-        g_v = g_direct + g_o * slope;
-        if (!is_static) gxp[i] = g_v;
-        else total = t == steps - 1 ? g_v : total + g_v;
+        const int64_t i = t * stride;
+        mtlif_bptt_block<kDecayed, kDetach, kStatic>(go + i, sg + i, gv, kStatic ? gx : gx + i, th, k, t == steps - 1, e0, e1);
       }
-      gvp[e] = g_v;
-      if (is_static) gxp[e] = total;
     }
   });
+}
+
+void mtlif_bptt(const at::Tensor& grad_out, const at::Tensor& sg, at::Tensor& grad_v, at::Tensor& grad_x, bool is_static,
+                bool decayed, bool detach, double threshold, double decay) {
+  TORCH_CHECK(sg.dim() == 3 && sg.is_contiguous() && grad_out.is_contiguous() && grad_out.sizes() == sg.sizes(), "[K, N, L] contiguous");
+  TORCH_CHECK(grad_v.is_contiguous() && grad_x.is_contiguous(), "bad gradient buffers");
+  const int64_t steps = sg.size(0), stride = sg.size(1) * sg.size(2);
+  TORCH_CHECK(grad_v.numel() == stride && grad_x.numel() == (is_static ? stride : steps * stride), "bad gradient sizes");
+  const float* go = grad_out.data_ptr<float>();
+  const float* s = sg.data_ptr<float>();
+  float* gv = grad_v.data_ptr<float>();
+  float* gx = grad_x.data_ptr<float>();
+  const float th = static_cast<float>(threshold), k = static_cast<float>(decay);
+  if (decayed && detach && is_static) mtlif_bptt_steps<true, true, true>(go, s, gv, gx, th, k, steps, stride);
+  else if (decayed && detach) mtlif_bptt_steps<true, true, false>(go, s, gv, gx, th, k, steps, stride);
+  else if (decayed && is_static) mtlif_bptt_steps<true, false, true>(go, s, gv, gx, th, k, steps, stride);
+  else if (decayed) mtlif_bptt_steps<true, false, false>(go, s, gv, gx, th, k, steps, stride);
+  else if (detach && is_static) mtlif_bptt_steps<false, true, true>(go, s, gv, gx, th, k, steps, stride);
+  else if (detach) mtlif_bptt_steps<false, true, false>(go, s, gv, gx, th, k, steps, stride);
+  else if (is_static) mtlif_bptt_steps<false, false, true>(go, s, gv, gx, th, k, steps, stride);
+  else mtlif_bptt_steps<false, false, false>(go, s, gv, gx, th, k, steps, stride);
 }
 
 // Spiking max-pool gate (spiking_maxpool.max_pool_gate_step) over `steps` steps, for NCHW planes:

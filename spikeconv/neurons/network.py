@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.encoding import DirectEncoding, Encoding
+from spikeconv.neurons.fusion import fused_body
 from spikeconv.neurons.if_neuron import SpikingNeuron
 
 
@@ -28,9 +29,10 @@ class SpikingNetwork(nn.Module):
     current over steps is the accumulated membrane, and the prediction after ``t`` steps is the
     argmax of that sum.
 
-    Every forward starts from fresh membranes. ``time_chunk`` bounds memory by simulating ``K``
-    steps at a time (state carries across chunks within one forward); the result does not depend
-    on it.
+    Where nothing observes them, each IF neuron and the average pool after it run as one pass
+    (:mod:`spikeconv.neurons.fusion`; same results). Every forward starts from fresh membranes.
+    ``time_chunk`` bounds memory by simulating ``K`` steps at a time (state carries across chunks
+    within one forward); the result does not depend on it.
 
     Args:
         body: Module called as ``body(x, num_steps)`` holding :class:`SpikingNeuron` modules.
@@ -70,11 +72,12 @@ class SpikingNetwork(nn.Module):
         for _, neuron in self.neurons():
             neuron.reset_state()
         chunk = self.time_chunk or total
+        body = fused_body(self.body)  # the same graph with neuron→pool pairs in one pass where nothing watches them
         readout = None
         for first in range(0, total, chunk):
             steps = min(chunk, total - first)
             encoded = self.encoding.encode(x, steps, first)
-            out = self.body(encoded, steps)
+            out = body(encoded, steps)
             piece = out.reshape(steps, x.shape[0], *out.shape[1:])
             if steps == total:
                 readout = piece

@@ -29,7 +29,7 @@ from torch.autograd.function import once_differentiable
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.if_neuron import SpikingNeuron
-from spikeconv.neurons.mpr import MPR_EPS, MPR_SLOPE_SCALE, MPR_SPAN, mpr, mpr_derivative, mpr_value
+from spikeconv.neurons.mpr import mpr, mpr_derivative, mpr_value
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.strategies import Reset
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular, surrogate_from_dict
@@ -320,22 +320,18 @@ def _binary_grads(h_all: Tensor, presented_all: Tensor, out: Tensor, threshold: 
 def _binary_grads_native(ops, h_all: Tensor, presented_all: Tensor, out: Tensor, threshold: Tensor, leak: Tensor,  # noqa: ANN001
                          config: BinaryNeuronConfig, grad_out: Tensor, grad_v: Tensor | None,
                          static: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """:func:`_binary_grads` (summed over steps for a static input) in one C++ pass; the rectangular surrogate
-    and MPR's φ' are evaluated inline, any other surrogate by torch first."""
+    """:func:`_binary_grads` (summed over steps for a static input) in one C++ pass. The surrogate and MPR's φ'
+    are evaluated over all steps at once by the same torch ops as there (vectorised; scalar ``tanh``/``pow`` in
+    the C++ loop made it slower than autograd), so the gradients are its values."""
     c, (k, n) = config, h_all.shape[:2]
     flat = (k, n, -1)
-    inline = type(c.surrogate) is Rectangular
-    if not inline:
-        surrogate = c.surrogate.derivative(_presented(h_all, presented_all, c) - threshold).reshape(flat).contiguous()
-    else:
-        surrogate = h_all.new_empty(0)
+    surrogate = c.surrogate.derivative(_presented(h_all, presented_all, c) - threshold).reshape(flat).contiguous()
+    rect = mpr_derivative(h_all).reshape(flat).contiguous() if c.mpr else h_all.new_empty(0)
     g_v = h_all.new_zeros((n, h_all[0, 0].numel())) if grad_v is None else grad_v.reshape(n, -1).clone()
     grad_x = h_all.new_empty(h_all.shape[1:] if static else h_all.shape)
-    presented = presented_all.reshape(flat) if presented_all.numel() else presented_all
-    ops.binary_bptt(grad_out.reshape(flat).contiguous(), h_all.reshape(flat), out.reshape(flat), presented, surrogate, g_v,
+    ops.binary_bptt(grad_out.reshape(flat).contiguous(), h_all.reshape(flat), out.reshape(flat), surrogate, rect, g_v,
                     grad_x.view(*grad_x.shape[: 1 if static else 2], -1), static, c.charge is Charge.LIF, c.reset is Reset.ZERO,
-                    c.detach_reset, c.mpr, float(threshold), float(c.surrogate.width) if inline else 1.0, float(leak),
-                    MPR_SLOPE_SCALE, MPR_EPS, MPR_SPAN)  # fmt: skip
+                    c.detach_reset, float(leak))  # fmt: skip
     return grad_x, g_v.view(h_all.shape[1:])
 
 

@@ -1,11 +1,12 @@
 """End-to-end jobs (train, convert, curve, demo) composed from the packages below."""
 
 from spikeconv.convert.methods import METHODS, ConversionMethod, MethodSettings, method_settings
-from spikeconv.evaluation import format_curve_table
+from spikeconv.evaluation import GapResult, format_curve_table
 from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, build_snn, load_ann, load_snn, rebuild_ann, save_snn
 from spikeconv.files.info import describe_file, format_description
 from spikeconv.ingest.preprocessing import Preprocessing
-from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion, format_choice
+from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion
+from spikeconv.workflows.auto_report import format_choice
 from spikeconv.workflows.compare import (
     COMPARE_METHODS,
     DEFAULT_COMPARE_METHODS,
@@ -19,18 +20,18 @@ from spikeconv.workflows.compare import (
     compare_job_from_options,
     compare_method,
 )
+from spikeconv.workflows.curve import CurveJob, curve_job
 from spikeconv.workflows.curves import curves_job
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
+from spikeconv.workflows.gap import GapJob, format_gap_table, gap_job
 from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 from spikeconv.workflows.jobs import (
     ConvertJob,
     ConvertResult,
-    CurveJob,
     DataSource,
     TrainAnnJob,
     TrainAnnResult,
     convert_job,
-    curve_job,
     describe_conversion,
     train_ann_job,
 )
@@ -87,6 +88,10 @@ __all__ = [
     "finetune_budget",
     "FinetuneBudget",
     "finetune_converted",
+    "GapJob",
+    "GapResult",
+    "format_gap_table",
+    "gap_job",
     "ACTIVATIONS",
     "activation_from_options",
     "AUGMENTS",

@@ -29,7 +29,8 @@ from spikeconv.files import LoadedAnn, load_ann
 from spikeconv.ingest import STAGE_KEY, ingest_module
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.runtime import BatchesOn, Precision, resolve_device
-from spikeconv.workflows.auto import AutoConfig, auto_calibration_samples, choose_conversion, finetune_split, validation_split
+from spikeconv.workflows.auto import AutoConfig, choose_conversion
+from spikeconv.workflows.auto_splits import auto_calibration_samples, finetune_split, validation_split
 from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 
 

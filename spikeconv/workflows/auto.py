@@ -48,7 +48,7 @@ from spikeconv.calibration import calibrate, prepare, recalibrate
 from spikeconv.convert import ConvertConfig, convert, correct
 from spikeconv.convert.methods import MethodOverrides, MethodSettings, method_settings
 from spikeconv.convert.rate_code_ann import rate_code_ann
-from spikeconv.data import calibration_indices, make_loader
+from spikeconv.data import make_loader
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import EnergyModel, count_operations
 from spikeconv.neurons import SinCorrection, SpikingNetwork
@@ -382,68 +382,3 @@ def _decide(search: _Search, simulated, variants, config: AutoConfig) -> AutoCho
         "energy_model": config.energy.to_dict(),
     }  # fmt: skip
     return replace(choice, report=report)
-
-
-def auto_calibration_samples(train_size: int, calib_samples: int, config: AutoConfig) -> int:
-    """Calibration samples for a search: ``calib_samples``, or half the training set when it cannot also hold the validation split."""
-    if train_size >= calib_samples + config.validation_samples:
-        return calib_samples
-    return max(1, min(calib_samples, train_size // 2))
-
-
-def validation_split(train, *, calibration_samples: int, calibration_seed: int, samples: int):
-    """``samples`` training samples disjoint from the calibration draw, with a seed of their own (sorted indices).
-
-    Raises:
-        ConfigError: Calibration takes every training sample, so none is left to validate on.
-    """
-    indices = validation_indices(len(train), calibration_samples=calibration_samples, calibration_seed=calibration_seed,
-                                 samples=samples)  # fmt: skip
-    return _subset(train, indices)
-
-
-def finetune_split(train, *, calibration_samples: int, calibration_seed: int, samples: int):
-    """The training samples outside :func:`validation_split` (in order): what ``allow_finetune``'s fine-tunes train on."""
-    keep = torch.ones(len(train), dtype=torch.bool)
-    keep[validation_indices(len(train), calibration_samples=calibration_samples, calibration_seed=calibration_seed,
-                            samples=samples)] = False  # fmt: skip
-    return _subset(train, torch.nonzero(keep).flatten())
-
-
-def _subset(train, indices: torch.Tensor):
-    subset = getattr(train, "subset", None)
-    return subset(indices) if callable(subset) else torch.utils.data.Subset(train, indices.tolist())
-
-
-def validation_indices(size: int, *, calibration_samples: int, calibration_seed: int, samples: int) -> torch.Tensor:
-    """The sorted indices of :func:`validation_split`."""
-    free = torch.ones(size, dtype=torch.bool)
-    free[calibration_indices(size, num_samples=calibration_samples, seed=calibration_seed)] = False
-    pool = torch.nonzero(free).flatten()
-    if len(pool) == 0:
-        raise ConfigError(f"--method auto needs training samples beyond the {calibration_samples} used for calibration "
-                          "to validate on; lower --calib-samples or pick an explicit --method")  # fmt: skip
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(calibration_seed + 1))[:samples]
-    return pool[order].sort().values
-
-
-def format_choice(report: dict[str, Any]) -> str:
-    """The candidates table and the decision, as printed by ``convert --method auto``."""
-    lines = ["| method | T | bits/step | val. accuracy | drop ± s.e. | energy (µJ) | how |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for row in report["candidates"]:
-        energy = "" if row["energy_uj"] is None else f"{row['energy_uj']:.3f}"
-        lines.append(f"| {row['variant']} | {row['timesteps']} | {row['bits_per_step']} | {row['accuracy']:.2f} | "
-                     f"{row['drop']:+.2f} ± {row['drop_se']:.2f} | {energy} | {row['how']} |")  # fmt: skip
-    chosen, validation = report["chosen"], report["validation"]
-    verdict = "within" if report["met_budget"] else "NOT within (closest kept)"
-    lines.append(f"auto: {chosen['variant']} at T = {chosen['timesteps']}: {chosen['accuracy']:.2f}% on {validation['samples']} "
-                 f"held-out training samples (ANN {validation['ann_accuracy']:.2f}%, "
-                 f"drop {chosen['drop']:.2f} ± {chosen['drop_se']:.2f}), "
-                 f"{verdict} --max-drop {report['max_drop']:g} with one standard error to spare; "
-                 f"{report['screened']} screened, {report['simulated']} simulated")  # fmt: skip
-    finetune = report.get("finetune", {})
-    if finetune.get("allowed"):
-        lines.append(f"auto: --allow-finetune: {finetune['trained']} hybrid fine-tune(s), {finetune['seconds']:.0f} s of training"
-                     + ("; the chosen SNN was trained" if chosen.get("how") == "fine-tuned" else ""))  # fmt: skip
-    return "\n".join(lines)

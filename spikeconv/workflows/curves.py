@@ -2,7 +2,7 @@
 
 ``spikeconv curve A.pt B.pt C.pt --plot p.png`` compares conversion methods (or a conversion
 with a directly trained SNN) on identical samples; each curve is computed exactly as
-:func:`spikeconv.workflows.jobs.curve_job` computes a single one.
+:func:`spikeconv.workflows.curve.curve_job` computes a single one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from spikeconv._outputs import check_outputs
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, plot_curves, write_curve_json
 from spikeconv.files import load_snn
-from spikeconv.workflows.jobs import CurveJob, curve_of_loaded, write_main
+from spikeconv.workflows.curve import CurveJob, curve_of_loaded
+from spikeconv.workflows.jobs import write_main
 from spikeconv.workflows.rate_code_curve import rate_code_curve
 
 

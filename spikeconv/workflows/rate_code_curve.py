@@ -17,7 +17,7 @@ from spikeconv.data import Split, make_loader
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, default_table_points
 from spikeconv.files import LoadedSnn
-from spikeconv.workflows.jobs import CurveJob
+from spikeconv.workflows.curve import CurveJob
 
 
 def rate_code_accuracy(loaded: LoadedSnn, data, steps: Sequence[int], *, batch_size: int = 256) -> list[float]:

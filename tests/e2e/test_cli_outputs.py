@@ -75,7 +75,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the outputs were checked")
 
     monkeypatch.setattr("spikeconv.workflows.jobs.DataSource.load", refuse)
-    monkeypatch.setattr("spikeconv.workflows.jobs.load_snn", refuse)
+    monkeypatch.setattr("spikeconv.workflows.curve.load_snn", refuse)
     monkeypatch.setattr("spikeconv.workflows.curves.load_snn", refuse)
 
 

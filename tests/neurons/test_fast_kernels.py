@@ -101,7 +101,8 @@ def test_second_process_loads_the_cached_library(tmp_path):
     env = {**os.environ, "SPIKECONV_NATIVE_CACHE": str(tmp_path), "SPIKECONV_NATIVE": "1", "CXX": str(tmp_path / "no-compiler")}
     code = ("import torch; from spikeconv.neurons import native; ops = native.native_ops(); "
             "x = torch.ones(2, 3); v = torch.zeros(1, 3); o = torch.empty(2, 1, 3); "
-            "ops.if_run(x.view(2, 1, 3), v, torch.full((3,), 0.5), torch.empty(0), o, 2, False, False); print(o.sum().item())")  # fmt: skip
+            "ops.if_run(x.view(2, 1, 3), v, torch.full((3,), 0.5), torch.empty(0), o, 2, False, False, []); "
+            "print(o.sum().item())")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3.0"

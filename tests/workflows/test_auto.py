@@ -15,7 +15,8 @@ from spikeconv.errors import CalibrationError
 from spikeconv.files import load_ann, load_snn
 from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
-from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion, validation_split
+from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion
+from spikeconv.workflows.auto_splits import validation_split
 
 DIGITS = ["--dataset", "digits"]
 

@@ -14,7 +14,8 @@ from spikeconv.errors import ConfigError
 from spikeconv.files import load_ann, load_snn
 from spikeconv.ingest import ingest_module
 from spikeconv.workflows import auto as auto_module
-from spikeconv.workflows.auto import AutoConfig, choose_conversion, finetune_split, validation_indices, validation_split
+from spikeconv.workflows.auto import AutoConfig, choose_conversion
+from spikeconv.workflows.auto_splits import finetune_split, validation_indices, validation_split
 from spikeconv.workflows.hybrid import FinetuneBudget
 
 DIGITS = ["--dataset", "digits"]

@@ -81,7 +81,8 @@ from spikeconv.workflows.compare.models import (
     plan_models,
     settle_plan,
 )
-from spikeconv.workflows.jobs import CurveJob, DataSource, counted_curve
+from spikeconv.workflows.curve import CurveJob, counted_curve
+from spikeconv.workflows.jobs import DataSource
 from spikeconv.workflows.options import snn_training_from_options
 
 __all__ = ["CompareJob", "CompareResult", "compare_job", "compare_job_from_options"]

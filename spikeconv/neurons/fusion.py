@@ -1,0 +1,164 @@
+"""Run an IF neuron and the average pool that follows it as one pass, when nothing watches the spikes.
+
+Why: in a converted CNN the first neuron layer writes the largest tensor of the simulation (for
+``fmnist-cnn`` at T = 32, batch 256: a 604 MB spike map) only for the pool after it to read it back
+and shrink it 4x. Profiling put that write and read at a third of the forward, at a quarter of the
+memory bandwidth. Fused, the C++ neuron loop pools each plane of a cache-sized block right after
+computing it (``kernels.py``, ``pool``), so the spike map never reaches memory.
+
+The fusion is a view, not a rewrite: :func:`fused_body` builds, once per graph, a second
+``GraphModule`` over the *same* submodules (so membranes, thresholds and corrections are shared)
+in which each ``pool(neuron(x))`` pair whose neuron has no other user is one :class:`NeuronPool`
+call. The converted graph itself (what exporters, op counters, recorders and ``info`` read) is
+untouched. :class:`NeuronPool` runs the fused kernel only when the result cannot differ from the
+two calls: a plain :class:`~spikeconv.neurons.IFNeuron` on a fast kernel, an ``nn.AvgPool2d``
+without padding, ceil mode or divisor override, float32 on CPU with the C++ kernels, no autograd,
+and no hook on either module or registered globally (spike counters and recorders attach hooks,
+so they always see the unfused calls). Otherwise it calls ``pool(neuron(x))``.
+Results are bit-identical (``tests/neurons/test_fusion.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+import torch
+from torch import Tensor, fx, nn
+from torch.nn.modules import module as module_hooks
+
+from spikeconv.neurons.if_neuron import IFNeuron
+from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.strategies import Kernel
+
+__all__ = ["NeuronPool", "fused_body", "pool_geometry", "unfused"]
+
+_OFF: ContextVar[bool] = ContextVar("spikeconv_fusion_off", default=False)
+
+_FAST_KERNELS = (Kernel.INPLACE, Kernel.NATIVE)
+
+
+def _pair(value: object) -> tuple[int, int] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def pool_geometry(pool: nn.Module) -> tuple[int, int, int, int] | None:
+    """``(kh, kw, sh, sw)`` of an average pool whose arithmetic the fused kernel reproduces, else ``None``."""
+    if type(pool) is not nn.AvgPool2d or pool.ceil_mode or pool.divisor_override is not None or _pair(pool.padding) != (0, 0):
+        return None
+    kernel = _pair(pool.kernel_size)
+    stride = _pair(pool.stride if pool.stride not in (None, (), []) else pool.kernel_size)
+    if kernel is None or stride is None or min(*kernel, *stride) < 1:
+        return None
+    return (*kernel, *stride)
+
+
+def _watched(module: nn.Module) -> bool:
+    """Whether a hook would see this module's call (its own hooks or global ones)."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module_hooks._global_forward_hooks
+                or module_hooks._global_forward_pre_hooks)  # fmt: skip
+
+
+class NeuronPool(nn.Module):
+    """``pool(neuron(x, num_steps, static))``, through the fused kernel whenever that gives the same result."""
+
+    def __init__(self, neuron: IFNeuron, pool: nn.AvgPool2d) -> None:
+        super().__init__()
+        self.neuron = neuron
+        self.pool = pool
+
+    def fusable(self, x: Tensor) -> bool:
+        """Whether this call may run fused (see the module docstring)."""
+        neuron, pool = self.neuron, self.pool
+        geometry = pool_geometry(pool)
+        return (
+            geometry is not None and type(neuron) is IFNeuron and neuron.kernel in _FAST_KERNELS
+            and x.dtype == torch.float32 and x.dim() == 4 and x.shape[2] >= geometry[0] and x.shape[3] >= geometry[1]
+            and x.numel() > 0 and not (torch.is_grad_enabled() and x.requires_grad)
+            and not _watched(neuron) and not _watched(pool) and native_ops_for(x) is not None
+        )  # fmt: skip
+
+    def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
+        if self.fusable(x):
+            return self.neuron.forward_pooled(x, num_steps, static, pool_geometry(self.pool))
+        return self.pool(self.neuron(x, num_steps, static=static))
+
+
+def _pairs(body: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
+    """(neuron node, pool node) pairs: the pool is the neuron's only user and takes nothing else."""
+    found = []
+    for node in body.graph.nodes:
+        if node.op != "call_module" or type(body.get_submodule(node.target)) is not IFNeuron or len(node.users) != 1:
+            continue
+        (user,) = node.users
+        if (user.op == "call_module" and user.args == (node,) and not user.kwargs
+                and pool_geometry(body.get_submodule(user.target)) is not None):  # fmt: skip
+            found.append((node, user))
+    return found
+
+
+def _build(body: fx.GraphModule) -> fx.GraphModule | None:
+    pairs = _pairs(body)
+    if not pairs:
+        return None
+    graph = fx.Graph()
+    remap: dict[fx.Node, fx.Node] = {}
+    output = graph.graph_copy(body.graph, remap)
+    graph.output(output)
+    root: dict[str, object] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            root[node.target] = body.get_submodule(node.target)
+        elif node.op == "get_attr":
+            owner, _, name = node.target.rpartition(".")
+            root[node.target] = getattr(body.get_submodule(owner) if owner else body, name)
+    for index, (neuron_node, pool_node) in enumerate(pairs):
+        neuron, pool = remap[neuron_node], remap[pool_node]
+        target = f"_fused_{index}_{neuron_node.target.replace('.', '_')}"
+        root[target] = NeuronPool(body.get_submodule(neuron_node.target), body.get_submodule(pool_node.target))
+        with graph.inserting_before(pool):
+            fused = graph.call_module(target, neuron.args, neuron.kwargs)
+        pool.replace_all_uses_with(fused)
+        graph.erase_node(pool)
+        graph.erase_node(neuron)
+    graph.lint()
+    return fx.GraphModule(root, graph, class_name="FusedBody")
+
+
+@contextlib.contextmanager
+def unfused() -> Iterator[None]:
+    """Run every network as its plain graph inside the block: e.g. to measure the memory of the unfused
+    simulation, which counters and recorders (hooks) run, so that a plan made from it fits them too."""
+    token = _OFF.set(True)
+    try:
+        yield
+    finally:
+        _OFF.reset(token)
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[str, dict[str, nn.Module], fx.GraphModule | None]] = weakref.WeakKeyDictionary()
+
+
+def fused_body(body: nn.Module) -> nn.Module:
+    """``body`` with its neuron→average-pool pairs fused, sharing its modules; ``body`` itself where
+    there is nothing to fuse, it is not an fx graph, a hook watches it, it is being traced, exported or
+    compiled, or inside :func:`unfused`."""
+    if _OFF.get() or not isinstance(body, fx.GraphModule) or _watched(body) or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() \
+            or torch.compiler.is_compiling():  # (a hook on the body, e.g. the op counter's, must see its calls)
+        return body
+    modules = dict(body.named_modules())
+    held = _CACHE.get(body)
+    if held is not None:
+        code, used, fused = held
+        if code == body.code and all(modules.get(name) is module for name, module in used.items()):
+            return body if fused is None else fused
+    fused = _build(body)
+    used = {node.target: modules[node.target] for node in body.graph.nodes if node.op == "call_module"}
+    _CACHE[body] = (body.code, used, fused)
+    return body if fused is None else fused

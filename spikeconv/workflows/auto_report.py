@@ -1,0 +1,30 @@
+"""The ``--method auto`` report as text: the candidates table and the decision, for the CLI.
+
+Separate from the search (:mod:`spikeconv.workflows.auto`), which produces the report as a dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_choice(report: dict[str, Any]) -> str:
+    """The candidates table and the decision, as printed by ``convert --method auto``."""
+    lines = ["| method | T | bits/step | val. accuracy | drop ± s.e. | energy (µJ) | how |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for row in report["candidates"]:
+        energy = "" if row["energy_uj"] is None else f"{row['energy_uj']:.3f}"
+        lines.append(f"| {row['variant']} | {row['timesteps']} | {row['bits_per_step']} | {row['accuracy']:.2f} | "
+                     f"{row['drop']:+.2f} ± {row['drop_se']:.2f} | {energy} | {row['how']} |")  # fmt: skip
+    chosen, validation = report["chosen"], report["validation"]
+    verdict = "within" if report["met_budget"] else "NOT within (closest kept)"
+    lines.append(f"auto: {chosen['variant']} at T = {chosen['timesteps']}: {chosen['accuracy']:.2f}% on {validation['samples']} "
+                 f"held-out training samples (ANN {validation['ann_accuracy']:.2f}%, "
+                 f"drop {chosen['drop']:.2f} ± {chosen['drop_se']:.2f}), "
+                 f"{verdict} --max-drop {report['max_drop']:g} with one standard error to spare; "
+                 f"{report['screened']} screened, {report['simulated']} simulated")  # fmt: skip
+    finetune = report.get("finetune", {})
+    if finetune.get("allowed"):
+        lines.append(f"auto: --allow-finetune: {finetune['trained']} hybrid fine-tune(s), {finetune['seconds']:.0f} s of training"
+                     + ("; the chosen SNN was trained" if chosen.get("how") == "fine-tuned" else ""))  # fmt: skip
+    return "\n".join(lines)
