@@ -31,6 +31,7 @@ from torch.nn.modules import module as module_hooks
 
 from spikeconv.neurons.if_neuron import IFNeuron
 from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.spiking_maxpool import SpikingMaxPool2d
 from spikeconv.neurons.strategies import Kernel
 
 __all__ = ["NeuronPool", "fused_body", "pool_geometry", "unfused"]
@@ -49,7 +50,10 @@ def _pair(value: object) -> tuple[int, int] | None:
 
 
 def pool_geometry(pool: nn.Module) -> tuple[int, int, int, int] | None:
-    """``(kh, kw, sh, sw)`` of an average pool whose arithmetic the fused kernel reproduces, else ``None``."""
+    """``(kh, kw, sh, sw)`` of an average pool whose arithmetic the fused kernel reproduces, or of a 2x2 stride-2
+    spiking max-pool gate, else ``None``."""
+    if type(pool) is SpikingMaxPool2d:
+        return (2, 2, 2, 2) if pool.fusable_geometry() else None
     if type(pool) is not nn.AvgPool2d or pool.ceil_mode or pool.divisor_override is not None or _pair(pool.padding) != (0, 0):
         return None
     kernel = _pair(pool.kernel_size)
@@ -66,7 +70,10 @@ def _watched(module: nn.Module) -> bool:
 
 
 class NeuronPool(nn.Module):
-    """``pool(neuron(x, num_steps, static))``, through the fused kernel whenever that gives the same result."""
+    """``pool(neuron(x, num_steps, static))``, through the fused kernel whenever that gives the same result.
+
+    ``pool`` is an ``nn.AvgPool2d`` or a :class:`~spikeconv.neurons.SpikingMaxPool2d` (whose state the fused
+    kernel advances as the gate's own loop would)."""
 
     def __init__(self, neuron: IFNeuron, pool: nn.AvgPool2d) -> None:
         super().__init__()
@@ -85,9 +92,18 @@ class NeuronPool(nn.Module):
         )  # fmt: skip
 
     def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
-        if self.fusable(x):
-            return self.neuron.forward_pooled(x, num_steps, static, pool_geometry(self.pool))
-        return self.pool(self.neuron(x, num_steps, static=static))
+        if not self.fusable(x):
+            if isinstance(self.pool, SpikingMaxPool2d):
+                return self.pool(self.neuron(x, num_steps, static=static), num_steps)
+            return self.pool(self.neuron(x, num_steps, static=static))
+        geometry = pool_geometry(self.pool)
+        if not isinstance(self.pool, SpikingMaxPool2d):
+            return self.neuron.forward_pooled(x, num_steps, static, geometry)
+        step_shape = x.shape if static else torch.Size((x.shape[0] // num_steps, *x.shape[1:]))
+        cumulative, emitted = self.pool.flat_state(step_shape, x)
+        out = self.neuron.forward_pooled(x, num_steps, static, geometry, gate=(cumulative, emitted))
+        self.pool.set_flat_state(cumulative, emitted, step_shape)
+        return out
 
 
 def _pairs(body: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
@@ -97,8 +113,14 @@ def _pairs(body: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
         if node.op != "call_module" or type(body.get_submodule(node.target)) is not IFNeuron or len(node.users) != 1:
             continue
         (user,) = node.users
-        if (user.op == "call_module" and user.args == (node,) and not user.kwargs
-                and pool_geometry(body.get_submodule(user.target)) is not None):  # fmt: skip
+        if user.op != "call_module" or not user.args or user.args[0] is not node:
+            continue
+        pool = body.get_submodule(user.target)
+        if type(pool) is SpikingMaxPool2d:  # called as gate(x, num_steps, static=False): time-flattened spikes
+            takes = len(user.args) == 2 and user.args[1] is node.args[1] and not user.kwargs.get("static", False)
+        else:
+            takes = len(user.args) == 1 and not user.kwargs
+        if takes and pool_geometry(pool) is not None:
             found.append((node, user))
     return found
 

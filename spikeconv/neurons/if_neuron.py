@@ -141,12 +141,15 @@ class IFNeuron(SpikingNeuron):
     def forward(self, x: Tensor, num_steps: int, static: bool = False) -> Tensor:
         return self._simulate(x, num_steps, static, None).flatten(0, 1)
 
-    def forward_pooled(self, x: Tensor, num_steps: int, static: bool, pool: tuple[int, int, int, int]) -> Tensor:
-        """``avg_pool2d(self(x), (kh, kw), (sh, sw))`` for ``pool = (kh, kw, sh, sw)``, without writing the
-        unpooled spike map (:mod:`spikeconv.neurons.fusion`); same values and the same membrane afterwards."""
-        return self._simulate(x, num_steps, static, pool).flatten(0, 1)
+    def forward_pooled(self, x: Tensor, num_steps: int, static: bool, pool: tuple[int, int, int, int],
+                       gate: tuple[Tensor, Tensor] | None = None) -> Tensor:  # fmt: skip
+        """``avg_pool2d(self(x), (kh, kw), (sh, sw))`` for ``pool = (kh, kw, sh, sw)``, or with ``gate`` the 2x2
+        spiking max-pool gate of that state, without writing the unpooled spike map
+        (:mod:`spikeconv.neurons.fusion`); same values and the same membrane afterwards."""
+        return self._simulate(x, num_steps, static, pool, gate).flatten(0, 1)
 
-    def _simulate(self, x: Tensor, num_steps: int, static: bool, pool: tuple[int, int, int, int] | None) -> Tensor:
+    def _simulate(self, x: Tensor, num_steps: int, static: bool, pool: tuple[int, int, int, int] | None,
+                  gate: tuple[Tensor, Tensor] | None = None) -> Tensor:  # fmt: skip
         """``[K, N, ...]`` outputs of ``num_steps`` steps (pooled per step with ``pool``), advancing the membrane."""
         if static:
             step_input, sequence = x, x
@@ -168,7 +171,7 @@ class IFNeuron(SpikingNeuron):
         if self.kernel is not Kernel.REFERENCE:
             shape = step_input.shape if pool is None else pooled_shape(step_input.shape, pool)
             out = reusable_empty(self, "out" if pool is None else "pooled", (num_steps, *shape), step_input)
-        extra = {} if pool is None else {"pool": pool}
+        extra = {} if pool is None else {"pool": pool, "gate": gate}
         if self.sin_correction is not SinCorrection.NONE:
             return self._run_sin_corrected(sequence, th, bias, num_steps, static, out, extra)
         if self.max_spikes > 1:

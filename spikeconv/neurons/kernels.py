@@ -24,6 +24,9 @@ The NATIVE kernels of the IF family also take ``pool = (kh, kw, sh, sw)``: the o
 average pool (no padding) of each step's ``[N, C, H, W]`` spikes, ``[K, N, C, OH, OW]``, computed
 block by block in C++ so that the full-size spike map is never written (:mod:`spikeconv.neurons.fusion`);
 the values are those of ``avg_pool2d`` on the unpooled output, which the pure-torch fallback computes.
+With ``gate = (cumulative, emitted)`` (flat ``[N·C, H, W]`` and ``[N·C, OH, OW]`` float32 state of a 2x2
+spiking max-pool gate, updated in place) the step outputs go through that gate instead; there is no
+fallback for it, so callers check that the C++ kernels apply first (:class:`~spikeconv.neurons.fusion.NeuronPool`).
 """
 
 from __future__ import annotations
@@ -336,13 +339,23 @@ def pooled_shape(shape: Sequence[int], pool: Pool) -> tuple[int, ...]:
     return (*shape[:-2], (shape[-2] - kh) // sh + 1, (shape[-1] - kw) // sw + 1)
 
 
-def _pool_fallback(outputs: Tensor, pool: Pool | None) -> Tensor:
+Gate = tuple[Tensor, Tensor]
+"""(cumulative, emitted) state of a fused 2x2 spiking max-pool gate."""
+
+
+def _pool_fallback(outputs: Tensor, pool: Pool | None, gate: Gate | None = None) -> Tensor:
     """Unpooled ``[K, N, C, H, W]`` outputs pooled as aten does, or unchanged without ``pool``."""
+    if gate is not None:
+        raise ConfigError("internal: a fused max-pool gate needs the C++ kernels; run the neuron and the gate separately")
     if pool is None:
         return outputs
     kh, kw, sh, sw = pool
     pooled = torch.nn.functional.avg_pool2d(outputs.flatten(0, 1), (kh, kw), (sh, sw))
     return pooled.view(outputs.shape[0], outputs.shape[1], *pooled.shape[1:])
+
+
+def _gate_args(gate: Gate | None) -> list[Tensor]:
+    return [] if gate is None else list(gate)
 
 
 def _native_output(out: Tensor | None, v: Tensor, num_steps: int, pool: Pool | None) -> tuple[Tensor, list[int]]:
@@ -387,15 +400,16 @@ def if_native(
     bias: Tensor | None = None,
     out: Tensor | None = None,
     pool: Pool | None = None,
+    gate: Gate | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The C++ IF loop (:func:`if_reference`'s arithmetic); :func:`if_inplace` where it does not apply."""
     layout = _native_layout(x, v, static, threshold, bias, pool=pool)
     if layout is None:
         outputs, v = if_inplace(x, v, threshold, reset, num_steps, static, bias, None if pool else out)
-        return _pool_fallback(outputs, pool), v
+        return _pool_fallback(outputs, pool, gate), v
     ops, xs, vs, (th, b) = layout
     out, geometry = _native_output(out, v, num_steps, pool)
-    ops.if_run(xs, vs, th, b, out, num_steps, static, reset is Reset.ZERO, geometry)
+    ops.if_run(xs, vs, th, b, out, num_steps, static, reset is Reset.ZERO, geometry, _gate_args(gate))
     return out, vs.view(v.shape)
 
 
@@ -409,15 +423,16 @@ def burst_native(
     bias: Tensor | None = None,
     out: Tensor | None = None,
     pool: Pool | None = None,
+    gate: Gate | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The C++ burst loop; :func:`burst_torch` where it does not apply."""
     layout = _native_layout(x, v, static, threshold, bias, pool=pool)
     if layout is None:
         outputs, v = burst_torch(x, v, threshold, max_spikes, num_steps, static, bias, None if pool else out)
-        return _pool_fallback(outputs, pool), v
+        return _pool_fallback(outputs, pool, gate), v
     ops, xs, vs, (th, b) = layout
     out, geometry = _native_output(out, v, num_steps, pool)
-    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [1] * num_steps, False, geometry)
+    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [1] * num_steps, False, geometry, _gate_args(gate))
     return out, vs.view(v.shape)
 
 
@@ -432,33 +447,34 @@ def signed_native(
     bias: Tensor | None = None,
     out: Tensor | None = None,
     pool: Pool | None = None,
+    gate: Gate | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The C++ signed-IF loop; :func:`signed_torch` where it does not apply."""
     layout = _native_layout(x, v, static, threshold, low, bias, pool=pool)
     if layout is None or count.dtype != torch.float32:
         outputs, v, count = signed_torch(x, v, count, threshold, low, num_steps, static, bias, None if pool else out)
-        return _pool_fallback(outputs, pool), v, count
+        return _pool_fallback(outputs, pool, gate), v, count
     ops, xs, vs, (th, lo, b) = layout
     counts = count.reshape(vs.shape).clone()
     out, geometry = _native_output(out, v, num_steps, pool)
-    ops.signed_run(xs, vs, counts, th, lo, b, out, num_steps, static, geometry)
+    ops.signed_run(xs, vs, counts, th, lo, b, out, num_steps, static, geometry, _gate_args(gate))
     return out, vs.view(v.shape), counts.view(v.shape)
 
 
 def isi_native(
     x: Tensor, v: Tensor, state: IsiState, threshold: Tensor, start: int, allowance: float, num_steps: int, static: bool,
-    bias: Tensor | None = None, out: Tensor | None = None, pool: Pool | None = None,
+    bias: Tensor | None = None, out: Tensor | None = None, pool: Pool | None = None, gate: Gate | None = None,
 ) -> tuple[Tensor, Tensor, IsiState]:  # fmt: skip
     """The C++ ISI loop; :func:`isi_torch` where it does not apply."""
     layout = _native_layout(x, v, static, threshold, bias, pool=pool)
     fields = (state.count, state.fired, state.first, state.last, state.last_event)
     if layout is None or any(f.dtype != torch.float32 or f.shape != v.shape for f in fields):
         outputs, v, state = isi_torch(x, v, state, threshold, start, allowance, num_steps, static, bias, None if pool else out)
-        return _pool_fallback(outputs, pool), v, state
+        return _pool_fallback(outputs, pool, gate), v, state
     ops, xs, vs, (th, b) = layout
     copies = [f.reshape(vs.shape).clone() for f in fields]
     out, geometry = _native_output(out, v, num_steps, pool)
-    ops.isi_run(xs, vs, *copies, th, b, out, num_steps, static, start, float(allowance), geometry)
+    ops.isi_run(xs, vs, *copies, th, b, out, num_steps, static, start, float(allowance), geometry, _gate_args(gate))
     count, fired, first, last, last_event = (c.view(v.shape) for c in copies)
     return out, vs.view(v.shape), IsiState(count=count, fired=fired, first=first, last=last, last_event=last_event)
 
@@ -480,7 +496,7 @@ def bistable_native(
         return bistable_torch(x, v, threshold, bias, fire, max_spikes, num_steps, static, out)
     ops, xs, vs, (th, b) = layout
     out = _output(out, v, num_steps)
-    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [int(bool(f)) for f in fire], True, [])
+    ops.burst_run(xs, vs, th, b, out, num_steps, static, max_spikes, [int(bool(f)) for f in fire], True, [], [])
     return out, vs.view(v.shape)
 
 

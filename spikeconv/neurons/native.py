@@ -111,15 +111,61 @@ inline void pool_plane(const float* plane, float* out, int64_t width, int64_t kh
   }
 }
 
+// One step of the 2x2, stride-2 gate (no padding, no dilation, every window inside the plane) for output row oh:
+// the general loop's arithmetic and window order, written with selects so that the loop over ow vectorises.
+SPIKECONV_BLOCK void maxpool_gate_row_2x2(const float* __restrict__ updated, const float* __restrict__ x,
+                                          const float* __restrict__ c, float* __restrict__ m, float* __restrict__ o,
+                                          int64_t width, int64_t oh, int64_t ow_n) {
+  const int64_t r0 = 2 * oh * width, r1 = r0 + width;
+  for (int64_t ow = 0; ow < ow_n; ++ow) {
+    const int64_t i0 = r0 + 2 * ow, i2 = r1 + 2 * ow;
+    // every candidate loaded unconditionally (a load inside a select keeps GCC from vectorising)
+    const float x0 = x[i0], x1 = x[i0 + 1], x2 = x[i2], x3 = x[i2 + 1];
+    const float c0 = c[i0], c1 = c[i0 + 1], c2 = c[i2], c3 = c[i2 + 1];
+    float best = -std::numeric_limits<float>::infinity(), xb = x0, cb = c0;
+    const float v0 = updated[i0], v1 = updated[i0 + 1], v2 = updated[i2], v3 = updated[i2 + 1];
+    best = (v0 > best || v0 != v0) ? v0 : best;
+    const bool t1 = v1 > best || v1 != v1;
+    best = t1 ? v1 : best;
+    xb = t1 ? x1 : xb;
+    cb = t1 ? c1 : cb;
+    const bool t2 = v2 > best || v2 != v2;
+    best = t2 ? v2 : best;
+    xb = t2 ? x2 : xb;
+    cb = t2 ? c2 : cb;
+    const bool t3 = v3 > best || v3 != v3;
+    best = t3 ? v3 : best;
+    xb = t3 ? x3 : xb;
+    cb = t3 ? c3 : cb;
+    const float grown = xb + (cb - m[oh * ow_n + ow]);
+    o[oh * ow_n + ow] = best == m[oh * ow_n + ow] ? 0.0f : grown;
+    m[oh * ow_n + ow] = best;
+  }
+}
+
+// One step of the 2x2 gate for one plane: C' = C + x, the rows above, then C = C'.
+inline void gate_plane_2x2(const float* x, float* c, float* m, float* o, int64_t height, int64_t width, int64_t oh_n,
+                           int64_t ow_n, std::vector<float>& updated) {
+  const int64_t hw = height * width;
+  updated.resize(hw);
+  for (int64_t i = 0; i < hw; ++i) updated[i] = c[i] + x[i];
+  for (int64_t oh = 0; oh < oh_n; ++oh) maxpool_gate_row_2x2(updated.data(), x, c, m, o, width, oh, ow_n);
+  std::copy(updated.begin(), updated.begin() + hw, c);
+}
+
 // Where a runner writes step t of sample n. Unpooled, straight into out [K, N, L]. Pooled (a neuron and the
 // average pool after it, fused: neurons/fusion.py), each work unit is whole H×W planes, the step's outputs go to
 // a per-thread scratch row and are pooled plane by plane into out [K, N, C, OH, OW], so the spike map itself
 // never travels to memory and back.
+// A spiking max-pool gate (2x2, stride 2) fuses the same way, with its state: `cum` [N·C, H, W], `emitted`
+// [N·C, OH, OW].
 struct Sink {
   float* out;
   int64_t n, l;
   bool pooled;
   int64_t h, w, kh, kw, sh, sw, oh, ow;
+  float* cum = nullptr;
+  float* emitted = nullptr;
 
   int64_t block() const {
     if (!pooled) return kBlock;
@@ -134,8 +180,11 @@ struct Sink {
   void finish(int64_t t, int64_t s, int64_t j0, int64_t j1, const float* row) const {
     if (!pooled) return;
     const int64_t plane = h * w, planes = l / plane, ohw = oh * ow;
+    thread_local std::vector<float> updated;
     for (int64_t p = j0 / plane; p < j1 / plane; ++p) {
-      pool_plane(row + p * plane, out + ((t * n + s) * planes + p) * ohw, w, kh, kw, sh, sw, oh, ow);
+      float* o = out + ((t * n + s) * planes + p) * ohw;
+      if (cum) gate_plane_2x2(row + p * plane, cum + (s * planes + p) * plane, emitted + (s * planes + p) * ohw, o, h, w, oh, ow, updated);
+      else pool_plane(row + p * plane, o, w, kh, kw, sh, sw, oh, ow);
     }
   }
 };
@@ -150,8 +199,9 @@ Layout layout_of(const at::Tensor& x, const at::Tensor& v, bool is_static) {
   return {v.size(0), v.size(1), is_static ? 0 : v.size(0) * v.size(1)};
 }
 
-// pool: empty, or {H, W, kh, kw, sh, sw} of the average pool fused after the neuron (no padding).
-Sink sink_of(at::Tensor& out, const Layout& d, int64_t steps, const std::vector<int64_t>& pool) {
+// pool: empty, or {H, W, kh, kw, sh, sw} of the average pool fused after the neuron (no padding); with `gate`
+// = {cumulative, emitted} the 2x2 spiking max-pool gate instead.
+Sink sink_of(at::Tensor& out, const Layout& d, int64_t steps, const std::vector<int64_t>& pool, std::vector<at::Tensor>& gate) {
   TORCH_CHECK(out.is_contiguous() && out.scalar_type() == at::kFloat, "out must be contiguous float32");
   if (pool.empty()) {
     TORCH_CHECK(out.numel() == steps * d.n * d.l, "out must hold [K, N, L]");
@@ -163,7 +213,15 @@ Sink sink_of(at::Tensor& out, const Layout& d, int64_t steps, const std::vector<
               "bad pooling geometry");
   const int64_t oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;
   TORCH_CHECK(out.numel() == steps * d.n * (d.l / (h * w)) * oh * ow, "out must hold [K, N, C, OH, OW]");
-  return {out.data_ptr<float>(), d.n, d.l, true, h, w, kh, kw, sh, sw, oh, ow};
+  Sink sink{out.data_ptr<float>(), d.n, d.l, true, h, w, kh, kw, sh, sw, oh, ow};
+  if (!gate.empty()) {
+    TORCH_CHECK(gate.size() == 2 && kh == 2 && kw == 2 && sh == 2 && sw == 2, "the fused gate is 2x2 at stride 2");
+    for (const at::Tensor& state : gate) TORCH_CHECK(state.is_contiguous() && state.scalar_type() == at::kFloat, "gate state: float32");
+    TORCH_CHECK(gate[0].numel() == d.n * d.l && gate[1].numel() == d.n * (d.l / (h * w)) * oh * ow, "gate state sizes");
+    sink.cum = gate[0].data_ptr<float>();
+    sink.emitted = gate[1].data_ptr<float>();
+  }
+  return sink;
 }
 
 inline float clamp_count(float s, float high) {
@@ -189,9 +247,9 @@ SPIKECONV_BLOCK void if_block(
 
 // Plain IF: H = V + X (+ bias), S = Θ(H − θ), V = H − θS (soft) or H(1 − S) (hard), out = θS.
 void if_run(const at::Tensor& x, at::Tensor& v, const at::Tensor& th, const at::Tensor& bias, at::Tensor& out,
-            int64_t steps, bool is_static, bool hard, std::vector<int64_t> pool) {
+            int64_t steps, bool is_static, bool hard, std::vector<int64_t> pool, std::vector<at::Tensor> gate) {
   const Layout d = layout_of(x, v, is_static);
-  const Sink sink = sink_of(out, d, steps, pool);
+  const Sink sink = sink_of(out, d, steps, pool, gate);
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   const float* tp = th.data_ptr<float>();
@@ -229,9 +287,10 @@ SPIKECONV_BLOCK void signed_block(
 
 // Signed IF (sin_correction.signed_if_step): S = Θ(H − θ) − Θ(low − H)·[count > 0].
 void signed_run(const at::Tensor& x, at::Tensor& v, at::Tensor& count, const at::Tensor& th, const at::Tensor& low,
-                const at::Tensor& bias, at::Tensor& out, int64_t steps, bool is_static, std::vector<int64_t> pool) {
+                const at::Tensor& bias, at::Tensor& out, int64_t steps, bool is_static, std::vector<int64_t> pool,
+                std::vector<at::Tensor> gate) {
   const Layout d = layout_of(x, v, is_static);
-  const Sink sink = sink_of(out, d, steps, pool);
+  const Sink sink = sink_of(out, d, steps, pool, gate);
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   float* cp = count.data_ptr<float>();
@@ -281,9 +340,9 @@ SPIKECONV_BLOCK void isi_block(
 // ISI-corrected IF (sin_correction.isi_if_step) for absolute steps start .. start + steps − 1.
 void isi_run(const at::Tensor& x, at::Tensor& v, at::Tensor& count, at::Tensor& fired, at::Tensor& first, at::Tensor& last,
              at::Tensor& last_event, const at::Tensor& th, const at::Tensor& bias, at::Tensor& out, int64_t steps,
-             bool is_static, int64_t start, double allowance, std::vector<int64_t> pool) {
+             bool is_static, int64_t start, double allowance, std::vector<int64_t> pool, std::vector<at::Tensor> gate) {
   const Layout d = layout_of(x, v, is_static);
-  const Sink sink = sink_of(out, d, steps, pool);
+  const Sink sink = sink_of(out, d, steps, pool, gate);
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   float* cp = count.data_ptr<float>();
@@ -337,9 +396,9 @@ void burst_step(const float* x, float* v, const float* th, const float* b, float
 // bias_last adds the bias in bistable's order.
 void burst_run(const at::Tensor& x, at::Tensor& v, const at::Tensor& th, const at::Tensor& bias, at::Tensor& out,
                int64_t steps, bool is_static, int64_t max_spikes, std::vector<int64_t> fire, bool bias_last,
-               std::vector<int64_t> pool) {
+               std::vector<int64_t> pool, std::vector<at::Tensor> gate) {
   const Layout d = layout_of(x, v, is_static);
-  const Sink sink = sink_of(out, d, steps, pool);
+  const Sink sink = sink_of(out, d, steps, pool, gate);
   TORCH_CHECK(static_cast<int64_t>(fire.size()) == steps, "fire needs one flag per step");
   const float* xp = x.data_ptr<float>();
   float* vp = v.data_ptr<float>();
@@ -597,6 +656,8 @@ void maxpool_gate_run(const at::Tensor& x, at::Tensor& cumulative, at::Tensor& e
   float* cp = cumulative.data_ptr<float>();
   float* mp = emitted.data_ptr<float>();
   float* op = out.data_ptr<float>();
+  const bool fast = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 &&
+                    2 * oh_n <= height && 2 * ow_n <= width;
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> updated(hw);
     for (int64_t p = begin; p < end; ++p) {
@@ -606,6 +667,11 @@ void maxpool_gate_run(const at::Tensor& x, at::Tensor& cumulative, at::Tensor& e
         const float* xx = xp + t * x_step + p * hw;
         float* o = op + (t * planes + p) * ohw;
         for (int64_t i = 0; i < hw; ++i) updated[i] = c[i] + xx[i];
+        if (fast) {
+          for (int64_t oh = 0; oh < oh_n; ++oh) maxpool_gate_row_2x2(updated.data(), xx, c, m, o, width, oh, ow_n);
+          std::copy(updated.begin(), updated.end(), c);
+          continue;
+        }
         for (int64_t oh = 0; oh < oh_n; ++oh) {
           int64_t ih0 = oh * sh - ph;
           const int64_t ih1 = std::min(ih0 + (kh - 1) * dh + 1, height);

@@ -138,6 +138,25 @@ class SpikingMaxPool2d(SpikingNeuron):
             outputs.append(out)
         return torch.cat(outputs)
 
+    def fusable_geometry(self) -> bool:
+        """Whether the gate is the 2x2, stride-2 one the fused neuron kernels run (:mod:`spikeconv.neurons.fusion`)."""
+        pool = self.pool
+        return (self.kernel is not Kernel.REFERENCE and pool["kernel_size"] == (2, 2) and pool["stride"] == (2, 2)
+                and pool["padding"] == (0, 0) and pool["dilation"] == (1, 1) and not pool["ceil_mode"])  # fmt: skip
+
+    def flat_state(self, step_shape: torch.Size, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Copies of (C, M) as flat ``[N·C, H, W]`` and ``[N·C, OH, OW]`` float32 tensors, fresh at a new shape."""
+        if self._cumulative is None or self._cumulative.shape != step_shape:
+            self._cumulative = like.new_zeros(step_shape)
+            self._emitted = F.max_pool2d(self._cumulative, **self.pool)
+        n, c, h, w = step_shape
+        return self._cumulative.reshape(n * c, h, w).clone(), self._emitted.reshape(n * c, *self._emitted.shape[2:]).clone()
+
+    def set_flat_state(self, cumulative: Tensor, emitted: Tensor, step_shape: torch.Size) -> None:
+        """Store the state :meth:`flat_state` handed out, after the fused kernel advanced it."""
+        self._cumulative = cumulative.view(step_shape)
+        self._emitted = emitted.view(*step_shape[:2], *emitted.shape[1:])
+
     def _native(self, x: Tensor, sequence: Tensor, num_steps: int, static: bool) -> Tensor | None:
         """The C++ gate loop (bit-identical to :func:`max_pool_gate_step`), or None where it does not apply."""
         cumulative, emitted = self._cumulative, self._emitted

@@ -101,7 +101,7 @@ def test_second_process_loads_the_cached_library(tmp_path):
     env = {**os.environ, "SPIKECONV_NATIVE_CACHE": str(tmp_path), "SPIKECONV_NATIVE": "1", "CXX": str(tmp_path / "no-compiler")}
     code = ("import torch; from spikeconv.neurons import native; ops = native.native_ops(); "
             "x = torch.ones(2, 3); v = torch.zeros(1, 3); o = torch.empty(2, 1, 3); "
-            "ops.if_run(x.view(2, 1, 3), v, torch.full((3,), 0.5), torch.empty(0), o, 2, False, False, []); "
+            "ops.if_run(x.view(2, 1, 3), v, torch.full((3,), 0.5), torch.empty(0), o, 2, False, False, [], []); "
             "print(o.sum().item())")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -432,6 +432,18 @@ def test_spiking_maxpool_native_equals_reference(index, static):
             got = torch.cat([fast(x[:10], 5), fast(x[10:], 7)])
             ref = torch.cat([slow(x[:10], 5), slow(x[10:], 7)])
         assert _same(got, ref) and _same(fast._cumulative, slow._cumulative) and _same(fast._emitted, slow._emitted)
+
+
+def test_spiking_maxpool_2x2_fast_path_equals_reference_with_ties_and_nan():
+    """The vectorised 2x2 stride-2 gate: even and odd planes, tied maxima (the first wins) and NaN inputs."""
+    gen = torch.Generator().manual_seed(16)
+    for shape in ((6 * 2, 3, 8, 10), (6 * 2, 2, 7, 5)):
+        x = torch.round(torch.randn(*shape, generator=gen) * 2) / 2  # many exact ties
+        x[3, 0, 1, 1] = float("nan")
+        fast, slow = SpikingMaxPool2d(2), SpikingMaxPool2d(2, kernel=Kernel.REFERENCE)
+        got, ref = fast(x, 6), slow(x, 6)
+        assert torch.equal(got.isnan(), ref.isnan()) and torch.equal(got.nan_to_num(7.0), ref.nan_to_num(7.0))
+        assert torch.equal(fast._emitted.nan_to_num(7.0), slow._emitted.nan_to_num(7.0))
 
 
 def test_output_buffers_are_reused_only_when_unreferenced():

@@ -11,7 +11,7 @@ from torch import nn
 
 import spikeconv
 from spikeconv.convert import ConvertConfig
-from spikeconv.neurons import IFNeuron, Reset, SinCorrection, SpikingNetwork
+from spikeconv.neurons import IFNeuron, Reset, SinCorrection, SpikingMaxPool2d, SpikingNetwork
 from spikeconv.neurons import fusion as fusion_module
 from spikeconv.neurons.fusion import NeuronPool, fused_body, pool_geometry
 from spikeconv.neurons.kernels import burst_native, if_native
@@ -57,6 +57,33 @@ def test_fused_pair_equals_pool_of_neuron_in_time_chunks(name, pool_index, stati
     assert torch.equal(fused.neuron._v, plain._v)
 
 
+@pytest.mark.parametrize("name", sorted(NEURONS))
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("size", [(8, 10), (9, 7)])
+def test_fused_max_pool_gate_equals_gate_of_neuron_in_time_chunks(name, static, size):
+    """Neuron + 2x2 spiking max-pool gate: same outputs and the same gate state (C, M) chunk after chunk."""
+    gen = torch.Generator().manual_seed(sum(size))
+    x = torch.randn(2 if static else 12 * 2, 3, *size, generator=gen) * 0.7
+    neuron = NEURONS[name]()
+    fused, plain, gate = NeuronPool(neuron, SpikingMaxPool2d(2)), copy.deepcopy(neuron), SpikingMaxPool2d(2)
+    assert fused.fusable(x)
+    first = 0
+    for steps in (5, 1, 6):
+        chunk = x if static else x[first * 2 : (first + steps) * 2]
+        expected = gate(plain(chunk, steps, static=static), steps)
+        got = fused(chunk, steps, static=static)
+        assert got.shape == expected.shape and torch.equal(got, expected), steps
+        first += steps
+    assert torch.equal(fused.pool._cumulative, gate._cumulative) and torch.equal(fused.pool._emitted, gate._emitted)
+    assert torch.equal(fused.neuron._v, plain._v)
+
+
+def test_other_max_pool_gates_are_not_fused():
+    for gate in (SpikingMaxPool2d(3, stride=2), SpikingMaxPool2d(2, padding=1), SpikingMaxPool2d(2, ceil_mode=True),
+                 SpikingMaxPool2d(2, kernel=Kernel.REFERENCE)):  # fmt: skip
+        assert pool_geometry(gate) is None
+
+
 def test_pool_argument_falls_back_to_aten_pooling_where_native_does_not_apply():
     x = torch.randn(4 * 2, 3, 6, 6, dtype=torch.float64)
     v = torch.zeros(2, 3, 6, 6, dtype=torch.float64)
@@ -89,6 +116,36 @@ class _Cnn(nn.Module):
         x = self.pool1(torch.relu(self.conv1(x)))
         x = self.pool2(torch.relu(self.conv2(x)))
         return self.fc(torch.flatten(x, 1))
+
+
+class _MaxPoolResNet(nn.Module):
+    """conv → ReLU → max pool, one residual block, global average pool: the max-pool gate path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.pool1 = nn.Conv2d(1, 6, 3, padding=1), nn.MaxPool2d(2)
+        self.conv2, self.conv3 = nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        x = self.pool1(torch.relu(self.conv1(x)))
+        x = torch.relu(self.conv3(torch.relu(self.conv2(x))) + x)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+@pytest.mark.parametrize("method", ["rate", "calibrated"])
+def test_converted_max_pool_network_reads_out_the_same_fused(digits, method):
+    calib, probe = digits
+    torch.manual_seed(1)
+    snn = spikeconv.convert(_MaxPoolResNet().eval(), [calib], method=method, timesteps=4).eval()
+    fused = [m for m in fused_body(snn.body).modules() if isinstance(m, NeuronPool)]
+    assert len(fused) == 1 and isinstance(fused[0].pool, SpikingMaxPool2d)
+    with torch.inference_mode():
+        got = snn(probe, 7)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("spikeconv.neurons.network.fused_body", lambda body: body)
+            expected = snn(probe, 7)
+    assert torch.equal(got, expected)
 
 
 @pytest.fixture(scope="module")
