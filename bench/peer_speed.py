@@ -117,10 +117,36 @@ def load_network(name: str, calib: torch.Tensor) -> nn.Module:
 
 
 def _without_normalisation(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    """(input normalisation, the rest): the peers' converters refuse arithmetic on the input, so it runs outside."""
     children = list(model.named_children())
     if children and type(children[0][1]).__name__ == "InputNormalization":
         return children[0][1], nn.Sequential(OrderedDict(children[1:]))
+    if isinstance(model, torch.fx.GraphModule):
+        return _strip_leading_constants(model)
     return (lambda x: x), model
+
+
+def _strip_leading_constants(model: torch.fx.GraphModule) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    """An ONNX graph's leading ``(x − mean) / std`` nodes (sub/div by stored constants), cut off and returned as
+    a function; the graph after them is unchanged."""
+    import operator
+    from functools import reduce
+
+    body = copy.deepcopy(model)
+    source = next(node for node in body.graph.nodes if node.op == "placeholder")
+    steps: list[tuple[Callable, torch.Tensor]] = []
+    while len(source.users) == 1:
+        (user,) = source.users
+        constant = user.args[1] if len(user.args) == 2 else None
+        if not (user.op == "call_function" and user.target in (operator.sub, operator.truediv) and user.args[0] is source
+                and isinstance(constant, torch.fx.Node) and constant.op == "get_attr"):  # fmt: skip
+            break
+        steps.append((user.target, operator.attrgetter(constant.target)(body).detach().clone()))
+        user.replace_all_uses_with(source)
+        body.graph.erase_node(user)
+    body.graph.eliminate_dead_code()
+    body.recompile()
+    return (lambda x: reduce(lambda value, step: step[0](value, step[1]), steps, x)), body
 
 
 # ---------------------------------------------------------------------------------------------

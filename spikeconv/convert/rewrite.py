@@ -29,6 +29,7 @@ from spikeconv.convert.neurons import converted_neuron
 from spikeconv.convert.time_layout import lay_out_time_
 from spikeconv.errors import ConversionError
 from spikeconv.neurons import SpikingNetwork, SpikingNeuron
+from spikeconv.neurons.conv_chunks import chunk_convolutions_
 from spikeconv.neurons.pooling import accelerate_avg_pools_
 
 
@@ -96,6 +97,7 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     gm.graph.lint()
     gm.recompile()
     accelerate_avg_pools_(gm)  # bit-identical average pools without aten's slow NCHW path (neurons/pooling.py)
+    chunk_convolutions_(gm)  # bit-identical convolutions in cache-sized row chunks (neurons/conv_chunks.py)
     gm.meta = {STAGE_KEY: "spiking"}
     metadata = {"plan": plan.to_dict(), "convert": config.to_dict(), "maxpool": maxpools}
     if finished is not None:
