@@ -9,7 +9,8 @@ computing it (``kernels.py``, ``pool``), so the spike map never reaches memory.
 The fusion is a view, not a rewrite: :func:`fused_body` builds, once per graph, a second
 ``GraphModule`` over the *same* submodules (so membranes, thresholds and corrections are shared)
 in which each ``pool(neuron(x))`` pair whose neuron has no other user is one :class:`NeuronPool`
-call. The converted graph itself (what exporters, op counters, recorders and ``info`` read) is
+call, and each residual ``conv(x) + y`` whose convolution output has no other use adds in place
+(:class:`InPlaceAdd`). The converted graph itself (what exporters, op counters, recorders and ``info`` read) is
 untouched. :class:`NeuronPool` runs the fused kernel only when the result cannot differ from the
 two calls: a plain :class:`~spikeconv.neurons.IFNeuron` on a fast kernel, an ``nn.AvgPool2d``
 without padding, ceil mode or divisor override, float32 on CPU with the C++ kernels, no autograd,
@@ -21,6 +22,7 @@ Results are bit-identical (``tests/neurons/test_fusion.py``).
 from __future__ import annotations
 
 import contextlib
+import operator
 import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -34,7 +36,7 @@ from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.spiking_maxpool import SpikingMaxPool2d
 from spikeconv.neurons.strategies import Kernel
 
-__all__ = ["NeuronPool", "fused_body", "pool_geometry", "unfused"]
+__all__ = ["InPlaceAdd", "NeuronPool", "fused_body", "pool_geometry", "unfused"]
 
 _OFF: ContextVar[bool] = ContextVar("spikeconv_fusion_off", default=False)
 
@@ -106,6 +108,48 @@ class NeuronPool(nn.Module):
         return out
 
 
+class InPlaceAdd(nn.Module):
+    """``conv_out + other`` written into ``conv_out`` when the convolution's output has no other use.
+
+    Why: a residual join adds two full-size maps; out of place, its fresh output costs page faults on
+    top of the writes (the residual add of a held-out CNN took a sixth of the forward). Float addition is
+    commutative, so ``conv_out.add_(other)`` equals ``other + conv_out`` bit for bit. Out of place where a
+    hook watches the convolution (it may keep the output), under autograd, or where ``other`` would
+    broadcast ``conv_out`` to a larger shape.
+    """
+
+    def __init__(self, conv: nn.Module, conv_first: bool) -> None:
+        super().__init__()
+        self.conv = conv
+        self.conv_first = conv_first
+
+    def forward(self, conv_out: Tensor, other: Tensor) -> Tensor:
+        in_place = (
+            isinstance(other, Tensor) and type(conv_out) is torch.Tensor and not torch.is_grad_enabled()
+            and other.dtype == conv_out.dtype and other.device == conv_out.device and not _watched(self.conv)
+            and torch.broadcast_shapes(conv_out.shape, other.shape) == conv_out.shape
+        )  # fmt: skip
+        if in_place:
+            return conv_out.add_(other)
+        return conv_out + other if self.conv_first else other + conv_out
+
+
+def _residual_adds(body: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, bool]]:
+    """(add node, its convolution operand, whether the convolution is the first operand) where that
+    convolution's output is used by the add alone."""
+    found = []
+    for node in body.graph.nodes:
+        if node.op != "call_function" or node.target not in (operator.add, torch.add) or len(node.args) != 2 or node.kwargs:
+            continue
+        for position, operand in enumerate(node.args):
+            other = node.args[1 - position]
+            if (isinstance(operand, fx.Node) and operand.op == "call_module" and type(body.get_submodule(operand.target)) is nn.Conv2d
+                    and len(operand.users) == 1 and isinstance(other, fx.Node) and other is not operand):  # fmt: skip
+                found.append((node, operand, position == 0))
+                break
+    return found
+
+
 def _pairs(body: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
     """(neuron node, pool node) pairs: the pool is the neuron's only user and takes nothing else."""
     found = []
@@ -126,8 +170,8 @@ def _pairs(body: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
 
 
 def _build(body: fx.GraphModule) -> fx.GraphModule | None:
-    pairs = _pairs(body)
-    if not pairs:
+    pairs, adds = _pairs(body), _residual_adds(body)
+    if not pairs and not adds:
         return None
     graph = fx.Graph()
     remap: dict[fx.Node, fx.Node] = {}
@@ -149,6 +193,15 @@ def _build(body: fx.GraphModule) -> fx.GraphModule | None:
         pool.replace_all_uses_with(fused)
         graph.erase_node(pool)
         graph.erase_node(neuron)
+    for index, (add_node, conv_node, conv_first) in enumerate(adds):
+        add = remap[add_node]
+        conv, other = remap[conv_node], add.args[1 if conv_first else 0]
+        target = f"_add_{index}_{conv_node.target.replace('.', '_')}"
+        root[target] = InPlaceAdd(body.get_submodule(conv_node.target), conv_first)
+        with graph.inserting_before(add):
+            joined = graph.call_module(target, (conv, other))
+        add.replace_all_uses_with(joined)
+        graph.erase_node(add)
     graph.lint()
     return fx.GraphModule(root, graph, class_name="FusedBody")
 

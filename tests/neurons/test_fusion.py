@@ -13,7 +13,7 @@ import spikeconv
 from spikeconv.convert import ConvertConfig
 from spikeconv.neurons import IFNeuron, Reset, SinCorrection, SpikingMaxPool2d, SpikingNetwork
 from spikeconv.neurons import fusion as fusion_module
-from spikeconv.neurons.fusion import NeuronPool, fused_body, pool_geometry
+from spikeconv.neurons.fusion import InPlaceAdd, NeuronPool, fused_body, pool_geometry
 from spikeconv.neurons.kernels import burst_native, if_native
 from spikeconv.neurons.native import native_available
 from spikeconv.neurons.strategies import Kernel
@@ -140,6 +140,7 @@ def test_converted_max_pool_network_reads_out_the_same_fused(digits, method):
     snn = spikeconv.convert(_MaxPoolResNet().eval(), [calib], method=method, timesteps=4).eval()
     fused = [m for m in fused_body(snn.body).modules() if isinstance(m, NeuronPool)]
     assert len(fused) == 1 and isinstance(fused[0].pool, SpikingMaxPool2d)
+    assert len([m for m in fused_body(snn.body).modules() if isinstance(m, InPlaceAdd)]) == 1  # conv3(...) + x
     with torch.inference_mode():
         got = snn(probe, 7)
         with pytest.MonkeyPatch.context() as patch:
@@ -222,6 +223,26 @@ def test_fused_view_follows_the_body(digits):
     assert fused_body(plain) is plain
     assert isinstance(snn, SpikingNetwork)
     assert fusion_module._CACHE.get(snn.body) is not None
+
+
+def test_in_place_add_only_where_nothing_else_can_see_the_output():
+    conv = nn.Conv2d(2, 2, 1)
+    a, b = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4)
+    with torch.no_grad():
+        expected = b + a
+        buffer = a.clone()
+        assert torch.equal(InPlaceAdd(conv, conv_first=False)(buffer, b), expected) and torch.equal(buffer, expected)
+        wide = torch.randn(2, 3, 2, 4, 4)  # would broadcast the conv output up: out of place
+        kept = a.clone()
+        assert torch.equal(InPlaceAdd(conv, conv_first=True)(kept, wide), a + wide) and torch.equal(kept, a)
+        handle = conv.register_forward_hook(lambda *args: None)
+        kept = a.clone()
+        InPlaceAdd(conv, conv_first=True)(kept, b)
+        assert torch.equal(kept, a)  # a watched convolution's output is left alone
+        handle.remove()
+    kept = a.clone()
+    InPlaceAdd(conv, conv_first=True)(kept, b)  # autograd on: out of place
+    assert torch.equal(kept, a)
 
 
 def test_autograd_inputs_run_unfused():
