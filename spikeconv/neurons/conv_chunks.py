@@ -14,11 +14,10 @@ get the plain call.
 
 from __future__ import annotations
 
-from types import MethodType
-
 import torch
 from torch import Tensor, nn
 
+from spikeconv.neurons.rerouting import reroute_forward_
 from spikeconv.neurons.workspace import reusable_empty
 
 __all__ = ["CHUNK_BYTES", "MIN_ROWS", "chunk_convolutions_", "chunked_conv2d"]
@@ -63,9 +62,4 @@ def chunk_convolutions_(module: nn.Module) -> int:
     The modules keep their type, weights and state dict (exporters and op counters see plain convs);
     only their bound ``forward`` changes. Returns how many.
     """
-    count = 0
-    for sub in module.modules():
-        if type(sub) is nn.Conv2d:
-            sub.forward = MethodType(_chunked_forward, sub)
-            count += 1
-    return count
+    return reroute_forward_(module, nn.Conv2d, _chunked_forward)

@@ -13,13 +13,12 @@ divisor override) or the C++ kernels are unavailable.
 
 from __future__ import annotations
 
-from types import MethodType
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.rerouting import reroute_forward_
 from spikeconv.neurons.workspace import reusable_empty
 
 
@@ -61,9 +60,4 @@ def accelerate_avg_pools_(module: nn.Module) -> int:
     The modules keep their type (``type(m) is nn.AvgPool2d``: exporters and op counters that look
     pool modules up by type still see them); only their bound ``forward`` changes. Returns how many.
     """
-    count = 0
-    for sub in module.modules():
-        if type(sub) is nn.AvgPool2d:
-            sub.forward = MethodType(_exact_forward, sub)
-            count += 1
-    return count
+    return reroute_forward_(module, nn.AvgPool2d, _exact_forward)
