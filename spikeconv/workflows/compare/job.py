@@ -37,7 +37,7 @@ from spikeconv._io import atomic_write, output_set
 from spikeconv._outputs import check_output_folder, check_outputs
 from spikeconv.data import Split
 from spikeconv.data.checks import check_data_fits
-from spikeconv.errors import CheckpointError, ConfigError
+from spikeconv.errors import ConfigError
 from spikeconv.evaluation import (
     EnergyModel,
     MemoryBudget,
@@ -55,9 +55,9 @@ from spikeconv.evaluation import (
     snn_result,
     spike_rate_figure,
 )
-from spikeconv.files import LoadedSnn, ModelSpec, load_ann, load_snn
-from spikeconv.models import build_model
+from spikeconv.files import ModelSpec, load_ann, load_snn
 from spikeconv.runtime import barrier, is_main_process, resolve_device
+from spikeconv.workflows.compare.checks import check_arch, check_snn_kind, expected_shapes
 from spikeconv.workflows.compare.methods import (
     DEFAULT_COMPARE_METHODS,
     DEFAULT_COMPARE_TIMESTEPS,
@@ -83,7 +83,6 @@ from spikeconv.workflows.compare.models import (
 )
 from spikeconv.workflows.curve import CurveJob, counted_curve
 from spikeconv.workflows.jobs import DataSource
-from spikeconv.workflows.options import snn_training_from_options
 
 __all__ = ["CompareJob", "CompareResult", "compare_job", "compare_job_from_options"]
 
@@ -180,54 +179,6 @@ def _data_sha256(dataset: Any) -> str:
     return digest.hexdigest()
 
 
-def _weight_shapes(model: torch.nn.Module) -> list[tuple[int, ...]]:
-    synaptic = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
-    return sorted(tuple(m.weight.shape) for m in model.modules() if isinstance(m, synaptic))  # graph order may differ
-
-
-def _check_arch(model: torch.nn.Module, expected: list[tuple[int, ...]], plan: ModelPlan, budget: TrainingBudget) -> None:
-    found = _weight_shapes(model)
-    if found != expected:
-        what, fix = ((f"--arch {budget.arch}", f"pass a checkpoint of {budget.arch} or change --arch") if budget.model is None
-                     else (f"MODEL {budget.model}", "pass a checkpoint made from MODEL"))  # fmt: skip
-        raise CheckpointError(f"{plan.path} ({plan.method.name}) does not have the layers of {what}: weight shapes "
-                              f"{found} instead of {expected}; {fix}")  # fmt: skip
-
-
-def _expected_shapes(budget: TrainingBudget, test: Any) -> list[tuple[int, ...]]:
-    """The weight shapes every compared network must have: the preset's, or the user's MODEL's (read and checked here,
-    before anything is trained)."""
-    sample_shape = tuple(int(v) for v in test.sample_shape)
-    if budget.model is None:
-        return _weight_shapes(build_model(budget.arch, input_shape=sample_shape, num_classes=int(test.num_classes)))
-    loaded = load_ann(budget.model, budget.model_spec, data_shape=sample_shape)
-    check_data_fits(test, input_shape=loaded.input_shape, num_classes=loaded.num_classes, what=f"test ({budget.data.name})",
-                    model=str(budget.model))  # fmt: skip
-    return _weight_shapes(loaded.model)
-
-
-def _neuron_family(neuron: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: neuron.get(k) for k in ("type", "charge", "reset", "mpr")}
-
-
-def _check_snn_kind(loaded: LoadedSnn, plan: ModelPlan) -> None:
-    """A user's SNN file must be of the method it is given for."""
-    method, converted = plan.method, loaded.ann is not None
-    if method.kind is MethodKind.DIRECT and converted:
-        raise CheckpointError(f"{plan.path} is a converted SNN but {method.name} is directly trained; pass a train-snn checkpoint")
-    if method.kind is MethodKind.CONVERSION and not converted:
-        raise CheckpointError(f"{plan.path} is a directly trained SNN but {method.name} is a conversion; pass a convert file")
-    if converted and loaded.info.get("method", method.name) != method.name:
-        raise CheckpointError(f"{plan.path} was converted with method {loaded.info['method']!r}, not {method.name!r}; "
-                              f"pass it as --checkpoint {loaded.info['method']}=... or convert with --method {method.name}")  # fmt: skip
-    if not converted:
-        recorded = loaded.info.get("training", {}).get("config", {}).get("neuron", {})
-        expected = snn_training_from_options(neuron=method.neuron, mpr=method.mpr, timesteps=1, epochs=1, batch_size=1, lr=None,
-                                             optimizer=None, schedule="cosine", loss=None, tdbn=None, augment="none", seed=0)  # fmt: skip
-        if _neuron_family(recorded) != _neuron_family(expected.neuron.to_dict()):
-            raise CheckpointError(f"{plan.path} was trained with neuron {_neuron_family(recorded)}, which is not {method.name}")
-
-
 def _provenance(plan: ModelPlan, status: str, job: CompareJob) -> dict[str, Any]:
     curve = ["spikeconv", "curve", str(plan.path), "--dataset", job.training.data.name, "--timesteps", str(max(job.timesteps)),
              "--batch-size", str(job.batch_size)] + (["--limit", str(job.limit)] if job.limit else [])  # fmt: skip
@@ -239,7 +190,7 @@ def _provenance(plan: ModelPlan, status: str, job: CompareJob) -> dict[str, Any]
 
 def _evaluate_ann(plan: ModelPlan, status: str, job: CompareJob, test: Any, expected: list, progress: bool) -> dict[str, Any]:
     loaded = load_ann(plan.path, ann_spec(plan, job.training))
-    _check_arch(loaded.model, expected, plan, job.training)
+    check_arch(loaded.model, expected, plan, job.training)
     check_data_fits(test, input_shape=loaded.input_shape, num_classes=loaded.num_classes, what=f"test ({job.training.data.name})")
     device = resolve_device(job.training.device)
     with count_operations(loaded.model.to(device), shard=True) as counter:
@@ -250,8 +201,8 @@ def _evaluate_ann(plan: ModelPlan, status: str, job: CompareJob, test: Any, expe
 
 def _evaluate_snn(plan: ModelPlan, status: str, job: CompareJob, expected: list, progress: bool) -> dict[str, Any]:
     loaded = load_snn(plan.path)
-    _check_arch(loaded.snn, expected, plan, job.training)
-    _check_snn_kind(loaded, plan)
+    check_arch(loaded.snn, expected, plan, job.training)
+    check_snn_kind(loaded, plan)
     spec = CurveJob(snn=plan.path, timesteps=max(job.timesteps), data=job.training.data, limit=job.limit, batch_size=job.batch_size,
                     time_chunk=job.time_chunk, device=job.training.device, precision=job.training.precision)  # fmt: skip
     memory = MemoryBudget(extra_per_step=counts_bytes_per_step(loaded.snn))  # the counts grow with T like the curve
@@ -329,7 +280,7 @@ def compare_job(job: CompareJob, *, progress: bool = True, on_model: Callable[[s
     cache = job.cache_dir if job.cache_dir is not None else job.out_dir / "cache"
     _check_report_paths(job, cache)
     test = job.training.data.load(Split.TEST, job.limit)
-    expected = _expected_shapes(job.training, test)
+    expected = expected_shapes(job.training, test)
     plans = plan_models(job.compared, job.training, cache, dict(job.checkpoints))
     evaluation = {"dataset": job.training.data.name, "limit": job.limit, "samples": len(test), "data_sha256": _data_sha256(test),
                   "timesteps": list(job.timesteps), "batch_size": job.batch_size}  # fmt: skip
