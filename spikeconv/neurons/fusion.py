@@ -33,6 +33,7 @@ from torch.nn.modules import module as module_hooks
 
 from spikeconv.neurons.if_neuron import IFNeuron
 from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.pooling import exact_geometry
 from spikeconv.neurons.spiking_maxpool import SpikingMaxPool2d
 from spikeconv.neurons.strategies import Kernel
 
@@ -43,26 +44,12 @@ _OFF: ContextVar[bool] = ContextVar("spikeconv_fusion_off", default=False)
 _FAST_KERNELS = (Kernel.INPLACE, Kernel.NATIVE)
 
 
-def _pair(value: object) -> tuple[int, int] | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
-    if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return int(value[0]), int(value[1])
-    return None
-
-
 def pool_geometry(pool: nn.Module) -> tuple[int, int, int, int] | None:
-    """``(kh, kw, sh, sw)`` of an average pool whose arithmetic the fused kernel reproduces, or of a 2x2 stride-2
-    spiking max-pool gate, else ``None``."""
+    """``(kh, kw, sh, sw)`` of an average pool whose arithmetic the fused kernel reproduces (the C++ pooling's,
+    :func:`~spikeconv.neurons.pooling.exact_geometry`), or of a 2x2 stride-2 spiking max-pool gate, else ``None``."""
     if type(pool) is SpikingMaxPool2d:
         return (2, 2, 2, 2) if pool.fusable_geometry() else None
-    if type(pool) is not nn.AvgPool2d or pool.ceil_mode or pool.divisor_override is not None or _pair(pool.padding) != (0, 0):
-        return None
-    kernel = _pair(pool.kernel_size)
-    stride = _pair(pool.stride if pool.stride not in (None, (), []) else pool.kernel_size)
-    if kernel is None or stride is None or min(*kernel, *stride) < 1:
-        return None
-    return (*kernel, *stride)
+    return exact_geometry(pool)
 
 
 def _watched(module: nn.Module) -> bool:
@@ -77,7 +64,7 @@ class NeuronPool(nn.Module):
     ``pool`` is an ``nn.AvgPool2d`` or a :class:`~spikeconv.neurons.SpikingMaxPool2d` (whose state the fused
     kernel advances as the gate's own loop would)."""
 
-    def __init__(self, neuron: IFNeuron, pool: nn.AvgPool2d) -> None:
+    def __init__(self, neuron: IFNeuron, pool: nn.Module) -> None:
         super().__init__()
         self.neuron = neuron
         self.pool = pool

@@ -46,9 +46,10 @@ IFKernel = Callable[..., tuple[Tensor, Tensor]]
 KINDS = ("if", "signed", "isi", "burst", "bistable")
 
 
-def _output(out: Tensor | None, v: Tensor, num_steps: int) -> Tensor:
-    """The ``[K, N, ...]`` output buffer: the caller's (see :mod:`spikeconv.neurons.workspace`) or a new one."""
-    shape = (num_steps, *v.shape)
+def _output(out: Tensor | None, v: Tensor, num_steps: int, step_shape: Sequence[int] | None = None) -> Tensor:
+    """The ``[K, N, ...]`` output buffer (``step_shape`` per step, else ``v``'s): the caller's (see
+    :mod:`spikeconv.neurons.workspace`) or a new one."""
+    shape = (num_steps, *(v.shape if step_shape is None else step_shape))
     if out is not None and out.shape == shape and out.dtype == v.dtype and out.device == v.device and out.is_contiguous():
         return out
     return v.new_empty(shape)
@@ -362,9 +363,7 @@ def _native_output(out: Tensor | None, v: Tensor, num_steps: int, pool: Pool | N
     """The output buffer and the C++ pool argument ({H, W, kh, kw, sh, sw}, empty without pooling)."""
     if pool is None:
         return _output(out, v, num_steps), []
-    shape = (num_steps, *pooled_shape(v.shape, pool))
-    fits = out is not None and out.shape == shape and out.dtype == v.dtype and out.device == v.device and out.is_contiguous()
-    return (out if fits else v.new_empty(shape)), [int(v.shape[-2]), int(v.shape[-1]), *pool]
+    return _output(out, v, num_steps, pooled_shape(v.shape, pool)), [int(v.shape[-2]), int(v.shape[-1]), *pool]
 
 
 def _native_layout(x: Tensor, v: Tensor, static: bool, *patterns: Tensor | None, pool: Pool | None = None):

@@ -30,23 +30,34 @@ def _pair(value: int | tuple[int, ...] | None) -> tuple[int, int] | None:
     return None
 
 
-def avg_pool2d_exact(pool: nn.AvgPool2d, x: Tensor) -> Tensor:
-    """``pool(x)``, bit-identical, through the C++ kernel where it applies."""
+def exact_geometry(pool: nn.Module) -> tuple[int, int, int, int] | None:
+    """``(kh, kw, sh, sw)`` of an ``nn.AvgPool2d`` whose arithmetic the C++ pooling reproduces (no padding, ceil
+    mode or divisor override), else ``None``."""
+    if type(pool) is not nn.AvgPool2d or pool.ceil_mode or pool.divisor_override is not None or _pair(pool.padding) != (0, 0):
+        return None
     kernel = _pair(pool.kernel_size)
     stride = _pair(pool.stride if pool.stride not in (None, (), []) else pool.kernel_size)
+    if kernel is None or stride is None or min(*kernel, *stride) < 1:
+        return None
+    return (*kernel, *stride)
+
+
+def avg_pool2d_exact(pool: nn.AvgPool2d, x: Tensor) -> Tensor:
+    """``pool(x)``, bit-identical, through the C++ kernel where it applies."""
+    geometry = exact_geometry(pool)
     applies = (
-        kernel is not None and stride is not None and _pair(pool.padding) == (0, 0) and not pool.ceil_mode
-        and pool.divisor_override is None and x.dim() == 4 and x.dtype == torch.float32 and x.device.type == "cpu"
-        and not (torch.is_grad_enabled() and x.requires_grad) and x.shape[2] >= kernel[0] and x.shape[3] >= kernel[1]
+        geometry is not None and x.dim() == 4 and x.dtype == torch.float32 and x.device.type == "cpu"
+        and not (torch.is_grad_enabled() and x.requires_grad) and x.shape[2] >= geometry[0] and x.shape[3] >= geometry[1]
         and x.numel() > 0
     )  # fmt: skip
     ops = native_ops_for(x) if applies else None
     if ops is None:
         return F.avg_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode, pool.count_include_pad,
                             pool.divisor_override)  # fmt: skip
+    kh, kw, sh, sw = geometry
     n, c, h, w = x.shape
-    out = reusable_empty(pool, "out", (n, c, (h - kernel[0]) // stride[0] + 1, (w - kernel[1]) // stride[1] + 1), x)
-    ops.avg_pool_run(x.contiguous().view(n * c, h, w), out.view(n * c, *out.shape[2:]), *kernel, *stride)
+    out = reusable_empty(pool, "out", (n, c, (h - kh) // sh + 1, (w - kw) // sw + 1), x)
+    ops.avg_pool_run(x.contiguous().view(n * c, h, w), out.view(n * c, *out.shape[2:]), kh, kw, sh, sw)
     return out
 
 

@@ -126,9 +126,7 @@ class SpikingMaxPool2d(SpikingNeuron):
             sequence = x.reshape(num_steps, x.shape[0] // num_steps, *x.shape[1:])
         if sequence.dim() != 5:
             raise ConversionError(f"spiking max-pool expects [N, C, H, W] per step, got {tuple(sequence.shape[1:])}")
-        if self._cumulative is None or self._cumulative.shape != sequence.shape[1:]:
-            self._cumulative = sequence.new_zeros(sequence.shape[1:])
-            self._emitted = F.max_pool2d(self._cumulative, **self.pool)
+        self._ensure_state(sequence.shape[1:], sequence)
         fast = None if self.kernel is Kernel.REFERENCE else self._native(x, sequence, num_steps, static)
         if fast is not None:
             return fast
@@ -144,11 +142,15 @@ class SpikingMaxPool2d(SpikingNeuron):
         return (self.kernel is not Kernel.REFERENCE and pool["kernel_size"] == (2, 2) and pool["stride"] == (2, 2)
                 and pool["padding"] == (0, 0) and pool["dilation"] == (1, 1) and not pool["ceil_mode"])  # fmt: skip
 
-    def flat_state(self, step_shape: torch.Size, like: Tensor) -> tuple[Tensor, Tensor]:
-        """Copies of (C, M) as flat ``[N·C, H, W]`` and ``[N·C, OH, OW]`` float32 tensors, fresh at a new shape."""
+    def _ensure_state(self, step_shape: torch.Size, like: Tensor) -> None:
+        """Fresh (C, M) = (0, maxpool(0)) for a new step shape; kept otherwise (the state carries across chunks)."""
         if self._cumulative is None or self._cumulative.shape != step_shape:
             self._cumulative = like.new_zeros(step_shape)
             self._emitted = F.max_pool2d(self._cumulative, **self.pool)
+
+    def flat_state(self, step_shape: torch.Size, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Copies of (C, M) as flat ``[N·C, H, W]`` and ``[N·C, OH, OW]`` float32 tensors, fresh at a new shape."""
+        self._ensure_state(step_shape, like)
         n, c, h, w = step_shape
         return self._cumulative.reshape(n * c, h, w).clone(), self._emitted.reshape(n * c, *self._emitted.shape[2:]).clone()
 
@@ -163,12 +165,11 @@ class SpikingMaxPool2d(SpikingNeuron):
         ops = native_ops_for(x, cumulative, emitted) if x.dtype == torch.float32 and cumulative.numel() else None
         if ops is None or emitted.dtype != torch.float32:
             return None
-        n, c, h, w = cumulative.shape
-        cumulative = cumulative.reshape(n * c, h, w).clone()
-        emitted = emitted.reshape(n * c, *emitted.shape[2:]).clone()
+        step_shape = cumulative.shape
+        cumulative, emitted = self.flat_state(step_shape, x)
         xs = (x if static else sequence).contiguous()
-        out = reusable_empty(self, "out", (num_steps, n, c, *emitted.shape[1:]), x)
+        out = reusable_empty(self, "out", (num_steps, *step_shape[:2], *emitted.shape[1:]), x)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (self.pool[k] for k in ("kernel_size", "stride", "padding", "dilation"))
         ops.maxpool_gate_run(xs, cumulative, emitted, out, num_steps, static, kh, kw, sh, sw, ph, pw, dh, dw)
-        self._cumulative, self._emitted = cumulative.view(n, c, h, w), emitted.view(n, c, *emitted.shape[1:])
+        self.set_flat_state(cumulative, emitted, step_shape)
         return out.flatten(0, 1)

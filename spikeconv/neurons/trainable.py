@@ -291,13 +291,17 @@ def _presented(h_all: Tensor, presented_all: Tensor, config: BinaryNeuronConfig)
     return mpr_value(h_all) if config.mpr else h_all
 
 
+def _slopes(h_all: Tensor, presented_all: Tensor, threshold: Tensor, config: BinaryNeuronConfig) -> tuple[Tensor, Tensor | None]:
+    """σ'(P − θ) on the presented membrane P and, with MPR, φ'(H), for every step: what both BPTT paths chain."""
+    surrogate = config.surrogate.derivative(_presented(h_all, presented_all, config) - threshold)
+    return surrogate, (mpr_derivative(h_all) if config.mpr else None)
+
+
 def _binary_grads(h_all: Tensor, presented_all: Tensor, out: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig,
                   grad_out: Tensor, grad_v: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
     """BPTT through :func:`binary_neuron_step` in torch ops: ``dL/dX[t]`` for every step and ``dL/dU[0]``."""
     c = config
-    presented_all = _presented(h_all, presented_all, c)
-    surrogate = c.surrogate.derivative(presented_all - threshold)
-    rectifier = mpr_derivative(h_all) if c.mpr else None
+    surrogate, rectifier = _slopes(h_all, presented_all, threshold, c)
     grad_x = torch.empty_like(h_all)
     g_v = torch.zeros_like(h_all[0]) if grad_v is None else grad_v
     for t in reversed(range(h_all.shape[0])):
@@ -325,8 +329,9 @@ def _binary_grads_native(ops, h_all: Tensor, presented_all: Tensor, out: Tensor,
     the C++ loop made it slower than autograd), so the gradients are its values."""
     c, (k, n) = config, h_all.shape[:2]
     flat = (k, n, -1)
-    surrogate = c.surrogate.derivative(_presented(h_all, presented_all, c) - threshold).reshape(flat).contiguous()
-    rect = mpr_derivative(h_all).reshape(flat).contiguous() if c.mpr else h_all.new_empty(0)
+    surrogate, rectifier = _slopes(h_all, presented_all, threshold, c)
+    surrogate = surrogate.reshape(flat).contiguous()
+    rect = h_all.new_empty(0) if rectifier is None else rectifier.reshape(flat).contiguous()
     g_v = h_all.new_zeros((n, h_all[0, 0].numel())) if grad_v is None else grad_v.reshape(n, -1).clone()
     grad_x = h_all.new_empty(h_all.shape[1:] if static else h_all.shape)
     ops.binary_bptt(grad_out.reshape(flat).contiguous(), h_all.reshape(flat), out.reshape(flat), surrogate, rect, g_v,
