@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikeconv.neurons.native import native_ops_for
+
 __all__ = ["MPR_EPS", "MPR_SLOPE_SCALE", "MPR_SPAN", "mpr", "mpr_derivative", "mpr_value"]
 
 _TANH_HALF_SPAN = math.tanh(1.5)
@@ -35,7 +37,29 @@ MPR_SLOPE_SCALE = 3.0 / (2.0 * _TANH_HALF_SPAN)
 """φ'(u) on ``[0, 1]`` is ``MPR_SLOPE_SCALE·(1 − tanh²(3(u − 1/2)))``."""
 
 
+def _native(u: Tensor):  # noqa: ANN202
+    """The C++ passes (:mod:`~spikeconv.neurons.native_slopes`) where ``u`` is a contiguous float32 CPU tensor."""
+    if u.dtype != torch.float32 or not u.is_contiguous() or u.numel() == 0:
+        return None
+    return native_ops_for(u)
+
+
+def _native_mpr(ops, u: Tensor, derivative: bool) -> Tensor:  # noqa: ANN001
+    """φ(u) or φ'(u) in two C++ passes around torch's own ``tanh_`` and ``pow_``: the same floats as the torch
+    formulas below (those ops see tensors of the same size, so they round alike)."""
+    t, r = torch.empty_like(u), torch.empty_like(u)
+    ops.mpr_parts(u, t, r, MPR_EPS, derivative)
+    t.tanh_()
+    r.pow_(-2.0 / 3.0 if derivative else 1.0 / 3.0)
+    out = torch.empty_like(u)
+    ops.mpr_join(u, t, r, out, MPR_SLOPE_SCALE if derivative else 2.0 * _TANH_HALF_SPAN, derivative)
+    return out
+
+
 def _phi(u: Tensor) -> Tensor:
+    ops = _native(u)
+    if ops is not None:
+        return _native_mpr(ops, u, derivative=False)
     # Outer branches as sign(u)·|u|^(1/3): torch.pow of a negative base is NaN. In-place ops on two fresh
     # tensors (a fresh large CPU tensor costs page faults), the same values as the out-of-place formula.
     inside = (u >= 0).logical_and_(u <= 1)
@@ -55,6 +79,9 @@ def mpr_derivative(u: Tensor) -> Tensor:
     ``φ'(u) = (3/(2·tanh(3/2)))·(1 − tanh²(3(u − 1/2)))`` on ``[0, 1]`` and ``|u|^(−2/3)/3``
     outside.
     """
+    ops = _native(u)
+    if ops is not None:
+        return _native_mpr(ops, u, derivative=True)
     # in place on two fresh tensors, the same values as the formula: t² is t·t, 1 − t² is (−t²) + 1, exactly
     inside = (u >= 0).logical_and_(u <= 1)
     middle = (u - 0.5).mul_(3.0).tanh_()

@@ -43,6 +43,7 @@ from types import ModuleType
 import torch
 
 from spikeconv.errors import ConfigError
+from spikeconv.neurons import native_slopes
 
 try:
     import fcntl
@@ -51,7 +52,7 @@ except ImportError:  # pragma: no cover - not POSIX: no cross-process lock (torc
 
 logger = logging.getLogger("spikeconv")
 
-_SOURCE = r"""
+_LOOPS = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
@@ -705,8 +706,9 @@ void maxpool_gate_run(const at::Tensor& x, at::Tensor& cumulative, at::Tensor& e
 }
 """
 
+_SOURCE = _LOOPS + native_slopes.SOURCE
 _FUNCTIONS = ["if_run", "signed_run", "isi_run", "burst_run", "avg_pool_run", "binary_run", "binary_bptt", "mtlif_run", "mtlif_bptt",
-              "maxpool_gate_run"]  # fmt: skip
+              "maxpool_gate_run", *native_slopes.FUNCTIONS]  # fmt: skip
 _FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math", "-march=native"]
 _LAYOUT = "1"  # the cache folder layout; part of the key
 _state: dict[str, ModuleType | None] = {}

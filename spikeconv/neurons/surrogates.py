@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from spikeconv.errors import ConfigError
+from spikeconv.neurons.native import native_ops_for
 
 __all__ = [
     "Atan",
@@ -47,6 +48,14 @@ __all__ = [
     "surrogate_from_dict",
     "surrogate_from_name",
 ]
+
+
+def _native(x: Tensor, *scalars: Tensor):  # noqa: ANN202
+    """The C++ passes (:mod:`~spikeconv.neurons.native_slopes`, the same floats as the torch formulas) where ``x`` is
+    a contiguous float32 CPU tensor and every tensor in ``scalars`` holds one value."""
+    if x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0 or any(s.numel() != 1 for s in scalars):
+        return None
+    return native_ops_for(x, *scalars)
 
 
 class SurrogateKind(Enum):
@@ -98,7 +107,12 @@ class _HeavisideSpike(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, surrogate: BinarySurrogate) -> Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
-        return (x >= 0).to(x.dtype)
+        ops = _native(x)
+        if ops is None:
+            return (x >= 0).to(x.dtype)
+        out = torch.empty_like(x)
+        ops.heaviside(x, out)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
@@ -122,6 +136,11 @@ class Rectangular(BinarySurrogate):
         _check_positive(self, width=self.width)
 
     def derivative(self, x: Tensor) -> Tensor:
+        ops = _native(x)
+        if ops is not None:
+            out = torch.empty_like(x)
+            ops.rectangular_slope(x, out, self.width / 2, self.width)
+            return out
         # (|x| ≤ w/2) as 1.0/0.0 written in place, then / w: one fresh tensor instead of three
         return x.abs().le_(self.width / 2).div_(self.width)
 
@@ -267,6 +286,12 @@ class CombMax(MultiSpikeSurrogate):
     name: ClassVar[str] = "comb-max"
 
     def derivative(self, u: Tensor, threshold: Tensor, max_spikes: int) -> Tensor:
+        ops = _native(u, threshold)
+        if ops is not None:  # exp's argument in one pass, torch's exp on a tensor of u's size, then a·exp
+            out = torch.empty_like(u)
+            ops.comb_slope(u, out, float(threshold), max_spikes, self.b, self.a, 0)
+            ops.comb_slope(u, out.exp_(), float(threshold), max_spikes, self.b, self.a, 1)
+            return out
         return self.a * torch.exp(-(_nearest_peak(u, threshold, max_spikes) ** 2) / self.b)
 
     def primitive(self, u: Tensor, threshold: Tensor, max_spikes: int) -> Tensor:
@@ -287,6 +312,12 @@ class CombRational(MultiSpikeSurrogate):
     name: ClassVar[str] = "comb-rational"
 
     def derivative(self, u: Tensor, threshold: Tensor, max_spikes: int) -> Tensor:
+        ops = _native(u, threshold)
+        if ops is not None:
+            out = torch.empty_like(u)
+            ops.comb_slope(u, out, float(threshold), max_spikes, self.b, self.a, 2)
+            return out
+        # a / t is torch's reciprocal(t)·a (Tensor.__rtruediv__), which the C++ pass repeats
         return self.a / (1.0 + _nearest_peak(u, threshold, max_spikes) ** 2 / self.b)
 
     def primitive(self, u: Tensor, threshold: Tensor, max_spikes: int) -> Tensor:
