@@ -22,10 +22,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular
+from spikeconv.neurons.workspace import scratch
 
-__all__ = ["MPR_EPS", "MPR_SLOPE_SCALE", "MPR_SPAN", "mpr", "mpr_derivative", "mpr_value"]
+__all__ = ["MPR_EPS", "MPR_SLOPE_SCALE", "MPR_SPAN", "mpr", "mpr_derivative", "mpr_spike", "mpr_value"]
 
 _TANH_HALF_SPAN = math.tanh(1.5)
 MPR_EPS = 1e-3
@@ -38,19 +41,25 @@ MPR_SLOPE_SCALE = 3.0 / (2.0 * _TANH_HALF_SPAN)
 
 
 def _native(u: Tensor):  # noqa: ANN202
-    """The C++ passes (:mod:`~spikeconv.neurons.native_slopes`) where ``u`` is a contiguous float32 CPU tensor."""
+    """The C++ passes (:mod:`~spikeconv.neurons.native_training`) where ``u`` is a contiguous float32 CPU tensor."""
     if u.dtype != torch.float32 or not u.is_contiguous() or u.numel() == 0:
         return None
     return native_ops_for(u)
 
 
-def _native_mpr(ops, u: Tensor, derivative: bool) -> Tensor:  # noqa: ANN001
-    """φ(u) or φ'(u) in two C++ passes around torch's own ``tanh_`` and ``pow_``: the same floats as the torch
-    formulas below (those ops see tensors of the same size, so they round alike)."""
-    t, r = torch.empty_like(u), torch.empty_like(u)
+def _mpr_parts(ops, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor]:  # noqa: ANN001
+    """``tanh(3(u − 1/2))`` and ``|u|^(1/3)`` (φ) or ``max(|u|, eps)^(−2/3)`` (φ'), in scratch buffers: torch's own
+    ``tanh_`` and ``pow_`` on tensors of u's size, so they round as in the torch formulas below."""
+    t, r = scratch((2, *u.shape), u).unbind(0)  # temporaries: reused, not page-faulted afresh
     ops.mpr_parts(u, t, r, MPR_EPS, derivative)
     t.tanh_()
     r.pow_(-2.0 / 3.0 if derivative else 1.0 / 3.0)
+    return t, r
+
+
+def _native_mpr(ops, u: Tensor, derivative: bool) -> Tensor:  # noqa: ANN001
+    """φ(u) or φ'(u) in two C++ passes around torch's ``tanh_`` and ``pow_``: the torch formulas' floats."""
+    t, r = _mpr_parts(ops, u, derivative)
     out = torch.empty_like(u)
     ops.mpr_join(u, t, r, out, MPR_SLOPE_SCALE if derivative else 2.0 * _TANH_HALF_SPAN, derivative)
     return out
@@ -105,3 +114,44 @@ class _Rectifier(torch.autograd.Function):
 def mpr(u: Tensor) -> Tensor:
     """φ(u) elementwise, any shape; the backward is :func:`mpr_derivative` (finite everywhere)."""
     return _Rectifier.apply(u)
+
+
+class _MPRFire(torch.autograd.Function):
+    """``Θ(φ(h) − θ)`` forward, ``g·σ'(φ(h) − θ)·φ'(h)`` backward: :func:`mpr` followed by ``surrogate.spike``.
+
+    Why: as two autograd nodes with a subtraction between them, a step of a ``srif --mpr`` neuron makes six fresh
+    membrane-sized tensors and about ten passes over them; here the forward is one C++ pass after tanh/pow and
+    the backward one after them (the rectangular window computed in it), with the same floats in the same order.
+    """
+
+    @staticmethod
+    def forward(ctx, h, threshold, surrogate, ops):  # noqa: ANN001, ANN205 - autograd's signature
+        t, r = _mpr_parts(ops, h, derivative=False)
+        x, spikes = torch.empty_like(h), torch.empty_like(h)
+        ops.mpr_fire(h, t, r, x, spikes, MPR_SPAN, float(threshold))
+        ctx.save_for_backward(h, x)
+        ctx.surrogate, ctx.ops = surrogate, ops
+        return spikes
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        h, x = ctx.saved_tensors
+        surrogate = ctx.surrogate
+        rectangular = type(surrogate) is Rectangular
+        slope = x if rectangular else surrogate.derivative(x).contiguous()
+        grad = grad.contiguous()
+        t, r = _mpr_parts(ctx.ops, h, derivative=True)
+        out = torch.empty_like(h)
+        width = surrogate.width if rectangular else 1.0
+        ctx.ops.mpr_fire_grad(h, t, r, grad, slope, out, MPR_SLOPE_SCALE, rectangular, width / 2, width)
+        return out, None, None, None
+
+
+def mpr_spike(h: Tensor, threshold: Tensor, surrogate: BinarySurrogate) -> Tensor:
+    """``surrogate.spike(mpr(h) − threshold)``: the spikes of a neuron with MPR, through :class:`_MPRFire` where it
+    applies (a float32 CPU membrane, one threshold value without a gradient, the binary surrogates' Heaviside)."""
+    ops = _native(h)
+    if ops is None or threshold.numel() != 1 or threshold.requires_grad or type(surrogate).spike is not BinarySurrogate.spike:
+        return surrogate.spike(mpr(h) - threshold)
+    return _MPRFire.apply(h, threshold, surrogate, ops)

@@ -43,7 +43,7 @@ from types import ModuleType
 import torch
 
 from spikeconv.errors import ConfigError
-from spikeconv.neurons import native_slopes
+from spikeconv.neurons import native_training
 
 try:
     import fcntl
@@ -706,9 +706,9 @@ void maxpool_gate_run(const at::Tensor& x, at::Tensor& cumulative, at::Tensor& e
 }
 """
 
-_SOURCE = _LOOPS + native_slopes.SOURCE
+_SOURCE = _LOOPS + native_training.SOURCE
 _FUNCTIONS = ["if_run", "signed_run", "isi_run", "burst_run", "avg_pool_run", "binary_run", "binary_bptt", "mtlif_run", "mtlif_bptt",
-              "maxpool_gate_run", *native_slopes.FUNCTIONS]  # fmt: skip
+              "maxpool_gate_run", *native_training.FUNCTIONS]  # fmt: skip
 _FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math", "-march=native"]
 _LAYOUT = "1"  # the cache folder layout; part of the key
 _state: dict[str, ModuleType | None] = {}

@@ -51,7 +51,7 @@ __all__ = [
 
 
 def _native(x: Tensor, *scalars: Tensor):  # noqa: ANN202
-    """The C++ passes (:mod:`~spikeconv.neurons.native_slopes`, the same floats as the torch formulas) where ``x`` is
+    """The C++ passes (:mod:`~spikeconv.neurons.native_training`, the same floats as the torch formulas) where ``x`` is
     a contiguous float32 CPU tensor and every tensor in ``scalars`` holds one value."""
     if x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0 or any(s.numel() != 1 for s in scalars):
         return None

@@ -29,7 +29,7 @@ from torch.autograd.function import once_differentiable
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.if_neuron import SpikingNeuron
-from spikeconv.neurons.mpr import mpr, mpr_derivative, mpr_value
+from spikeconv.neurons.mpr import mpr_derivative, mpr_spike, mpr_value
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.strategies import Reset
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular, surrogate_from_dict
@@ -149,8 +149,7 @@ def binary_neuron_step(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, co
         ``(spikes, membrane)``: 0/1 spikes and the membrane after reset, both shaped like ``x``.
     """
     h = v + x if config.charge is Charge.IF else v + (x - v) * leak
-    presented = mpr(h) if config.mpr else h
-    spikes = config.surrogate.spike(presented - threshold)
+    spikes = mpr_spike(h, threshold, config.surrogate) if config.mpr else config.surrogate.spike(h - threshold)
     fired = spikes.detach() if config.detach_reset else spikes
     if config.reset is Reset.SUBTRACT:
         return spikes, h - fired
@@ -232,7 +231,27 @@ class TrainableNeuron(SpikingNeuron):
             out, v = self.step(step_input, v)
             outputs.append(out)
         self._v = v
+        if plain_autograd() and all(type(o) is torch.Tensor and o.device.type == "cpu" for o in outputs):
+            return _StepsInOrder.apply(self, *outputs)
         return torch.cat(outputs)
+
+
+class _StepsInOrder(torch.autograd.Function):
+    """``torch.cat`` of the step outputs (and, backward, ``CatBackward``'s slices), into a buffer the neuron reuses
+    once the previous step's graph is gone: a fresh ``[T·N, ...]`` of the first layer is above glibc's 32 MiB mmap
+    limit, and page-faulting it cost a third of the copy's time again (``workspace.reusable_empty``)."""
+
+    @staticmethod
+    def forward(ctx, owner, *steps):  # noqa: ANN001, ANN205 - autograd's signature
+        first = steps[0]
+        out = reusable_empty(owner, "steps", (len(steps) * first.shape[0], *first.shape[1:]), first)
+        torch.cat(steps, out=out)
+        ctx.rows = first.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return None, *grad.split(ctx.rows)
 
 
 def _binary_steps(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig, num_steps: int,

@@ -3,16 +3,20 @@
 Why: on CPU a fresh output of a large layer is a fresh mmap, and touching it page-faults every
 4 KiB; for the first neuron layer of ``fmnist-cnn`` at T = 32, batch 256 (604 MB of outputs),
 allocating and first touching the buffer cost ~5x the writes themselves on the 2-core build
-machine. A module asks :func:`reusable_empty` for its output each call and gets last call's tensor
-back when its storage is referenced by nothing but this cache (checked with the Python reference count and the
-storage's use count, so an output that a hook, a recorder or the caller kept is never overwritten: a new one
-is made instead). The cache is keyed weakly by module, so copies and pickles of a network do not
-carry it and it goes away with the module.
+machine (above 32 MiB glibc maps every allocation afresh). A module asks :func:`reusable_empty` for its output
+each call and gets last call's tensor back when it is referenced by nothing but this cache (checked with the
+Python reference count, the tensor's and the storage's use counts, so an output that a hook, a recorder, the
+caller or an autograd graph still holds is never overwritten: a new one is made instead). The cache is keyed
+weakly by module, so copies and pickles of a network do not carry it and it goes away with the module.
+
+:func:`scratch` serves the temporaries a function uses and drops before it returns (never its result): one
+buffer per thread, shape and dtype, so a training step's element-wise passes do not page-fault fresh ones.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import weakref
 
 import torch
@@ -35,7 +39,8 @@ def reusable_empty(owner: object, key: str, shape: tuple[int, ...], like: Tensor
     held = cache.get(key)
     if held is not None:
         tensor, alone = held
-        unused = sys.getrefcount(tensor) <= _OWN_REFS and _count(tensor) == alone  # no Python object, no view shares it
+        # no Python reference, no view and no C++ holder (an autograd node that saved it) shares it
+        unused = sys.getrefcount(tensor) <= _OWN_REFS and _count(tensor) == alone and tensor._use_count() == 1
         if unused and tensor.shape == shape and tensor.dtype == like.dtype and tensor.device == like.device:
             return tensor
     tensor = like.new_empty(shape)
@@ -46,3 +51,23 @@ def reusable_empty(owner: object, key: str, shape: tuple[int, ...], like: Tensor
 def release(owner: object) -> None:
     """Drop ``owner``'s buffers (their memory is freed once no output refers to them)."""
     _CACHES.pop(owner, None)
+
+
+_SCRATCH = threading.local()
+_SCRATCH_SIZES = 8  # buffers kept per thread (one per layer size in use; the oldest is dropped)
+
+
+def scratch(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """An uninitialised ``shape`` tensor like ``like`` that this thread gets again on its next call with the same
+    shape: only for temporaries that never leave the caller (a returned or saved scratch would be overwritten)."""
+    if type(like) is not torch.Tensor or like.device.type != "cpu":
+        return like.new_empty(shape)
+    buffers: dict = _SCRATCH.__dict__.setdefault("buffers", {})
+    key = (tuple(shape), like.dtype)
+    tensor = buffers.pop(key, None)
+    if tensor is None:
+        tensor = like.new_empty(shape)
+        while len(buffers) >= _SCRATCH_SIZES:
+            buffers.pop(next(iter(buffers)))
+    buffers[key] = tensor  # (re)inserted last: the dict's order is least recently used first
+    return tensor

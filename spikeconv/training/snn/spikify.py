@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from spikeconv._fx import add_submodule, is_relu_call
 from spikeconv.errors import ConfigError, UnsupportedLayerError, first_line
 from spikeconv.neurons import NeuronConfig, SpikingNetwork, check_timesteps, repeat_over_time
+from spikeconv.neurons.pooling import accelerate_avg_pools_
 from spikeconv.neurons.time_layout import is_shape_query, lay_out_time_
 
 __all__ = ["spikify"]
@@ -82,6 +83,7 @@ def spikify(model: nn.Module, neuron: NeuronConfig, *, timesteps: int) -> Spikin
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()
+    accelerate_avg_pools_(gm)  # C++ pooling forward and backward, bit-identical to aten's NCHW kernels (neurons/pooling.py)
     return SpikingNetwork(gm, timesteps=timesteps, metadata={"origin": "spikify", "neuron": neuron.to_dict()})
 
 

@@ -1,11 +1,13 @@
-"""C++ element-wise passes of the training backward: MPR's φ and φ′, the rectangular and comb surrogates.
+"""C++ passes of direct training: MPR's φ and φ′, the rectangular and comb surrogates, average-pool gradients.
 
 Why: written in torch ops each of these is 10-15 passes over a membrane-sized tensor (compare, abs, sign,
 ``where``, …; ``torch.where`` alone costs as much as seven additions), about 40 % of a ``srif --mpr`` training
 step. Here everything but the transcendental functions is one pass before and one after; ``tanh``, ``pow`` and
 ``exp`` stay torch's own vectorised ops on a tensor of the same size as before, so every value is the same float
 as the torch formula's (same IEEE operations in the same order, ``-ffp-contract=off``), which
-``tests/neurons/test_native_slopes.py`` checks with ``torch.equal``. Compiled with the time loops of
+``tests/neurons/test_native_training.py`` checks with ``torch.equal``. The average pool's gradient repeats
+aten's CPU ``avg_pool2d_backward`` (zeroed planes, each window adding ``g/(kh·kw)`` in output order), whose
+NCHW kernel, like the forward's, runs scalar. Compiled with the time loops of
 :mod:`spikeconv.neurons.native` into one cached extension.
 """
 
@@ -90,6 +92,61 @@ void mpr_join(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at:
   });
 }
 
+// MPR firing, forward: x = φ(u) − θ (what the surrogate sees) and the spike Θ(x), in the pass that forms φ.
+SPIKECONV_ELEMENTS void mpr_fire_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
+                                       float* __restrict__ x, float* __restrict__ spikes, float span, float th, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float v = u[i];
+    const bool inside = v >= 0.0f && v <= 1.0f;
+    const float phi = inside ? t[i] / span + 0.5f : r[i] * (static_cast<float>(0.0f < v) - static_cast<float>(v < 0.0f));
+    const float d = phi - th;
+    x[i] = d;
+    spikes[i] = d >= 0.0f ? 1.0f : 0.0f;
+  }
+}
+
+void mpr_fire(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at::Tensor& x, at::Tensor& spikes, double span,
+              double threshold) {
+  const int64_t n = u.numel();
+  const float* pu = in_ptr(u, n);
+  const float* pt = in_ptr(t, n);
+  const float* pr = in_ptr(r, n);
+  float* px = out_ptr(x, n);
+  float* ps = out_ptr(spikes, n);
+  const float sf = static_cast<float>(span), th = static_cast<float>(threshold);
+  for_ranges(n, [&](int64_t b, int64_t e) { mpr_fire_range(pu, pt, pr, px, ps, sf, th, b, e); });
+}
+
+// MPR firing, backward: (g·σ′(x))·φ′(u), autograd's order; σ′ is the rectangular window on x (kRect) or given in s.
+template <bool kRect>
+SPIKECONV_ELEMENTS void mpr_fire_grad_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
+                                            const float* __restrict__ g, const float* __restrict__ s, float* __restrict__ out,
+                                            float scale, float half, float width, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float v = u[i];
+    const bool inside = v >= 0.0f && v <= 1.0f;
+    const float slope = inside ? (-(t[i] * t[i]) + 1.0f) * scale : r[i] / 3.0f;
+    const float surrogate = kRect ? (std::fabs(s[i]) <= half ? 1.0f : 0.0f) / width : s[i];
+    out[i] = (g[i] * surrogate) * slope;
+  }
+}
+
+void mpr_fire_grad(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, const at::Tensor& g, const at::Tensor& s,
+                   at::Tensor& out, double scale, bool rect, double half, double width) {
+  const int64_t n = u.numel();
+  const float* pu = in_ptr(u, n);
+  const float* pt = in_ptr(t, n);
+  const float* pr = in_ptr(r, n);
+  const float* pg = in_ptr(g, n);
+  const float* ps = in_ptr(s, n);
+  float* po = out_ptr(out, n);
+  const float sc = static_cast<float>(scale), hf = static_cast<float>(half), wf = static_cast<float>(width);
+  for_ranges(n, [&](int64_t b, int64_t e) {
+    if (rect) mpr_fire_grad_range<true>(pu, pt, pr, pg, ps, po, sc, hf, wf, b, e);
+    else mpr_fire_grad_range<false>(pu, pt, pr, pg, ps, po, sc, hf, wf, b, e);
+  });
+}
+
 // Rectangular surrogate σ′(x) = (|x| ≤ w/2 ? 1 : 0) / w.
 SPIKECONV_ELEMENTS void rectangular_range(const float* __restrict__ x, float* __restrict__ out, float half, float width,
                                           int64_t b, int64_t e) {
@@ -155,7 +212,58 @@ void comb_slope(const at::Tensor& u, at::Tensor& out, double threshold, int64_t 
   });
 }
 
+// The gradient of an average pool without padding, ceil mode or divisor override, as aten's CPU
+// avg_pool2d_backward computes it: each plane zeroed, then every window, in output order, adds go/(kh·kw)
+// to its cells. 2x2 windows at stride 2 touch each cell once, so those cells are 0 + go/4 directly.
+SPIKECONV_ELEMENTS void pool_grad_2x2(const float* __restrict__ go, float* __restrict__ gi, int64_t width, int64_t height,
+                                      int64_t oh_n, int64_t ow_n) {
+  for (int64_t ih = 2 * oh_n; ih < height; ++ih)
+    for (int64_t iw = 0; iw < width; ++iw) gi[ih * width + iw] = 0.0f;
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    float* __restrict__ r0 = gi + 2 * oh * width;
+    float* __restrict__ r1 = r0 + width;
+    const float* __restrict__ g = go + oh * ow_n;
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      const float d = 0.0f + g[ow] / 4.0f;
+      r0[2 * ow] = d;
+      r0[2 * ow + 1] = d;
+      r1[2 * ow] = d;
+      r1[2 * ow + 1] = d;
+    }
+    for (int64_t iw = 2 * ow_n; iw < width; ++iw) r0[iw] = r1[iw] = 0.0f;
+  }
+}
+
+void pool_grad_plane(const float* go, float* gi, int64_t height, int64_t width, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                     int64_t oh_n, int64_t ow_n) {
+  if (kh == 2 && kw == 2 && sh == 2 && sw == 2) return pool_grad_2x2(go, gi, width, height, oh_n, ow_n);
+  std::fill(gi, gi + height * width, 0.0f);
+  const int64_t divide = kh * kw;
+  for (int64_t oh = 0; oh < oh_n; ++oh) {
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      const float d = go[oh * ow_n + ow] / divide;
+      for (int64_t i = 0; i < kh; ++i) {
+        float* row = gi + (oh * sh + i) * width + ow * sw;
+        for (int64_t j = 0; j < kw; ++j) row[j] += d;
+      }
+    }
+  }
+}
+
+void avg_pool_grad(const at::Tensor& grad_out, at::Tensor& grad_in, int64_t kh, int64_t kw, int64_t sh, int64_t sw) {
+  TORCH_CHECK(grad_out.dim() == 3 && grad_out.is_contiguous() && grad_out.scalar_type() == at::kFloat, "grad_out: float32 [B, OH, OW]");
+  TORCH_CHECK(grad_in.dim() == 3 && grad_in.is_contiguous() && grad_in.scalar_type() == at::kFloat, "grad_in: float32 [B, H, W]");
+  const int64_t planes = grad_in.size(0), height = grad_in.size(1), width = grad_in.size(2);
+  const int64_t oh_n = grad_out.size(1), ow_n = grad_out.size(2);
+  TORCH_CHECK(grad_out.size(0) == planes && (oh_n - 1) * sh + kh <= height && (ow_n - 1) * sw + kw <= width, "pooling windows leave the input");
+  const float* g = grad_out.data_ptr<float>();
+  float* gi = grad_in.data_ptr<float>();
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) pool_grad_plane(g + p * oh_n * ow_n, gi + p * height * width, height, width, kh, kw, sh, sw, oh_n, ow_n);
+  });
+}
+
 }  // namespace
 """
 
-FUNCTIONS = ["mpr_parts", "mpr_join", "rectangular_slope", "heaviside", "comb_slope"]
+FUNCTIONS = ["mpr_parts", "mpr_join", "mpr_fire", "mpr_fire_grad", "rectangular_slope", "heaviside", "comb_slope", "avg_pool_grad"]
