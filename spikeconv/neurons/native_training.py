@@ -255,11 +255,13 @@ void avg_pool_grad(const at::Tensor& grad_out, at::Tensor& grad_in, int64_t kh, 
   TORCH_CHECK(grad_in.dim() == 3 && grad_in.is_contiguous() && grad_in.scalar_type() == at::kFloat, "grad_in: float32 [B, H, W]");
   const int64_t planes = grad_in.size(0), height = grad_in.size(1), width = grad_in.size(2);
   const int64_t oh_n = grad_out.size(1), ow_n = grad_out.size(2);
-  TORCH_CHECK(grad_out.size(0) == planes && (oh_n - 1) * sh + kh <= height && (ow_n - 1) * sw + kw <= width, "pooling windows leave the input");
+  TORCH_CHECK(grad_out.size(0) == planes && (oh_n - 1) * sh + kh <= height && (ow_n - 1) * sw + kw <= width,
+              "pooling windows leave the input");
   const float* g = grad_out.data_ptr<float>();
   float* gi = grad_in.data_ptr<float>();
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) pool_grad_plane(g + p * oh_n * ow_n, gi + p * height * width, height, width, kh, kw, sh, sw, oh_n, ow_n);
+    for (int64_t p = begin; p < end; ++p)
+      pool_grad_plane(g + p * oh_n * ow_n, gi + p * height * width, height, width, kh, kw, sh, sw, oh_n, ow_n);
   });
 }
 

@@ -128,7 +128,8 @@ def test_average_pool_gradient_equals_aten(kernel, stride, shape):
     x = (torch.rand(shape, generator=gen) < 0.3).float().requires_grad_(True)
     out = avg_pool2d_exact(pool, x)
     assert out.grad_fn is not None and "ExactAvgPool" in type(out.grad_fn).__name__
-    grad = torch.randn(out.shape, generator=gen) * torch.tensor([1e-42, -0.0, 1.0, 3.0]).repeat(out.numel() // 4 + 1)[: out.numel()].view(out.shape)
+    scales = torch.tensor([1e-42, -0.0, 1.0, 3.0]).repeat(out.numel() // 4 + 1)[: out.numel()].view(out.shape)
+    grad = torch.randn(out.shape, generator=gen) * scales  # subnormal, −0 and ordinary gradients
     (got,) = torch.autograd.grad(out, x, grad)
     reference = x.detach().clone().requires_grad_(True)
     want_out = torch.nn.functional.avg_pool2d(reference, kernel, stride)
@@ -144,7 +145,8 @@ def test_spikified_network_pools_in_cpp_and_trains_as_before(monkeypatch):
     from spikeconv.training.snn.spikify import spikify
 
     torch.manual_seed(3)
-    snn = spikify(build_model("fmnist-cnn", input_shape=(1, 28, 28), num_classes=10), trainable_neuron_config("srif", mpr=True), timesteps=2)
+    model = build_model("fmnist-cnn", input_shape=(1, 28, 28), num_classes=10)
+    snn = spikify(model, trainable_neuron_config("srif", mpr=True), timesteps=2)
     x = torch.rand(4, 1, 28, 28)
 
     def grads():
