@@ -47,19 +47,31 @@ def _native(u: Tensor):  # noqa: ANN202
     return native_ops_for(u)
 
 
-def _mpr_parts(ops, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor]:  # noqa: ANN001
-    """``tanh(3(u − 1/2))`` and ``|u|^(1/3)`` (φ) or ``max(|u|, eps)^(−2/3)`` (φ'), in scratch buffers: torch's own
-    ``tanh_`` and ``pow_`` on tensors of u's size, so they round as in the torch formulas below."""
-    t, r = scratch((2, *u.shape), u).unbind(0)  # temporaries: reused, not page-faulted afresh
+def mpr_parts(ops, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor]:  # noqa: ANN001
+    """``tanh(3(u − 1/2))`` and ``|u|^(1/3)`` (φ) or ``max(|u|, eps)^(−2/3)`` (φ'), in this thread's scratch buffers
+    (one pair for φ, one for φ'; valid until the next call): torch's own ``tanh_`` and ``pow_`` on tensors of u's
+    size, so they round as in the torch formulas below. For the C++ passes that finish φ and φ' themselves."""
+    t, r = scratch((2, *u.shape), u, key="mpr'" if derivative else "mpr").unbind(0)  # reused, not page-faulted afresh
     ops.mpr_parts(u, t, r, MPR_EPS, derivative)
     t.tanh_()
     r.pow_(-2.0 / 3.0 if derivative else 1.0 / 3.0)
     return t, r
 
 
+def mpr_parts_both(ops, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: ANN001
+    """:func:`mpr_parts` for φ and φ' at once: ``tanh(3(u − 1/2))`` (one tanh serves both), ``|u|^(1/3)`` and
+    ``max(|u|, eps)^(−2/3)``, in this thread's scratch buffers (valid until the next call)."""
+    t, r1, r2 = scratch((3, *u.shape), u, key="mpr both").unbind(0)
+    ops.mpr_parts_both(u, t, r1, r2, MPR_EPS)
+    t.tanh_()
+    r1.pow_(1.0 / 3.0)
+    r2.pow_(-2.0 / 3.0)
+    return t, r1, r2
+
+
 def _native_mpr(ops, u: Tensor, derivative: bool) -> Tensor:  # noqa: ANN001
     """φ(u) or φ'(u) in two C++ passes around torch's ``tanh_`` and ``pow_``: the torch formulas' floats."""
-    t, r = _mpr_parts(ops, u, derivative)
+    t, r = mpr_parts(ops, u, derivative)
     out = torch.empty_like(u)
     ops.mpr_join(u, t, r, out, MPR_SLOPE_SCALE if derivative else 2.0 * _TANH_HALF_SPAN, derivative)
     return out
@@ -126,7 +138,7 @@ class _MPRFire(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, threshold, surrogate, ops):  # noqa: ANN001, ANN205 - autograd's signature
-        t, r = _mpr_parts(ops, h, derivative=False)
+        t, r = mpr_parts(ops, h, derivative=False)
         x, spikes = torch.empty_like(h), torch.empty_like(h)
         ops.mpr_fire(h, t, r, x, spikes, MPR_SPAN, float(threshold))
         ctx.save_for_backward(h, x)
@@ -141,7 +153,7 @@ class _MPRFire(torch.autograd.Function):
         rectangular = type(surrogate) is Rectangular
         slope = x if rectangular else surrogate.derivative(x).contiguous()
         grad = grad.contiguous()
-        t, r = _mpr_parts(ctx.ops, h, derivative=True)
+        t, r = mpr_parts(ctx.ops, h, derivative=True)
         out = torch.empty_like(h)
         width = surrogate.width if rectangular else 1.0
         ctx.ops.mpr_fire_grad(h, t, r, grad, slope, out, MPR_SLOPE_SCALE, rectangular, width / 2, width)

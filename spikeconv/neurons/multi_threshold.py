@@ -26,9 +26,9 @@ from torch.autograd.function import once_differentiable
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 from spikeconv.neurons.native import native_ops_for
-from spikeconv.neurons.surrogates import CombMax, MultiSpikeSurrogate, surrogate_from_dict
-from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag, sum_over_steps
-from spikeconv.neurons.workspace import reusable_empty
+from spikeconv.neurons.surrogates import CombMax, CombRational, MultiSpikeSurrogate, surrogate_from_dict
+from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag, plain_autograd, sum_over_steps
+from spikeconv.neurons.workspace import reusable_empty, scratch
 
 __all__ = ["MultiThresholdConfig", "MultiThresholdLIF", "ResetDecay", "multi_threshold_step"]
 
@@ -226,6 +226,60 @@ class _MultiThresholdBPTT(torch.autograd.Function):
         return grad_x, g_v if ctx.needs_input_grad[1] else None, None, None, None, None, None
 
 
+def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig):  # noqa: ANN202
+    """The C++ extension where :class:`_MultiThresholdStep` may stand in for :func:`multi_threshold_step`: a
+    recorded gradient, float32 contiguous CPU tensors, one threshold and decay value, a comb-max or comb-rational
+    surrogate."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or v.requires_grad)) or type(config.surrogate) not in (CombMax, CombRational):
+        return None
+    if threshold.numel() != 1 or decay.numel() != 1 or threshold.requires_grad or decay.requires_grad or not plain_autograd():
+        return None
+    if x.shape != v.shape or not (x.dtype == v.dtype == torch.float32) or not (x.is_contiguous() and v.is_contiguous()) or not v.numel():
+        return None
+    return native_ops_for(x, v)
+
+
+class _MultiThresholdStep(torch.autograd.Function):
+    """One step of :func:`multi_threshold_step` as one autograd node, for the step loop.
+
+    Why: op by op a step records six nodes and as many membrane-sized tensors; here the forward is the inference
+    kernels' C++ step and the backward one C++ pass after the comb's ``exp`` (torch's, on a tensor of the step's
+    size): autograd's float expressions on that step, so trained weights are bit-identical
+    (``tests/neurons/test_native_training.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, threshold, decay, config, ops):  # noqa: ANN001, ANN205 - autograd's signature
+        n = v.shape[0]
+        h, spikes, v_next = torch.empty_like(v), torch.empty_like(v), v.clone()
+        ops.mtlif_run(x.reshape(1, n, -1), v_next.view(n, -1), float(threshold), float(decay), config.max_spikes, spikes, 1, True,
+                      config.reset_decay is ResetDecay.DECAYED, h)  # fmt: skip
+        ctx.save_for_backward(h, threshold, decay)
+        ctx.config, ctx.ops = config, ops
+        ctx.set_materialize_grads(False)
+        return spikes, v_next
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):  # noqa: ANN001, ANN205
+        h, threshold, decay = ctx.saved_tensors
+        c, ops = ctx.config, ctx.ops
+        surrogate, rational = c.surrogate, type(c.surrogate) is CombRational
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(h)
+        none = h.new_empty(0)
+        ex = none
+        if not rational:  # comb-max: exp's argument in one pass, then torch's exp on a tensor of the step's size
+            ex = scratch(h.shape, h, key="comb")
+            ops.comb_slope(h, ex, float(threshold), c.max_spikes, surrogate.b, surrogate.a, 0)
+            ex.exp_()
+        grad_x = torch.empty_like(h)
+        ops.mtlif_step_grad(grad_spikes.contiguous(), none if grad_v is None else grad_v.contiguous(), h, ex, grad_x, float(threshold),
+                            c.max_spikes, surrogate.b, surrogate.a, float(decay), rational, c.reset_decay is ResetDecay.DECAYED,
+                            c.detach_reset)  # fmt: skip
+        return grad_x, grad_x, None, None, None, None
+
+
 class MultiThresholdLIF(TrainableNeuron):
     """Multi-threshold LIF neuron emitting integer spike counts 0..Γ per step.
 
@@ -247,7 +301,11 @@ class MultiThresholdLIF(TrainableNeuron):
         return f"V_th={c.threshold:g}, k={c.decay:g}, Γ={c.max_spikes}, surrogate={surrogate}"
 
     def step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        return multi_threshold_step(x, v, self.threshold.to(x.dtype), self.decay.to(x.dtype), self.config)
+        threshold, decay = self.threshold.to(x.dtype), self.decay.to(x.dtype)
+        ops = _step_node_ops(x, v, threshold, decay, self.config)
+        if ops is not None:
+            return _MultiThresholdStep.apply(x, v, threshold, decay, self.config, ops)
+        return multi_threshold_step(x, v, threshold, decay, self.config)
 
     def fast_forward(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
         c = self.config

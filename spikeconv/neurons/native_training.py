@@ -60,6 +60,27 @@ void mpr_parts(const at::Tensor& u, at::Tensor& a, at::Tensor& r, double eps, bo
   for_ranges(n, [&](int64_t b, int64_t e) { mpr_parts_range(pu, pa, pr, ef, clamp, b, e); });
 }
 
+// Both: a = (u − 0.5)·3 (the same tanh serves φ and φ′), r1 = |u| (φ's pow) and r2 = max(|u|, eps) (φ′'s pow).
+SPIKECONV_ELEMENTS void mpr_parts_both_range(const float* __restrict__ u, float* __restrict__ a, float* __restrict__ r1,
+                                             float* __restrict__ r2, float eps, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    a[i] = (u[i] - 0.5f) * 3.0f;
+    const float m = std::fabs(u[i]);
+    r1[i] = m;
+    r2[i] = clamp_min_nan(m, eps);
+  }
+}
+
+void mpr_parts_both(const at::Tensor& u, at::Tensor& a, at::Tensor& r1, at::Tensor& r2, double eps) {
+  const int64_t n = u.numel();
+  const float* pu = in_ptr(u, n);
+  float* pa = out_ptr(a, n);
+  float* p1 = out_ptr(r1, n);
+  float* p2 = out_ptr(r2, n);
+  const float ef = static_cast<float>(eps);
+  for_ranges(n, [&](int64_t b, int64_t e) { mpr_parts_both_range(pu, pa, p1, p2, ef, b, e); });
+}
+
 // φ: inside [0, 1] t/span + 1/2, else r·sign(u) (r = |u|^(1/3)); φ′: inside ((−t·t) + 1)·scale, else r/3 (r = max(|u|, eps)^(−2/3)).
 template <bool kDerivative>
 SPIKECONV_ELEMENTS void mpr_join_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
@@ -147,6 +168,67 @@ void mpr_fire_grad(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r
   });
 }
 
+// One step's backward of a binary trainable neuron with the rectangular surrogate (trainable.binary_neuron_step),
+// autograd's arithmetic on that step: g_spike = dL/dO (detached reset or no dL/dU), dL/dO − g_v (soft) or
+// dL/dO − g_v·H (hard); σ′ = (|P − θ| ≤ w/2 ? 1 : 0)/w with P = φ(H) (MPR) or H; g_H = [g_direct +] (g_spike·σ′)·φ′,
+// g_direct = g_v (soft) or g_v·(1 − O) (hard), absent without dL/dU (autograd adds nothing there, so −0 stays −0);
+// IF: dL/dX = dL/dU[t−1] = g_H; LIF: dL/dX = g_H·leak, dL/dU[t−1] = g_H − g_H·leak. With MPR, t is tanh(3(H − 1/2)),
+// r1 |H|^(1/3) (φ) and r2 max(|H|, eps)^(−2/3) (φ′), from torch's own ops (mpr.mpr_parts_both).
+template <bool kLif, bool kHard, bool kDetach, bool kMpr, bool kHasGv>
+SPIKECONV_ELEMENTS void binary_step_grad_range(const float* __restrict__ go, const float* __restrict__ gv, const float* __restrict__ h,
+                                               const float* __restrict__ o, const float* __restrict__ t, const float* __restrict__ r1,
+                                               const float* __restrict__ r2, float* __restrict__ gx,
+                                               float* __restrict__ gvo, float th, float span, float scale, float half, float width,
+                                               float leak, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float u = h[i];
+    const float g_v = kHasGv ? gv[i] : 0.0f;
+    const float g_spike = (kDetach || !kHasGv) ? go[i] : (kHard ? go[i] - g_v * u : go[i] - g_v);
+    float presented = u, slope = 1.0f;
+    if (kMpr) {
+      const bool inside = u >= 0.0f && u <= 1.0f;
+      presented = inside ? t[i] / span + 0.5f : r1[i] * (static_cast<float>(0.0f < u) - static_cast<float>(u < 0.0f));
+      slope = inside ? (-(t[i] * t[i]) + 1.0f) * scale : r2[i] / 3.0f;
+    }
+    const float surrogate = (std::fabs(presented - th) <= half ? 1.0f : 0.0f) / width;
+    const float g_presented = g_spike * surrogate;
+    const float g_from_spike = kMpr ? g_presented * slope : g_presented;
+    const float g_h = kHasGv ? (kHard ? g_v * (1.0f - o[i]) : g_v) + g_from_spike : g_from_spike;
+    const float g_x = kLif ? g_h * leak : g_h;
+    gx[i] = g_x;
+    if (kLif) gvo[i] = g_h - g_x;
+  }
+}
+
+template <bool... kFlags>
+void binary_step_grad_with(const bool* flags, int64_t n, const float* go, const float* gv, const float* h, const float* o,
+                           const float* t, const float* r1, const float* r2, float* gx, float* gvo, float th,
+                           float span, float scale, float half, float width, float leak) {
+  if constexpr (sizeof...(kFlags) == 5) {
+    for_ranges(n, [&](int64_t b, int64_t e) {
+      binary_step_grad_range<kFlags...>(go, gv, h, o, t, r1, r2, gx, gvo, th, span, scale, half, width, leak, b, e);
+    });
+  } else if (flags[sizeof...(kFlags)]) {
+    binary_step_grad_with<kFlags..., true>(flags, n, go, gv, h, o, t, r1, r2, gx, gvo, th, span, scale, half, width, leak);
+  } else {
+    binary_step_grad_with<kFlags..., false>(flags, n, go, gv, h, o, t, r1, r2, gx, gvo, th, span, scale, half, width, leak);
+  }
+}
+
+void binary_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tensor& h, const at::Tensor& o, const at::Tensor& t,
+                      const at::Tensor& r1, const at::Tensor& r2, at::Tensor& gx, at::Tensor& gvo,
+                      double threshold, double span, double scale, double half, double width, double leak, bool lif, bool hard,
+                      bool detach, bool mpr) {
+  const int64_t n = h.numel();
+  const bool has_gv = gv.numel() != 0;
+  const bool flags[5] = {lif, hard, detach, mpr, has_gv};
+  binary_step_grad_with<>(flags, n, in_ptr(go, n), has_gv ? in_ptr(gv, n) : nullptr, in_ptr(h, n), in_ptr(o, n),
+                          mpr ? in_ptr(t, n) : nullptr, mpr ? in_ptr(r1, n) : nullptr, mpr ? in_ptr(r2, n) : nullptr, out_ptr(gx, n),
+                          lif ? out_ptr(gvo, n) : nullptr,
+                          static_cast<float>(threshold), static_cast<float>(span), static_cast<float>(scale),
+                          static_cast<float>(half), static_cast<float>(width), static_cast<float>(leak));
+}
+
 // Rectangular surrogate σ′(x) = (|x| ≤ w/2 ? 1 : 0) / w.
 SPIKECONV_ELEMENTS void rectangular_range(const float* __restrict__ x, float* __restrict__ out, float half, float width,
                                           int64_t b, int64_t e) {
@@ -212,6 +294,46 @@ void comb_slope(const at::Tensor& u, at::Tensor& out, double threshold, int64_t 
   });
 }
 
+// One step's backward of the multi-threshold LIF (multi_threshold.multi_threshold_step), autograd's arithmetic on
+// that step: g_direct = g_v·k; g_o = dL/dO, minus (g_v or g_direct)·θ when the reset is attached; σ′ = a·exp(−q)
+// (comb-max, exp from torch in `ex`, 0 where exp's argument is below −104) or reciprocal(1 + q)·a (comb-rational);
+// dL/dX = dL/dU[t−1] = [g_direct +] g_o·σ′ (no g_direct without dL/dU: autograd adds nothing there).
+template <bool kRational, bool kDecayed, bool kDetach, bool kHasGv>
+SPIKECONV_ELEMENTS void mtlif_step_grad_range(const float* __restrict__ go, const float* __restrict__ gv, const float* __restrict__ h,
+                                              const float* __restrict__ ex, float* __restrict__ gx, float th, float high, float bw,
+                                              float a, float k, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float q = comb_q(h[i], th, high, bw);
+    const float slope = kRational ? (1.0f / (1.0f + q)) * a : (-q < kExpZeroBelow ? 0.0f : ex[i] * a);
+    const float g_v = kHasGv ? gv[i] : 0.0f;
+    const float g_direct = g_v * k;
+    const float g_o = (kDetach || !kHasGv) ? go[i] : go[i] - (kDecayed ? g_direct : g_v) * th;
+    gx[i] = kHasGv ? g_direct + g_o * slope : g_o * slope;
+  }
+}
+
+template <bool... kFlags>
+void mtlif_step_grad_with(const bool* flags, int64_t n, const float* go, const float* gv, const float* h, const float* ex, float* gx,
+                          float th, float high, float bw, float a, float k) {
+  if constexpr (sizeof...(kFlags) == 4) {
+    for_ranges(n, [&](int64_t b, int64_t e) { mtlif_step_grad_range<kFlags...>(go, gv, h, ex, gx, th, high, bw, a, k, b, e); });
+  } else if (flags[sizeof...(kFlags)]) {
+    mtlif_step_grad_with<kFlags..., true>(flags, n, go, gv, h, ex, gx, th, high, bw, a, k);
+  } else {
+    mtlif_step_grad_with<kFlags..., false>(flags, n, go, gv, h, ex, gx, th, high, bw, a, k);
+  }
+}
+
+void mtlif_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tensor& h, const at::Tensor& ex, at::Tensor& gx,
+                     double threshold, int64_t max_spikes, double b, double a, double decay, bool rational, bool decayed, bool detach) {
+  const int64_t n = h.numel();
+  const bool has_gv = gv.numel() != 0;
+  const bool flags[4] = {rational, decayed, detach, has_gv};
+  mtlif_step_grad_with<>(flags, n, in_ptr(go, n), has_gv ? in_ptr(gv, n) : nullptr, in_ptr(h, n), rational ? nullptr : in_ptr(ex, n),
+                         out_ptr(gx, n), static_cast<float>(threshold), static_cast<float>(max_spikes), static_cast<float>(b),
+                         static_cast<float>(a), static_cast<float>(decay));
+}
+
 // The gradient of an average pool without padding, ceil mode or divisor override, as aten's CPU
 // avg_pool2d_backward computes it: each plane zeroed, then every window, in output order, adds go/(kh·kw)
 // to its cells. 2x2 windows at stride 2 touch each cell once, so those cells are 0 + go/4 directly.
@@ -268,4 +390,5 @@ void avg_pool_grad(const at::Tensor& grad_out, at::Tensor& grad_in, int64_t kh, 
 }  // namespace
 """
 
-FUNCTIONS = ["mpr_parts", "mpr_join", "mpr_fire", "mpr_fire_grad", "rectangular_slope", "heaviside", "comb_slope", "avg_pool_grad"]
+FUNCTIONS = ["mpr_parts", "mpr_parts_both", "mpr_join", "mpr_fire", "mpr_fire_grad", "binary_step_grad", "mtlif_step_grad",
+             "rectangular_slope", "heaviside", "comb_slope", "avg_pool_grad"]  # fmt: skip

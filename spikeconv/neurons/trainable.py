@@ -29,7 +29,7 @@ from torch.autograd.function import once_differentiable
 from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError, DataError
 from spikeconv.neurons.if_neuron import SpikingNeuron
-from spikeconv.neurons.mpr import mpr_derivative, mpr_spike, mpr_value
+from spikeconv.neurons.mpr import MPR_SLOPE_SCALE, MPR_SPAN, mpr_derivative, mpr_parts_both, mpr_spike, mpr_value
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.strategies import Reset
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular, surrogate_from_dict
@@ -236,6 +236,60 @@ class TrainableNeuron(SpikingNeuron):
         return torch.cat(outputs)
 
 
+def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig):  # noqa: ANN202
+    """The C++ extension where :class:`_BinaryStep` may stand in for :func:`binary_neuron_step`: a recorded
+    gradient, float32 contiguous CPU tensors, one threshold and leak value, the rectangular surrogate, and MPR
+    only where it leaves the forward spikes unchanged (``V_th = 0.5``)."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or v.requires_grad)) or type(config.surrogate) is not Rectangular:
+        return None
+    if threshold.numel() != 1 or leak.numel() != 1 or threshold.requires_grad or leak.requires_grad or not plain_autograd():
+        return None
+    if x.shape != v.shape or not (x.dtype == v.dtype == torch.float32) or not (x.is_contiguous() and v.is_contiguous()):
+        return None
+    if v.numel() == 0 or not spikes_ignore_mpr(config, threshold):
+        return None
+    return native_ops_for(x, v)
+
+
+class _BinaryStep(torch.autograd.Function):
+    """One step of :func:`binary_neuron_step` (rectangular surrogate) as one autograd node, for the step loop.
+
+    Why: op by op, a step records 6-9 nodes and as many membrane-sized tensors (charge, φ, firing, reset and their
+    backward accumulations). Here the forward is the inference kernels' C++ step (MPR needs no φ for the spikes
+    at V_th = 0.5, ``spikes_ignore_mpr``) and the backward one C++ pass after MPR's ``tanh``/``pow`` (torch's, on
+    tensors of the step's size): autograd's float expressions on that step, so trained weights are bit-identical
+    (``tests/neurons/test_native_training.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, threshold, leak, config, ops):  # noqa: ANN001, ANN205 - autograd's signature
+        n = v.shape[0]
+        h, spikes, v_next = torch.empty_like(v), torch.empty_like(v), v.clone()
+        ops.binary_run(x.reshape(1, n, -1), v_next.view(n, -1), float(threshold), float(leak), spikes, 1, True,
+                       config.charge is Charge.LIF, config.reset is Reset.ZERO, h)  # fmt: skip
+        ctx.save_for_backward(h, spikes, threshold, leak)
+        ctx.config, ctx.ops = config, ops
+        ctx.set_materialize_grads(False)
+        return spikes, v_next
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):  # noqa: ANN001, ANN205
+        h, spikes, threshold, leak = ctx.saved_tensors
+        c, ops = ctx.config, ctx.ops
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(h)
+        none = h.new_empty(0)
+        t, r1, r2 = mpr_parts_both(ops, h) if c.mpr else (none, none, none)
+        lif = c.charge is Charge.LIF
+        grad_x, grad_v_prev = torch.empty_like(h), torch.empty_like(h) if lif else none
+        width = c.surrogate.width
+        ops.binary_step_grad(grad_spikes.contiguous(), none if grad_v is None else grad_v.contiguous(), h, spikes, t, r1, r2,
+                             grad_x, grad_v_prev, float(threshold), MPR_SPAN, MPR_SLOPE_SCALE, width / 2, width, float(leak), lif,
+                             c.reset is Reset.ZERO, c.detach_reset, c.mpr)  # fmt: skip
+        return grad_x, grad_v_prev if lif else grad_x, None, None, None, None
+
+
 class _StepsInOrder(torch.autograd.Function):
     """``torch.cat`` of the step outputs (and, backward, ``CatBackward``'s slices), into a buffer the neuron reuses
     once the previous step's graph is gone: a fresh ``[T·N, ...]`` of the first layer is above glibc's 32 MiB mmap
@@ -428,7 +482,11 @@ class BinarySpikingNeuron(TrainableNeuron):
         return f"{kind}{' + MPR' if c.mpr else ''}, V_th={c.threshold:g}{tau}, surrogate={c.surrogate.name}"
 
     def step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        return binary_neuron_step(x, v, self.threshold.to(x.dtype), self.leak.to(x.dtype), self.config)
+        threshold, leak = self.threshold.to(x.dtype), self.leak.to(x.dtype)
+        ops = _step_node_ops(x, v, threshold, leak, self.config)
+        if ops is not None:
+            return _BinaryStep.apply(x, v, threshold, leak, self.config, ops)
+        return binary_neuron_step(x, v, threshold, leak, self.config)
 
     def fast_forward(self, x: Tensor, v: Tensor, num_steps: int, static: bool) -> tuple[Tensor, Tensor] | None:
         c = self.config

@@ -57,17 +57,18 @@ _SCRATCH = threading.local()
 _SCRATCH_SIZES = 8  # buffers kept per thread (one per layer size in use; the oldest is dropped)
 
 
-def scratch(shape: tuple[int, ...], like: Tensor) -> Tensor:
+def scratch(shape: tuple[int, ...], like: Tensor, key: str = "") -> Tensor:
     """An uninitialised ``shape`` tensor like ``like`` that this thread gets again on its next call with the same
-    shape: only for temporaries that never leave the caller (a returned or saved scratch would be overwritten)."""
+    shape and ``key`` (callers that need two at once use two keys): only for temporaries that never leave the
+    caller (a returned or saved scratch would be overwritten)."""
     if type(like) is not torch.Tensor or like.device.type != "cpu":
         return like.new_empty(shape)
     buffers: dict = _SCRATCH.__dict__.setdefault("buffers", {})
-    key = (tuple(shape), like.dtype)
-    tensor = buffers.pop(key, None)
+    slot = (key, tuple(shape), like.dtype)
+    tensor = buffers.pop(slot, None)
     if tensor is None:
         tensor = like.new_empty(shape)
         while len(buffers) >= _SCRATCH_SIZES:
             buffers.pop(next(iter(buffers)))
-    buffers[key] = tensor  # (re)inserted last: the dict's order is least recently used first
+    buffers[slot] = tensor  # (re)inserted last: the dict's order is least recently used first
     return tensor

@@ -164,44 +164,112 @@ def test_spikified_network_pools_in_cpp_and_trains_as_before(monkeypatch):
     assert all(torch.equal(with_cpp[name], with_aten[name]) for name in with_aten)
 
 
-@pytest.mark.parametrize(
-    "config",
-    [{"mpr": True}, {"mpr": True, "surrogate": "atan"}, {"mpr": True, "charge": "lif", "reset": "zero"}, {"mpr": True, "width": 0.7},
-     {"mpr": True, "threshold_after_build": 0.6}],
-    ids=["srif-mpr", "atan", "lif-hard", "rect-0.7", "threshold-0.6"],
-)  # fmt: skip
-def test_mpr_firing_in_one_node_equals_rectifier_then_spike(config, monkeypatch):
-    """A step loop through the fused MPR firing node gives the spikes, membranes and input gradients of
-    ``surrogate.spike(mpr(h) − θ)`` bit for bit."""
+STEP_CONFIGS = {
+    "srif-mpr": {"mpr": True},
+    "srif": {},
+    "if-hard": {"reset": "zero"},
+    "lif-hard": {"charge": "lif", "reset": "zero"},
+    "lif-soft-detached": {"charge": "lif", "detach_reset": True},
+    "if-hard-detached-mpr": {"reset": "zero", "detach_reset": True, "mpr": True},
+    "rect-0.7": {"mpr": True, "width": 0.7},
+    "atan-mpr": {"mpr": True, "surrogate": "atan"},
+    "mpr-threshold-0.6": {"mpr": True, "threshold_after_build": 0.6},
+}
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("name", sorted(STEP_CONFIGS))
+def test_step_nodes_equal_op_by_op_step(name, static, monkeypatch):
+    """The step loop through the one-node steps (``_BinaryStep``; ``_MPRFire`` where that does not apply) gives the
+    spikes, membranes and input gradients of :func:`binary_neuron_step` op by op with ``surrogate.spike(mpr(h) − θ)``,
+    bit for bit (signs of zero included), over two calls (carried membrane) and with a static input."""
     from spikeconv.neurons import BinaryNeuronConfig, Charge, Reset, mpr, trainable
     from spikeconv.neurons.surrogates import Atan
 
-    options = dict(config)
+    options = dict(STEP_CONFIGS[name])
     threshold = options.pop("threshold_after_build", None)
     surrogate = Atan() if options.pop("surrogate", None) == "atan" else Rectangular(width=options.pop("width", 1.0))
-    if "charge" in options:
-        options["charge"], options["reset"] = Charge.from_name(options["charge"]), Reset.from_name(options["reset"])
+    options["charge"] = Charge.from_name(options.get("charge", "if"))
+    options["reset"] = Reset.from_name(options.get("reset", "subtract"))
     gen = torch.Generator().manual_seed(33)
-    x = (torch.randn(5 * 6, 4, 7, 7, generator=gen) * 0.8).requires_grad_(True)
-    weights = torch.randn(5 * 6, 4, 7, 7, generator=gen)
+    shape = (6, 4, 7, 7) if static else (5 * 6, 4, 7, 7)
+    x = (torch.randn(shape, generator=gen) * 0.8).requires_grad_(True)
+    signs = torch.tensor([1.0, -0.0, 2.0]).repeat(5 * 6 * 4 * 49 // 3 + 1)[: 5 * 6 * 4 * 49].view(5 * 6, 4, 7, 7)
+    weights = torch.randn(5 * 6, 4, 7, 7, generator=gen) * signs  # −0 gradients: their sign must survive
 
     def run():
         neuron = BinaryNeuronConfig(surrogate=surrogate, **options).build()
         if threshold is not None:
             neuron.threshold.fill_(threshold)
-        out = neuron(x * 1.0, 5)
-        (grad,) = torch.autograd.grad((out * weights).sum() + neuron._v.sum(), x)
+        drive = x * 1.0
+        if static:
+            out = torch.cat([neuron(drive, 2, static=True), neuron(drive, 3, static=True)])
+        else:
+            out = torch.cat([neuron(drive[:12], 2), neuron(drive[12:], 3)])
+        (grad,) = torch.autograd.grad((out * weights).sum(), x)
         return out.detach(), neuron._v.detach(), grad
 
-    fired = []
-    mpr_module = importlib.import_module("spikeconv.neurons.mpr")
-    original = mpr_module._MPRFire.apply
-    monkeypatch.setattr(mpr_module._MPRFire, "apply", lambda *a: fired.append(1) or original(*a))
+    nodes = []
+    for owner, fn in ((trainable._BinaryStep, "apply"), (importlib.import_module("spikeconv.neurons.mpr")._MPRFire, "apply")):
+        original = getattr(owner, fn)
+        monkeypatch.setattr(owner, fn, lambda *a, _o=original, _n=owner.__name__: nodes.append(_n) or _o(*a))
     fused = run()
-    assert fired
+    expected = "_MPRFire" if name in ("atan-mpr", "mpr-threshold-0.6") else "_BinaryStep"
+    assert nodes and set(nodes) == {expected}
+    monkeypatch.setattr(trainable, "_step_node_ops", lambda *a: None)
     monkeypatch.setattr(trainable, "mpr_spike", lambda h, th, s: s.spike(mpr(h) - th))
     reference = run()
     assert 0 < int(reference[0].sum()) < reference[0].numel()
+    for got, want in zip(fused, reference, strict=True):
+        assert _bitwise_equal(got, want)
+
+
+MTLIF_CONFIGS = {
+    "mtlif": {},
+    "decayed-attached": {"reset_decay": "decayed", "detach_reset": False},
+    "attached": {"detach_reset": False, "threshold": 0.9, "max_spikes": 3},
+    "comb-rational": {"surrogate": CombRational(b=0.5), "threshold": 1.1},
+    "comb-max-narrow": {"surrogate": CombMax(a=0.7, b=0.3), "threshold": 1.0, "max_spikes": 4},
+    "comb-sum": {"surrogate": CombSum(b=0.3), "threshold": 0.9, "max_spikes": 3},
+}
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("name", sorted(MTLIF_CONFIGS))
+def test_multi_threshold_step_nodes_equal_op_by_op_step(name, static, monkeypatch):
+    """The multi-threshold step loop through ``_MultiThresholdStep`` (comb-max, comb-rational) gives the spike
+    counts, membranes and input gradients of :func:`multi_threshold_step` op by op, bit for bit."""
+    from spikeconv.neurons import MultiThresholdConfig, ResetDecay, multi_threshold
+
+    options = dict(MTLIF_CONFIGS[name])
+    if "reset_decay" in options:
+        options["reset_decay"] = ResetDecay.from_name(options["reset_decay"])
+    config = MultiThresholdConfig(**options)
+    gen = torch.Generator().manual_seed(34)
+    scale = config.threshold * 3
+    shape = (6, 4, 7, 7) if static else (5 * 6, 4, 7, 7)
+    x = (torch.randn(shape, generator=gen) * scale).requires_grad_(True)
+    signs = torch.tensor([1.0, -0.0, 2.0]).repeat(5 * 6 * 4 * 49 // 3 + 1)[: 5 * 6 * 4 * 49].view(5 * 6, 4, 7, 7)
+    weights = torch.randn(5 * 6, 4, 7, 7, generator=gen) * signs
+
+    def run():
+        neuron = config.build()
+        drive = x * 1.0
+        if static:
+            out = torch.cat([neuron(drive, 2, static=True), neuron(drive, 3, static=True)])
+        else:
+            out = torch.cat([neuron(drive[:12], 2), neuron(drive[12:], 3)])
+        (grad,) = torch.autograd.grad((out * weights).sum(), x)
+        return out.detach(), neuron._v.detach(), grad
+
+    nodes = []
+    original = multi_threshold._MultiThresholdStep.apply
+    monkeypatch.setattr(multi_threshold._MultiThresholdStep, "apply", lambda *a: nodes.append(1) or original(*a))
+    fused = run()
+    assert bool(nodes) == (name != "comb-sum")
+    monkeypatch.setattr(multi_threshold, "_step_node_ops", lambda *a: None)
+    reference = run()
+    assert 0 < int((reference[0] != 0).sum()) < reference[0].numel()
     for got, want in zip(fused, reference, strict=True):
         assert _bitwise_equal(got, want)
 
