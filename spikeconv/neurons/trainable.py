@@ -166,15 +166,17 @@ class TrainableNeuron(SpikingNeuron):
 
     Shapes: input ``[K·N, ...]`` time-flattened, or ``[N, ...]`` with ``static=True`` (the same
     input at every step, e.g. the first layer of a direct-encoded image); output ``[K·N, ...]``.
-    Training is backpropagation through time: autograd over the loop of :meth:`step`, or, with
-    ``fused_training``, by :meth:`fused_bptt` (one autograd node for all steps, gradients equal to
-    the step loop's) where the neuron has one.
+    Training is backpropagation through time: autograd over the loop of :meth:`step` (whose steps may each be
+    one C++-backed autograd node with the op-by-op step's floats), or, with ``fused_training``, by
+    :meth:`fused_bptt` (one autograd node for all steps, gradients equal to the step loop's up to rounding)
+    where the neuron has one.
     """
 
     fused_training = False
     """Use :meth:`fused_bptt` when a gradient is recorded (``True``, per instance or class); by default autograd
-    records the step loop, which a quiet 2-core machine measured faster for SRIF+MPR (1.5x) and mtlif (1.3x) and
-    as fast for LIF (docs/benchmarks.md, "Direct-training speed")."""
+    records the step loop (one node per step where :class:`_BinaryStep` applies), which a quiet 2-core machine
+    measured 1.05-1.12x faster than the fused path for LIF and SRIF+MPR and as fast for mtlif, with gradients that
+    are the op-by-op step's by construction (docs/benchmarks.md, "Direct-training speed")."""
 
     def __init__(self) -> None:
         super().__init__()
