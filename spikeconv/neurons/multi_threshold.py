@@ -27,7 +27,14 @@ from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.surrogates import CombMax, CombRational, MultiSpikeSurrogate, surrogate_from_dict
-from spikeconv.neurons.trainable import TrainableNeuron, check_finite_positive, check_flag, plain_autograd, sum_over_steps
+from spikeconv.neurons.trainable import (
+    TrainableNeuron,
+    check_finite_positive,
+    check_flag,
+    keep_for_step_backward,
+    plain_autograd,
+    sum_over_steps,
+)
 from spikeconv.neurons.workspace import reusable_empty, scratch
 
 __all__ = ["MultiThresholdConfig", "MultiThresholdLIF", "ResetDecay", "multi_threshold_step"]
@@ -254,9 +261,7 @@ class _MultiThresholdStep(torch.autograd.Function):
         h, spikes, v_next = torch.empty_like(v), torch.empty_like(v), v.clone()
         ops.mtlif_run(x.reshape(1, n, -1), v_next.view(n, -1), float(threshold), float(decay), config.max_spikes, spikes, 1, True,
                       config.reset_decay is ResetDecay.DECAYED, h)  # fmt: skip
-        ctx.save_for_backward(h, threshold, decay)
-        ctx.config, ctx.ops = config, ops
-        ctx.set_materialize_grads(False)
+        keep_for_step_backward(ctx, config, ops, h, threshold, decay)
         return spikes, v_next
 
     @staticmethod

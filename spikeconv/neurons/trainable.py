@@ -253,6 +253,14 @@ def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config
     return native_ops_for(x, v)
 
 
+def keep_for_step_backward(ctx: Any, config: object, ops: object, *tensors: Tensor) -> None:
+    """What a step node's backward reads. Gradients of unused outputs arrive as ``None``, not zeros: where no
+    membrane gradient arrives autograd adds nothing, so a −0 gradient must stay −0."""
+    ctx.save_for_backward(*tensors)
+    ctx.config, ctx.ops = config, ops
+    ctx.set_materialize_grads(False)
+
+
 class _BinaryStep(torch.autograd.Function):
     """One step of :func:`binary_neuron_step` (rectangular surrogate) as one autograd node, for the step loop.
 
@@ -269,9 +277,7 @@ class _BinaryStep(torch.autograd.Function):
         h, spikes, v_next = torch.empty_like(v), torch.empty_like(v), v.clone()
         ops.binary_run(x.reshape(1, n, -1), v_next.view(n, -1), float(threshold), float(leak), spikes, 1, True,
                        config.charge is Charge.LIF, config.reset is Reset.ZERO, h)  # fmt: skip
-        ctx.save_for_backward(h, spikes, threshold, leak)
-        ctx.config, ctx.ops = config, ops
-        ctx.set_materialize_grads(False)
+        keep_for_step_backward(ctx, config, ops, h, spikes, threshold, leak)
         return spikes, v_next
 
     @staticmethod

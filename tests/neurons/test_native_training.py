@@ -164,6 +164,17 @@ def test_spikified_network_pools_in_cpp_and_trains_as_before(monkeypatch):
     assert all(torch.equal(with_cpp[name], with_aten[name]) for name in with_aten)
 
 
+def _two_chunks(neuron, x: torch.Tensor, weights: torch.Tensor, static: bool):
+    """Outputs of 2 then 3 steps (the membrane carried over), the final membrane and dL/dx for a weighted sum."""
+    drive = x * 1.0  # a non-leaf input, as a layer's output is
+    if static:
+        out = torch.cat([neuron(drive, 2, static=True), neuron(drive, 3, static=True)])
+    else:
+        out = torch.cat([neuron(drive[:12], 2), neuron(drive[12:], 3)])
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    return out.detach(), neuron._v.detach(), grad
+
+
 STEP_CONFIGS = {
     "srif-mpr": {"mpr": True},
     "srif": {},
@@ -201,13 +212,7 @@ def test_step_nodes_equal_op_by_op_step(name, static, monkeypatch):
         neuron = BinaryNeuronConfig(surrogate=surrogate, **options).build()
         if threshold is not None:
             neuron.threshold.fill_(threshold)
-        drive = x * 1.0
-        if static:
-            out = torch.cat([neuron(drive, 2, static=True), neuron(drive, 3, static=True)])
-        else:
-            out = torch.cat([neuron(drive[:12], 2), neuron(drive[12:], 3)])
-        (grad,) = torch.autograd.grad((out * weights).sum(), x)
-        return out.detach(), neuron._v.detach(), grad
+        return _two_chunks(neuron, x, weights, static)
 
     nodes = []
     for owner, fn in ((trainable._BinaryStep, "apply"), (importlib.import_module("spikeconv.neurons.mpr")._MPRFire, "apply")):
@@ -253,14 +258,7 @@ def test_multi_threshold_step_nodes_equal_op_by_op_step(name, static, monkeypatc
     weights = torch.randn(5 * 6, 4, 7, 7, generator=gen) * signs
 
     def run():
-        neuron = config.build()
-        drive = x * 1.0
-        if static:
-            out = torch.cat([neuron(drive, 2, static=True), neuron(drive, 3, static=True)])
-        else:
-            out = torch.cat([neuron(drive[:12], 2), neuron(drive[12:], 3)])
-        (grad,) = torch.autograd.grad((out * weights).sum(), x)
-        return out.detach(), neuron._v.detach(), grad
+        return _two_chunks(config.build(), x, weights, static)
 
     nodes = []
     original = multi_threshold._MultiThresholdStep.apply
