@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.native import float32_ops_for as _native  # a module name, so it can be switched off here
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular
 from spikeconv.neurons.workspace import scratch
 
@@ -38,13 +38,6 @@ MPR_SPAN = 2.0 * _TANH_HALF_SPAN
 """φ(u) on ``[0, 1]`` is ``tanh(3(u − 1/2))/MPR_SPAN + 1/2``."""
 MPR_SLOPE_SCALE = 3.0 / (2.0 * _TANH_HALF_SPAN)
 """φ'(u) on ``[0, 1]`` is ``MPR_SLOPE_SCALE·(1 − tanh²(3(u − 1/2)))``."""
-
-
-def _native(u: Tensor):  # noqa: ANN202
-    """The C++ passes (:mod:`~spikeconv.neurons.native_training`) where ``u`` is a contiguous float32 CPU tensor."""
-    if u.dtype != torch.float32 or not u.is_contiguous() or u.numel() == 0:
-        return None
-    return native_ops_for(u)
 
 
 def mpr_parts(ops, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor]:  # noqa: ANN001

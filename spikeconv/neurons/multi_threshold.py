@@ -32,7 +32,7 @@ from spikeconv.neurons.trainable import (
     check_finite_positive,
     check_flag,
     keep_for_step_backward,
-    plain_autograd,
+    step_node_ops,
     sum_over_steps,
 )
 from spikeconv.neurons.workspace import reusable_empty, scratch
@@ -234,16 +234,11 @@ class _MultiThresholdBPTT(torch.autograd.Function):
 
 
 def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig):  # noqa: ANN202
-    """The C++ extension where :class:`_MultiThresholdStep` may stand in for :func:`multi_threshold_step`: a
-    recorded gradient, float32 contiguous CPU tensors, one threshold and decay value, a comb-max or comb-rational
-    surrogate."""
-    if not (torch.is_grad_enabled() and (x.requires_grad or v.requires_grad)) or type(config.surrogate) not in (CombMax, CombRational):
+    """:func:`~spikeconv.neurons.trainable.step_node_ops` for :class:`_MultiThresholdStep`, which also needs a
+    comb-max or comb-rational surrogate."""
+    if type(config.surrogate) not in (CombMax, CombRational):
         return None
-    if threshold.numel() != 1 or decay.numel() != 1 or threshold.requires_grad or decay.requires_grad or not plain_autograd():
-        return None
-    if x.shape != v.shape or not (x.dtype == v.dtype == torch.float32) or not (x.is_contiguous() and v.is_contiguous()) or not v.numel():
-        return None
-    return native_ops_for(x, v)
+    return step_node_ops(x, v, threshold, decay)
 
 
 class _MultiThresholdStep(torch.autograd.Function):

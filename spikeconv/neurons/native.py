@@ -889,6 +889,14 @@ def native_ops_for(*tensors: object) -> ModuleType | None:
     return native_ops()
 
 
+def float32_ops_for(x: torch.Tensor, *scalars: torch.Tensor) -> ModuleType | None:
+    """:func:`native_ops_for` where ``x`` is a non-empty contiguous float32 CPU tensor and each of ``scalars`` holds
+    one value: what the element-wise C++ passes of :mod:`~spikeconv.neurons.native_training` take."""
+    if x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0 or any(s.numel() != 1 for s in scalars):
+        return None
+    return native_ops_for(x, *scalars)
+
+
 def native_available() -> bool:
     """Whether the C++ kernels are (or can be) loaded on this machine."""
     return native_ops() is not None

@@ -41,6 +41,17 @@ float* out_ptr(at::Tensor& t, int64_t n) { return const_cast<float*>(in_ptr(t, n
 inline float clamp_min_nan(float x, float low) { return x != x ? x : (x < low ? low : x); }
 inline float clamp_nan(float x, float low, float high) { return x != x ? x : std::min(std::max(x, low), high); }
 
+// φ and φ′ from their parts (torch's tanh t = tanh(3(u − 1/2)) and pow r): inside [0, 1] φ = t/span + 1/2 and
+// φ′ = ((−t·t) + 1)·scale, outside φ = r·sign(u) (r = |u|^(1/3)) and φ′ = r/3 (r = max(|u|, eps)^(−2/3)).
+inline bool mpr_inside(float u) { return u >= 0.0f && u <= 1.0f; }
+inline float mpr_phi(float u, float t, float r, float span) {
+  return mpr_inside(u) ? t / span + 0.5f : r * (static_cast<float>(0.0f < u) - static_cast<float>(u < 0.0f));
+}
+inline float mpr_slope(float u, float t, float r, float scale) { return mpr_inside(u) ? (-(t * t) + 1.0f) * scale : r / 3.0f; }
+
+// Rectangular surrogate σ′(x) = (|x| ≤ w/2 ? 1 : 0) / w.
+inline float rectangular(float x, float half, float width) { return (std::fabs(x) <= half ? 1.0f : 0.0f) / width; }
+
 // MPR's arguments: a = (u − 0.5)·3 (tanh's argument) and r = |u| (φ) or max(|u|, eps) (φ′; eps > 0).
 SPIKECONV_ELEMENTS void mpr_parts_range(const float* __restrict__ u, float* __restrict__ a, float* __restrict__ r, float eps,
                                         bool clamp, int64_t b, int64_t e) {
@@ -81,23 +92,11 @@ void mpr_parts_both(const at::Tensor& u, at::Tensor& a, at::Tensor& r1, at::Tens
   for_ranges(n, [&](int64_t b, int64_t e) { mpr_parts_both_range(pu, pa, p1, p2, ef, b, e); });
 }
 
-// φ: inside [0, 1] t/span + 1/2, else r·sign(u) (r = |u|^(1/3)); φ′: inside ((−t·t) + 1)·scale, else r/3 (r = max(|u|, eps)^(−2/3)).
+// φ (c = span) or φ′ (c = scale) from the parts.
 template <bool kDerivative>
 SPIKECONV_ELEMENTS void mpr_join_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
                                        float* __restrict__ out, float c, int64_t b, int64_t e) {
-  for (int64_t i = b; i < e; ++i) {
-    const float x = u[i];
-    const bool inside = x >= 0.0f && x <= 1.0f;
-    float middle, outer;
-    if (kDerivative) {
-      middle = (-(t[i] * t[i]) + 1.0f) * c;
-      outer = r[i] / 3.0f;
-    } else {
-      middle = t[i] / c + 0.5f;
-      outer = r[i] * (static_cast<float>(0.0f < x) - static_cast<float>(x < 0.0f));
-    }
-    out[i] = inside ? middle : outer;
-  }
+  for (int64_t i = b; i < e; ++i) out[i] = kDerivative ? mpr_slope(u[i], t[i], r[i], c) : mpr_phi(u[i], t[i], r[i], c);
 }
 
 void mpr_join(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at::Tensor& out, double c, bool derivative) {
@@ -117,10 +116,7 @@ void mpr_join(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at:
 SPIKECONV_ELEMENTS void mpr_fire_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
                                        float* __restrict__ x, float* __restrict__ spikes, float span, float th, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
-    const float v = u[i];
-    const bool inside = v >= 0.0f && v <= 1.0f;
-    const float phi = inside ? t[i] / span + 0.5f : r[i] * (static_cast<float>(0.0f < v) - static_cast<float>(v < 0.0f));
-    const float d = phi - th;
+    const float d = mpr_phi(u[i], t[i], r[i], span) - th;
     x[i] = d;
     spikes[i] = d >= 0.0f ? 1.0f : 0.0f;
   }
@@ -144,11 +140,8 @@ SPIKECONV_ELEMENTS void mpr_fire_grad_range(const float* __restrict__ u, const f
                                             const float* __restrict__ g, const float* __restrict__ s, float* __restrict__ out,
                                             float scale, float half, float width, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
-    const float v = u[i];
-    const bool inside = v >= 0.0f && v <= 1.0f;
-    const float slope = inside ? (-(t[i] * t[i]) + 1.0f) * scale : r[i] / 3.0f;
-    const float surrogate = kRect ? (std::fabs(s[i]) <= half ? 1.0f : 0.0f) / width : s[i];
-    out[i] = (g[i] * surrogate) * slope;
+    const float surrogate = kRect ? rectangular(s[i], half, width) : s[i];
+    out[i] = (g[i] * surrogate) * mpr_slope(u[i], t[i], r[i], scale);
   }
 }
 
@@ -184,15 +177,9 @@ SPIKECONV_ELEMENTS void binary_step_grad_range(const float* __restrict__ go, con
     const float u = h[i];
     const float g_v = kHasGv ? gv[i] : 0.0f;
     const float g_spike = (kDetach || !kHasGv) ? go[i] : (kHard ? go[i] - g_v * u : go[i] - g_v);
-    float presented = u, slope = 1.0f;
-    if (kMpr) {
-      const bool inside = u >= 0.0f && u <= 1.0f;
-      presented = inside ? t[i] / span + 0.5f : r1[i] * (static_cast<float>(0.0f < u) - static_cast<float>(u < 0.0f));
-      slope = inside ? (-(t[i] * t[i]) + 1.0f) * scale : r2[i] / 3.0f;
-    }
-    const float surrogate = (std::fabs(presented - th) <= half ? 1.0f : 0.0f) / width;
-    const float g_presented = g_spike * surrogate;
-    const float g_from_spike = kMpr ? g_presented * slope : g_presented;
+    const float presented = kMpr ? mpr_phi(u, t[i], r1[i], span) : u;
+    const float g_presented = g_spike * rectangular(presented - th, half, width);
+    const float g_from_spike = kMpr ? g_presented * mpr_slope(u, t[i], r2[i], scale) : g_presented;
     const float g_h = kHasGv ? (kHard ? g_v * (1.0f - o[i]) : g_v) + g_from_spike : g_from_spike;
     const float g_x = kLif ? g_h * leak : g_h;
     gx[i] = g_x;
@@ -229,10 +216,9 @@ void binary_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tens
                           static_cast<float>(half), static_cast<float>(width), static_cast<float>(leak));
 }
 
-// Rectangular surrogate σ′(x) = (|x| ≤ w/2 ? 1 : 0) / w.
 SPIKECONV_ELEMENTS void rectangular_range(const float* __restrict__ x, float* __restrict__ out, float half, float width,
                                           int64_t b, int64_t e) {
-  for (int64_t i = b; i < e; ++i) out[i] = (std::fabs(x[i]) <= half ? 1.0f : 0.0f) / width;
+  for (int64_t i = b; i < e; ++i) out[i] = rectangular(x[i], half, width);
 }
 
 void rectangular_slope(const at::Tensor& x, at::Tensor& out, double half, double width) {

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from spikeconv.errors import ConfigError
-from spikeconv.neurons.native import native_ops_for
+from spikeconv.neurons.native import float32_ops_for as _native  # a module name, so it can be switched off here
 
 __all__ = [
     "Atan",
@@ -48,14 +48,6 @@ __all__ = [
     "surrogate_from_dict",
     "surrogate_from_name",
 ]
-
-
-def _native(x: Tensor, *scalars: Tensor):  # noqa: ANN202
-    """The C++ passes (:mod:`~spikeconv.neurons.native_training`, the same floats as the torch formulas) where ``x`` is
-    a contiguous float32 CPU tensor and every tensor in ``scalars`` holds one value."""
-    if x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0 or any(s.numel() != 1 for s in scalars):
-        return None
-    return native_ops_for(x, *scalars)
 
 
 class SurrogateKind(Enum):

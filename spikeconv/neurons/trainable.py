@@ -238,19 +238,26 @@ class TrainableNeuron(SpikingNeuron):
         return torch.cat(outputs)
 
 
-def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig):  # noqa: ANN202
-    """The C++ extension where :class:`_BinaryStep` may stand in for :func:`binary_neuron_step`: a recorded
-    gradient, float32 contiguous CPU tensors, one threshold and leak value, the rectangular surrogate, and MPR
-    only where it leaves the forward spikes unchanged (``V_th = 0.5``)."""
-    if not (torch.is_grad_enabled() and (x.requires_grad or v.requires_grad)) or type(config.surrogate) is not Rectangular:
+def step_node_ops(x: Tensor, v: Tensor, *scalars: Tensor):  # noqa: ANN201
+    """The C++ extension where a one-node step (:class:`_BinaryStep`, ``multi_threshold._MultiThresholdStep``) may
+    stand in for the op-by-op step, as far as the tensors go: a recorded gradient in plain autograd, ``x`` and
+    ``v`` float32, contiguous, on CPU and of one shape, and each of ``scalars`` one value without a gradient."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or v.requires_grad)) or not plain_autograd():
         return None
-    if threshold.numel() != 1 or leak.numel() != 1 or threshold.requires_grad or leak.requires_grad or not plain_autograd():
+    if any(s.numel() != 1 or s.requires_grad for s in scalars):
         return None
-    if x.shape != v.shape or not (x.dtype == v.dtype == torch.float32) or not (x.is_contiguous() and v.is_contiguous()):
-        return None
-    if v.numel() == 0 or not spikes_ignore_mpr(config, threshold):
+    if x.shape != v.shape or not (x.dtype == v.dtype == torch.float32) or not (x.is_contiguous() and v.is_contiguous()) or not v.numel():
         return None
     return native_ops_for(x, v)
+
+
+def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, leak: Tensor, config: BinaryNeuronConfig):  # noqa: ANN202
+    """:func:`step_node_ops` for :class:`_BinaryStep`, which also needs the rectangular surrogate and, with MPR,
+    the threshold at which MPR leaves the forward spikes unchanged (``V_th = 0.5``)."""
+    if type(config.surrogate) is not Rectangular:
+        return None
+    ops = step_node_ops(x, v, threshold, leak)
+    return ops if ops is not None and spikes_ignore_mpr(config, threshold) else None
 
 
 def keep_for_step_backward(ctx: Any, config: object, ops: object, *tensors: Tensor) -> None:
