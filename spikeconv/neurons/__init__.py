@@ -18,7 +18,7 @@ from spikeconv.neurons.network import SpikingNetwork, check_timesteps
 from spikeconv.neurons.recording import SpikeRecorder
 from spikeconv.neurons.sin_correction import isi_if_step, signed_if_step
 from spikeconv.neurons.spiking_maxpool import SpikingMaxPool2d, max_pool_gate_step
-from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
+from spikeconv.neurons.strategies import Charge, Kernel, Reset, SinCorrection
 from spikeconv.neurons.surrogates import (
     Atan,
     BinarySurrogate,
@@ -36,7 +36,8 @@ from spikeconv.neurons.surrogates import (
     surrogate_from_name,
 )
 from spikeconv.neurons.time import repeat_over_time
-from spikeconv.neurons.trainable import BinaryNeuronConfig, BinarySpikingNeuron, Charge, TrainableNeuron, binary_neuron_step
+from spikeconv.neurons.trainable import BinaryNeuronConfig, BinarySpikingNeuron, binary_neuron_step
+from spikeconv.neurons.trainable_base import TrainableNeuron
 from spikeconv.neurons.trainable_presets import (
     NeuronConfig,
     available_trainable_neurons,

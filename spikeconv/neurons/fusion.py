@@ -4,7 +4,7 @@ Why: in a converted CNN the first neuron layer writes the largest tensor of the 
 ``fmnist-cnn`` at T = 32, batch 256: a 604 MB spike map) only for the pool after it to read it back
 and shrink it 4x. Profiling put that write and read at a third of the forward, at a quarter of the
 memory bandwidth. Fused, the C++ neuron loop pools each plane of a cache-sized block right after
-computing it (``kernels.py``, ``pool``), so the spike map never reaches memory.
+computing it (``kernels_native.py``, ``pool``; ``csrc/if_loops.cpp``), so the spike map never reaches memory.
 
 The fusion is a view, not a rewrite: :func:`fused_body` builds, once per graph, a second
 ``GraphModule`` over the *same* submodules (so membranes, thresholds and corrections are shared)

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from spikeconv.errors import ConfigError, ConversionError
-from spikeconv.neurons.kernels import neuron_kernel, pooled_shape
+from spikeconv.neurons.kernels import neuron_kernel
+from spikeconv.neurons.kernels_native import pooled_shape
 from spikeconv.neurons.sin_correction import IsiState
 from spikeconv.neurons.strategies import Kernel, Reset, SinCorrection
 from spikeconv.neurons.workspace import reusable_empty

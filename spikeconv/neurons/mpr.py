@@ -28,7 +28,10 @@ from spikeconv.neurons.native import float32_ops_for as _native  # a module name
 from spikeconv.neurons.surrogates import BinarySurrogate, Rectangular
 from spikeconv.neurons.workspace import scratch
 
-__all__ = ["MPR_EPS", "MPR_SLOPE_SCALE", "MPR_SPAN", "mpr", "mpr_derivative", "mpr_spike", "mpr_value"]
+__all__ = ["MPR_EPS", "MPR_SLOPE_SCALE", "MPR_SPAN", "MPR_THRESHOLD", "mpr", "mpr_derivative", "mpr_spike", "mpr_value"]
+
+MPR_THRESHOLD = 0.5
+"""MPR keeps every forward spike only when ``V_th = φ(V_th) = 0.5``."""
 
 _TANH_HALF_SPAN = math.tanh(1.5)
 MPR_EPS = 1e-3

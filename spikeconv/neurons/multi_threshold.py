@@ -27,7 +27,7 @@ from spikeconv._names import NamedEnum
 from spikeconv.errors import ConfigError
 from spikeconv.neurons.native import native_ops_for
 from spikeconv.neurons.surrogates import CombMax, CombRational, MultiSpikeSurrogate, surrogate_from_dict
-from spikeconv.neurons.trainable import (
+from spikeconv.neurons.trainable_base import (
     TrainableNeuron,
     check_finite_positive,
     check_flag,
@@ -202,7 +202,7 @@ def _multi_threshold_grads_native(ops, h_all: Tensor, threshold: Tensor, decay: 
 class _MultiThresholdBPTT(torch.autograd.Function):
     """Every step of :func:`multi_threshold_step` as one autograd node; the backward is BPTT written out.
 
-    Why: as for the binary neurons (:class:`~spikeconv.neurons.trainable._BinaryBPTT`): one saved H,
+    Why: as for the binary neurons (:class:`~spikeconv.neurons.binary_nodes._BinaryBPTT`): one saved H,
     the comb surrogate evaluated once over all steps, the recurrence in one C++ pass (float32 on CPU;
     torch ops elsewhere), each gradient the same float expression autograd forms on the step loop.
     """
@@ -234,7 +234,7 @@ class _MultiThresholdBPTT(torch.autograd.Function):
 
 
 def _step_node_ops(x: Tensor, v: Tensor, threshold: Tensor, decay: Tensor, config: MultiThresholdConfig):  # noqa: ANN202
-    """:func:`~spikeconv.neurons.trainable.step_node_ops` for :class:`_MultiThresholdStep`, which also needs a
+    """:func:`~spikeconv.neurons.trainable_base.step_node_ops` for :class:`_MultiThresholdStep`, which also needs a
     comb-max or comb-rational surrogate."""
     if type(config.surrogate) not in (CombMax, CombRational):
         return None
@@ -284,7 +284,7 @@ class MultiThresholdLIF(TrainableNeuron):
     """Multi-threshold LIF neuron emitting integer spike counts 0..Γ per step.
 
     Dynamics: :func:`multi_threshold_step`. Buffers: ``threshold`` (V_th), ``decay`` (k).
-    Shapes as :class:`~spikeconv.neurons.trainable.TrainableNeuron`.
+    Shapes as :class:`~spikeconv.neurons.trainable_base.TrainableNeuron`.
     """
 
     def __init__(self, config: MultiThresholdConfig) -> None:

@@ -1,4 +1,4 @@
-"""Reset rules and kernel choices, as types rather than strings (sinabs' reset mechanisms)."""
+"""Reset and charge rules and kernel choices, as types rather than strings (sinabs' reset mechanisms)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ class Reset(NamedEnum):
 
     SUBTRACT = "subtract"
     ZERO = "zero"
+
+
+class Charge(NamedEnum):
+    """How the membrane integrates input: ``IF`` adds it (addition only, hardware friendly);
+    ``LIF`` leaks towards it with time constant τ (more biological)."""
+
+    IF = "if"
+    LIF = "lif"
 
 
 class Kernel(NamedEnum):

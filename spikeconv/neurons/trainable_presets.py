@@ -20,8 +20,8 @@ from typing import Any
 
 from spikeconv.errors import ConfigError
 from spikeconv.neurons.multi_threshold import MultiThresholdConfig
-from spikeconv.neurons.strategies import Reset
-from spikeconv.neurons.trainable import BinaryNeuronConfig, Charge
+from spikeconv.neurons.strategies import Charge, Reset
+from spikeconv.neurons.trainable import BinaryNeuronConfig
 
 __all__ = [
     "NeuronConfig",

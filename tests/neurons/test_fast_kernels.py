@@ -110,14 +110,27 @@ def test_second_process_loads_the_cached_library(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no build folder, no failure record
 
 
-def test_cache_key_follows_source_and_flags(monkeypatch):
+@pytest.mark.parametrize("changed", ["common.h", "if_loops.cpp", "bindings.cpp"])
+def test_cache_key_follows_sources_and_flags(monkeypatch, tmp_path, changed):
     key = native.cache_key()
     assert native.cached_library().parent.name == key and key in native.cached_library().name
     monkeypatch.setattr(native, "_FLAGS", [*native._FLAGS, "-DSPIKECONV_TEST"])
     assert native.cache_key() != key
     monkeypatch.undo()
-    monkeypatch.setattr(native, "_SOURCE", native._SOURCE + "// changed\n")
+    csrc = tmp_path / "csrc"
+    shutil.copytree(native._CSRC, csrc)
+    monkeypatch.setattr(native, "_CSRC", csrc)
+    assert native.cache_key() == key  # the contents count, not where they lie
+    (csrc / changed).write_text((csrc / changed).read_text(encoding="utf-8") + "// changed\n", encoding="utf-8")
     assert native.cache_key() != key
+
+
+def test_missing_sources_fall_back(fresh_native, monkeypatch, caplog):
+    """An install without ``csrc/`` (package data left out) runs the pure-torch kernels, with a warning saying why."""
+    monkeypatch.setattr(native, "_CSRC", fresh_native / "csrc")
+    with caplog.at_level(logging.WARNING, logger="spikeconv"):
+        assert native.native_ops() is None
+    assert "C++ sources" in caplog.text
 
 
 def test_failed_build_falls_back_and_is_not_retried(fresh_native, monkeypatch, caplog):

@@ -8,7 +8,7 @@ import torch
 from spikeconv.neurons import BinaryNeuronConfig, Charge, MultiThresholdConfig, Reset, ResetDecay
 from spikeconv.neurons.mpr import mpr_value
 from spikeconv.neurons.surrogates import Atan, CombRational, CombSum, Sigmoid
-from spikeconv.neurons.trainable import TrainableNeuron
+from spikeconv.neurons.trainable_base import TrainableNeuron
 
 STEPS = 6
 CONFIGS = {
@@ -91,7 +91,7 @@ def test_float64_and_no_gradient_into_buffers():
 
 
 def test_mpr_never_changes_a_spike_at_threshold_one_half():
-    """The fused forward skips φ at V_th = 0.5 (trainable.spikes_ignore_mpr): torch's φ(H) ≥ 0.5 iff H ≥ 0.5, for
+    """The fused forward skips φ at V_th = 0.5 (binary_nodes.spikes_ignore_mpr): torch's φ(H) ≥ 0.5 iff H ≥ 0.5, for
     every float32 in [0.499, 0.501], at the edges, and on random values, through vector and scalar code paths."""
     low, high = (torch.tensor(v, dtype=torch.float32).view(torch.int32).item() for v in (0.499, 0.501))
     near = torch.arange(low, high + 1, dtype=torch.int32).view(torch.float32)

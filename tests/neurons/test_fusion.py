@@ -14,7 +14,7 @@ from spikeconv.convert import ConvertConfig
 from spikeconv.neurons import IFNeuron, Reset, SinCorrection, SpikingMaxPool2d, SpikingNetwork
 from spikeconv.neurons import fusion as fusion_module
 from spikeconv.neurons.fusion import InPlaceAdd, NeuronPool, fused_body, pool_geometry
-from spikeconv.neurons.kernels import burst_native, if_native
+from spikeconv.neurons.kernels_native import burst_native, if_native
 from spikeconv.neurons.native import native_available
 from spikeconv.neurons.strategies import Kernel
 

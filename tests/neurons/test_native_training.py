@@ -1,4 +1,4 @@
-"""The C++ passes of the training backward (spikeconv.neurons.native_training) give the torch formulas' floats, bit for bit."""
+"""The C++ passes of the training backward (spikeconv/neurons/csrc/training_passes.cpp) give the torch formulas' floats, bit for bit."""
 
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ def test_step_nodes_equal_op_by_op_step(name, static, monkeypatch):
     """The step loop through the one-node steps (``_BinaryStep``; ``_MPRFire`` where that does not apply) gives the
     spikes, membranes and input gradients of :func:`binary_neuron_step` op by op with ``surrogate.spike(mpr(h) − θ)``,
     bit for bit (signs of zero included), over two calls (carried membrane) and with a static input."""
-    from spikeconv.neurons import BinaryNeuronConfig, Charge, Reset, mpr, trainable
+    from spikeconv.neurons import BinaryNeuronConfig, Charge, Reset, binary_nodes, mpr, trainable
     from spikeconv.neurons.surrogates import Atan
 
     options = dict(STEP_CONFIGS[name])
@@ -215,13 +215,13 @@ def test_step_nodes_equal_op_by_op_step(name, static, monkeypatch):
         return _two_chunks(neuron, x, weights, static)
 
     nodes = []
-    for owner, fn in ((trainable._BinaryStep, "apply"), (importlib.import_module("spikeconv.neurons.mpr")._MPRFire, "apply")):
+    for owner, fn in ((binary_nodes._BinaryStep, "apply"), (importlib.import_module("spikeconv.neurons.mpr")._MPRFire, "apply")):
         original = getattr(owner, fn)
         monkeypatch.setattr(owner, fn, lambda *a, _o=original, _n=owner.__name__: nodes.append(_n) or _o(*a))
     fused = run()
     expected = "_MPRFire" if name in ("atan-mpr", "mpr-threshold-0.6") else "_BinaryStep"
     assert nodes and set(nodes) == {expected}
-    monkeypatch.setattr(trainable, "_step_node_ops", lambda *a: None)
+    monkeypatch.setattr(binary_nodes, "_step_node_ops", lambda *a: None)
     monkeypatch.setattr(trainable, "mpr_spike", lambda h, th, s: s.spike(mpr(h) - th))
     reference = run()
     assert 0 < int(reference[0].sum()) < reference[0].numel()
@@ -276,7 +276,7 @@ def test_reused_step_buffers_never_overwrite_a_live_graph():
     """Two forwards before one backward (gradient accumulation) keep both graphs' outputs and pool gradients
     apart: the gradients equal those of two separate backward passes, and those of ``torch.cat`` / aten pooling."""
     from spikeconv.models import build_model
-    from spikeconv.neurons import trainable, trainable_neuron_config
+    from spikeconv.neurons import trainable_base, trainable_neuron_config
     from spikeconv.training.snn.spikify import spikify
 
     torch.manual_seed(4)
@@ -296,10 +296,10 @@ def test_reused_step_buffers_never_overwrite_a_live_graph():
 
     together, separate = grads(True), grads(False)
     assert all(torch.allclose(g, h, rtol=1e-5, atol=1e-6) for g, h in zip(together, separate, strict=True))
-    original = trainable._StepsInOrder.apply
-    trainable._StepsInOrder.apply = lambda owner, *steps: torch.cat(steps)
+    original = trainable_base._StepsInOrder.apply
+    trainable_base._StepsInOrder.apply = lambda owner, *steps: torch.cat(steps)
     try:
         plain = grads(False)
     finally:
-        trainable._StepsInOrder.apply = original
+        trainable_base._StepsInOrder.apply = original
     assert all(torch.equal(g, h) for g, h in zip(separate, plain, strict=True))

@@ -1,29 +1,29 @@
-"""C++ passes of direct training: MPR's φ and φ′, the rectangular and comb surrogates, average-pool gradients.
-
-Why: written in torch ops each of these is 10-15 passes over a membrane-sized tensor (compare, abs, sign,
-``where``, …; ``torch.where`` alone costs as much as seven additions), about 40 % of a ``srif --mpr`` training
-step. Here everything but the transcendental functions is one pass before and one after; ``tanh``, ``pow`` and
-``exp`` stay torch's own vectorised ops on a tensor of the same size as before, so every value is the same float
-as the torch formula's (same IEEE operations in the same order, ``-ffp-contract=off``), which
-``tests/neurons/test_native_training.py`` checks with ``torch.equal``. The average pool's gradient repeats
-aten's CPU ``avg_pool2d_backward`` (zeroed planes, each window adding ``g/(kh·kw)`` in output order), whose
-NCHW kernel, like the forward's, runs scalar. Compiled with the time loops of
-:mod:`spikeconv.neurons.native` into one cached extension.
-"""
-
-from __future__ import annotations
-
-SOURCE = r"""
-#include <torch/extension.h>
+// Element-wise passes of direct training: MPR's φ and φ′, the rectangular and comb surrogates, the Heaviside
+// spike, and one step's backward of the binary and multi-threshold neurons (bound under the names in ops.h).
+//
+// Why: written in torch ops each of these is 10-15 passes over a membrane-sized tensor (compare, abs, sign,
+// where, …; torch.where alone costs as much as seven additions), about 40 % of a srif --mpr training step. Here
+// everything but the transcendental functions is one pass before and one after; tanh, pow and exp stay torch's
+// own vectorised ops on a tensor of the same size as before, so every value is the same float as the torch
+// formula's (same IEEE operations in the same order, -ffp-contract=off), which
+// tests/neurons/test_native_training.py checks with torch.equal.
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+
+#include "ops.h"
+
+// Element-wise loops are kept out of line, as the time loops are (common.h, SPIKECONV_BLOCK).
+#define SPIKECONV_ELEMENTS __attribute__((noinline))
+
+namespace spikeconv {
 
 namespace {
 
 constexpr int64_t kGrain = 32768;  // elements per parallel task, aten's element-wise grain
-
-#define SPIKECONV_ELEMENTS __attribute__((noinline))
 
 template <typename Body>
 void for_ranges(int64_t n, const Body& body) {
@@ -62,6 +62,8 @@ SPIKECONV_ELEMENTS void mpr_parts_range(const float* __restrict__ u, float* __re
   }
 }
 
+}  // namespace
+
 void mpr_parts(const at::Tensor& u, at::Tensor& a, at::Tensor& r, double eps, bool clamp) {
   const int64_t n = u.numel();
   const float* pu = in_ptr(u, n);
@@ -70,6 +72,8 @@ void mpr_parts(const at::Tensor& u, at::Tensor& a, at::Tensor& r, double eps, bo
   const float ef = static_cast<float>(eps);
   for_ranges(n, [&](int64_t b, int64_t e) { mpr_parts_range(pu, pa, pr, ef, clamp, b, e); });
 }
+
+namespace {
 
 // Both: a = (u − 0.5)·3 (the same tanh serves φ and φ′), r1 = |u| (φ's pow) and r2 = max(|u|, eps) (φ′'s pow).
 SPIKECONV_ELEMENTS void mpr_parts_both_range(const float* __restrict__ u, float* __restrict__ a, float* __restrict__ r1,
@@ -82,6 +86,8 @@ SPIKECONV_ELEMENTS void mpr_parts_both_range(const float* __restrict__ u, float*
   }
 }
 
+}  // namespace
+
 void mpr_parts_both(const at::Tensor& u, at::Tensor& a, at::Tensor& r1, at::Tensor& r2, double eps) {
   const int64_t n = u.numel();
   const float* pu = in_ptr(u, n);
@@ -92,12 +98,16 @@ void mpr_parts_both(const at::Tensor& u, at::Tensor& a, at::Tensor& r1, at::Tens
   for_ranges(n, [&](int64_t b, int64_t e) { mpr_parts_both_range(pu, pa, p1, p2, ef, b, e); });
 }
 
+namespace {
+
 // φ (c = span) or φ′ (c = scale) from the parts.
 template <bool kDerivative>
 SPIKECONV_ELEMENTS void mpr_join_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
                                        float* __restrict__ out, float c, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) out[i] = kDerivative ? mpr_slope(u[i], t[i], r[i], c) : mpr_phi(u[i], t[i], r[i], c);
 }
+
+}  // namespace
 
 void mpr_join(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at::Tensor& out, double c, bool derivative) {
   const int64_t n = u.numel();
@@ -112,6 +122,8 @@ void mpr_join(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at:
   });
 }
 
+namespace {
+
 // MPR firing, forward: x = φ(u) − θ (what the surrogate sees) and the spike Θ(x), in the pass that forms φ.
 SPIKECONV_ELEMENTS void mpr_fire_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
                                        float* __restrict__ x, float* __restrict__ spikes, float span, float th, int64_t b, int64_t e) {
@@ -121,6 +133,8 @@ SPIKECONV_ELEMENTS void mpr_fire_range(const float* __restrict__ u, const float*
     spikes[i] = d >= 0.0f ? 1.0f : 0.0f;
   }
 }
+
+}  // namespace
 
 void mpr_fire(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at::Tensor& x, at::Tensor& spikes, double span,
               double threshold) {
@@ -134,6 +148,8 @@ void mpr_fire(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, at:
   for_ranges(n, [&](int64_t b, int64_t e) { mpr_fire_range(pu, pt, pr, px, ps, sf, th, b, e); });
 }
 
+namespace {
+
 // MPR firing, backward: (g·σ′(x))·φ′(u), autograd's order; σ′ is the rectangular window on x (kRect) or given in s.
 template <bool kRect>
 SPIKECONV_ELEMENTS void mpr_fire_grad_range(const float* __restrict__ u, const float* __restrict__ t, const float* __restrict__ r,
@@ -144,6 +160,8 @@ SPIKECONV_ELEMENTS void mpr_fire_grad_range(const float* __restrict__ u, const f
     out[i] = (g[i] * surrogate) * mpr_slope(u[i], t[i], r[i], scale);
   }
 }
+
+}  // namespace
 
 void mpr_fire_grad(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r, const at::Tensor& g, const at::Tensor& s,
                    at::Tensor& out, double scale, bool rect, double half, double width) {
@@ -160,6 +178,8 @@ void mpr_fire_grad(const at::Tensor& u, const at::Tensor& t, const at::Tensor& r
     else mpr_fire_grad_range<false>(pu, pt, pr, pg, ps, po, sc, hf, wf, b, e);
   });
 }
+
+namespace {
 
 // One step's backward of a binary trainable neuron with the rectangular surrogate (trainable.binary_neuron_step),
 // autograd's arithmetic on that step: g_spike = dL/dO (detached reset or no dL/dU), dL/dO − g_v (soft) or
@@ -202,6 +222,8 @@ void binary_step_grad_with(const bool* flags, int64_t n, const float* go, const 
   }
 }
 
+}  // namespace
+
 void binary_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tensor& h, const at::Tensor& o, const at::Tensor& t,
                       const at::Tensor& r1, const at::Tensor& r2, at::Tensor& gx, at::Tensor& gvo,
                       double threshold, double span, double scale, double half, double width, double leak, bool lif, bool hard,
@@ -216,10 +238,14 @@ void binary_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tens
                           static_cast<float>(half), static_cast<float>(width), static_cast<float>(leak));
 }
 
+namespace {
+
 SPIKECONV_ELEMENTS void rectangular_range(const float* __restrict__ x, float* __restrict__ out, float half, float width,
                                           int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) out[i] = rectangular(x[i], half, width);
 }
+
+}  // namespace
 
 void rectangular_slope(const at::Tensor& x, at::Tensor& out, double half, double width) {
   const int64_t n = x.numel();
@@ -229,10 +255,14 @@ void rectangular_slope(const at::Tensor& x, at::Tensor& out, double half, double
   for_ranges(n, [&](int64_t b, int64_t e) { rectangular_range(px, po, hf, wf, b, e); });
 }
 
+namespace {
+
 // Heaviside spike Θ(x): 1 where x ≥ 0.
 SPIKECONV_ELEMENTS void heaviside_range(const float* __restrict__ x, float* __restrict__ out, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) out[i] = x[i] >= 0.0f ? 1.0f : 0.0f;
 }
+
+}  // namespace
 
 void heaviside(const at::Tensor& x, at::Tensor& out) {
   const int64_t n = x.numel();
@@ -240,6 +270,8 @@ void heaviside(const at::Tensor& x, at::Tensor& out) {
   float* po = out_ptr(out, n);
   for_ranges(n, [&](int64_t b, int64_t e) { heaviside_range(px, po, b, e); });
 }
+
+namespace {
 
 // Comb surrogates' distance to the nearest peak, d = u − clamp(round(u/θ), 1, Γ)·θ, and q = (d·d)/b.
 inline float comb_q(float u, float th, float high, float bw) {
@@ -266,6 +298,8 @@ SPIKECONV_ELEMENTS void comb_range(const float* __restrict__ u, float* __restric
   }
 }
 
+}  // namespace
+
 void comb_slope(const at::Tensor& u, at::Tensor& out, double threshold, int64_t max_spikes, double b, double a, int64_t kind) {
   TORCH_CHECK(kind >= 0 && kind <= 2, "kind 0, 1 or 2");
   const int64_t n = u.numel();
@@ -279,6 +313,8 @@ void comb_slope(const at::Tensor& u, at::Tensor& out, double threshold, int64_t 
     else comb_range<2>(pu, po, th, high, bw, af, lo, hi);
   });
 }
+
+namespace {
 
 // One step's backward of the multi-threshold LIF (multi_threshold.multi_threshold_step), autograd's arithmetic on
 // that step: g_direct = g_v·k; g_o = dL/dO, minus (g_v or g_direct)·θ when the reset is attached; σ′ = a·exp(−q)
@@ -310,6 +346,8 @@ void mtlif_step_grad_with(const bool* flags, int64_t n, const float* go, const f
   }
 }
 
+}  // namespace
+
 void mtlif_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tensor& h, const at::Tensor& ex, at::Tensor& gx,
                      double threshold, int64_t max_spikes, double b, double a, double decay, bool rational, bool decayed, bool detach) {
   const int64_t n = h.numel();
@@ -320,61 +358,4 @@ void mtlif_step_grad(const at::Tensor& go, const at::Tensor& gv, const at::Tenso
                          static_cast<float>(a), static_cast<float>(decay));
 }
 
-// The gradient of an average pool without padding, ceil mode or divisor override, as aten's CPU
-// avg_pool2d_backward computes it: each plane zeroed, then every window, in output order, adds go/(kh·kw)
-// to its cells. 2x2 windows at stride 2 touch each cell once, so those cells are 0 + go/4 directly.
-SPIKECONV_ELEMENTS void pool_grad_2x2(const float* __restrict__ go, float* __restrict__ gi, int64_t width, int64_t height,
-                                      int64_t oh_n, int64_t ow_n) {
-  for (int64_t ih = 2 * oh_n; ih < height; ++ih)
-    for (int64_t iw = 0; iw < width; ++iw) gi[ih * width + iw] = 0.0f;
-  for (int64_t oh = 0; oh < oh_n; ++oh) {
-    float* __restrict__ r0 = gi + 2 * oh * width;
-    float* __restrict__ r1 = r0 + width;
-    const float* __restrict__ g = go + oh * ow_n;
-    for (int64_t ow = 0; ow < ow_n; ++ow) {
-      const float d = 0.0f + g[ow] / 4.0f;
-      r0[2 * ow] = d;
-      r0[2 * ow + 1] = d;
-      r1[2 * ow] = d;
-      r1[2 * ow + 1] = d;
-    }
-    for (int64_t iw = 2 * ow_n; iw < width; ++iw) r0[iw] = r1[iw] = 0.0f;
-  }
-}
-
-void pool_grad_plane(const float* go, float* gi, int64_t height, int64_t width, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                     int64_t oh_n, int64_t ow_n) {
-  if (kh == 2 && kw == 2 && sh == 2 && sw == 2) return pool_grad_2x2(go, gi, width, height, oh_n, ow_n);
-  std::fill(gi, gi + height * width, 0.0f);
-  const int64_t divide = kh * kw;
-  for (int64_t oh = 0; oh < oh_n; ++oh) {
-    for (int64_t ow = 0; ow < ow_n; ++ow) {
-      const float d = go[oh * ow_n + ow] / divide;
-      for (int64_t i = 0; i < kh; ++i) {
-        float* row = gi + (oh * sh + i) * width + ow * sw;
-        for (int64_t j = 0; j < kw; ++j) row[j] += d;
-      }
-    }
-  }
-}
-
-void avg_pool_grad(const at::Tensor& grad_out, at::Tensor& grad_in, int64_t kh, int64_t kw, int64_t sh, int64_t sw) {
-  TORCH_CHECK(grad_out.dim() == 3 && grad_out.is_contiguous() && grad_out.scalar_type() == at::kFloat, "grad_out: float32 [B, OH, OW]");
-  TORCH_CHECK(grad_in.dim() == 3 && grad_in.is_contiguous() && grad_in.scalar_type() == at::kFloat, "grad_in: float32 [B, H, W]");
-  const int64_t planes = grad_in.size(0), height = grad_in.size(1), width = grad_in.size(2);
-  const int64_t oh_n = grad_out.size(1), ow_n = grad_out.size(2);
-  TORCH_CHECK(grad_out.size(0) == planes && (oh_n - 1) * sh + kh <= height && (ow_n - 1) * sw + kw <= width,
-              "pooling windows leave the input");
-  const float* g = grad_out.data_ptr<float>();
-  float* gi = grad_in.data_ptr<float>();
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p)
-      pool_grad_plane(g + p * oh_n * ow_n, gi + p * height * width, height, width, kh, kw, sh, sw, oh_n, ow_n);
-  });
-}
-
-}  // namespace
-"""
-
-FUNCTIONS = ["mpr_parts", "mpr_parts_both", "mpr_join", "mpr_fire", "mpr_fire_grad", "binary_step_grad", "mtlif_step_grad",
-             "rectangular_slope", "heaviside", "comb_slope", "avg_pool_grad"]  # fmt: skip
+}  // namespace spikeconv
