@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from spikeconv._names import NamedEnum
 from spikeconv.convert.bistable import BistableConfig
 from spikeconv.convert.maxpool import MaxPoolMode
+from spikeconv.convert.target_rules import TargetRules
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import (
     DirectEncoding,
@@ -51,6 +52,9 @@ class ConvertConfig:
         sin_correction: Retraction of spikes of inactivated neurons by IF neurons (negative
             spikes; SpiCalib's problem), see :class:`spikeconv.neurons.SinCorrection`.
         isi_allowance: Extra silent steps for ``SinCorrection.ISI``.
+        target: The deployment target's neuron and graph (``convert --target``): thresholds are then
+            folded into the weights (:mod:`spikeconv.convert.fold`), see :mod:`spikeconv.convert.target_rules`.
+        weight_bits: Symmetric integer weights of this many bits (:mod:`spikeconv.convert.quantize`), or None.
     """
 
     reset: Reset = Reset.SUBTRACT
@@ -65,6 +69,8 @@ class ConvertConfig:
     bistable: BistableConfig = field(default_factory=BistableConfig)
     sin_correction: SinCorrection = SinCorrection.NONE
     isi_allowance: float = 1.0
+    target: TargetRules | None = None
+    weight_bits: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.sin_correction, SinCorrection):
@@ -73,6 +79,13 @@ class ConvertConfig:
             self.max_spikes > 1 or self.reset is not Reset.SUBTRACT or self.neuron is not NeuronKind.IF
         ):
             raise ConfigError("SIN correction needs IF neurons with reset by subtraction and one spike per step")
+        if self.target is not None and not isinstance(self.target, TargetRules):
+            raise ConfigError(f"target must be a TargetRules or None, got {self.target!r}")
+        if self.weight_bits is not None and (isinstance(self.weight_bits, bool) or not isinstance(self.weight_bits, int)
+                                             or not 2 <= self.weight_bits <= 16):  # fmt: skip
+            raise ConfigError(f"--weight-bits must be an integer from 2 to 16, got {self.weight_bits!r}")
+        if self.weight_bits is not None and self.target is None:
+            raise ConfigError("--weight-bits quantises the weights for a deployment target; give --target too")
         if self.isi_allowance < 0:
             raise ConfigError(f"isi_allowance must be >= 0, got {self.isi_allowance}")
         if not isinstance(self.neuron, NeuronKind):
@@ -103,6 +116,8 @@ class ConvertConfig:
             "bistable": self.bistable.to_dict(),
             "sin_correction": self.sin_correction.value,
             "isi_allowance": self.isi_allowance,
+            **({"target": self.target.to_dict()} if self.target is not None else {}),
+            **({"weight_bits": self.weight_bits} if self.weight_bits is not None else {}),
         }
 
     @classmethod
@@ -120,4 +135,6 @@ class ConvertConfig:
             bistable=BistableConfig.from_dict(data.get("bistable")),
             sin_correction=SinCorrection.from_name(data.get("sin_correction", "none")),
             isi_allowance=float(data.get("isi_allowance", 1.0)),
+            target=TargetRules.from_dict(data["target"]) if data.get("target") else None,
+            weight_bits=int(data["weight_bits"]) if data.get("weight_bits") is not None else None,
         )

@@ -30,6 +30,7 @@ from spikeconv.calibration import CalibrationConfig, threshold_rule_from_dict
 from spikeconv.convert.bistable import BistableConfig
 from spikeconv.convert.config import ConvertConfig, NeuronKind
 from spikeconv.convert.corrections import Correction, CorrectionConfig
+from spikeconv.convert.for_target import settings_for_target
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import SinCorrection
 
@@ -184,9 +185,12 @@ def method_settings(
         correction_samples: Calibration samples used by the correction.
         overrides: Explicit user flags that win over the method's defaults.
 
+    With ``base.target`` set, the settings are made the target's (:func:`~spikeconv.convert.for_target.settings_for_target`).
+
     Raises:
-        ConfigError: Unknown method or threshold rule.
+        ConfigError: Unknown method or threshold rule, or a method the target cannot run.
     """
     builder = CONVERSION_METHODS[method_name(method)]
-    return builder(base, overrides or MethodOverrides(), target_timesteps=target_timesteps,
-                   correction_samples=correction_samples)  # fmt: skip
+    settings = builder(base, overrides or MethodOverrides(), target_timesteps=target_timesteps,
+                       correction_samples=correction_samples)  # fmt: skip
+    return settings if base.target is None else settings_for_target(settings, base.target)  # convert --target: its neuron

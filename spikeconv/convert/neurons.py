@@ -21,6 +21,7 @@ from spikeconv.convert.config import ConvertConfig, NeuronKind
 from spikeconv.convert.time_layout import TimeKind
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import IFNeuron, SpikingNeuron
+from spikeconv.neurons.floored_if import FlooredIFNeuron
 
 NeuronBuilder = Callable[[tuple[float, ...], ConvertConfig], SpikingNeuron]
 """``(planned thresholds of the site, config) -> neuron`` for one site; the neuron takes ``set_corrections``."""
@@ -70,7 +71,10 @@ def converted_neuron(kind: NeuronKind) -> ConvertedNeuron:
 
 
 def if_neuron(threshold: tuple[float, ...], config: ConvertConfig) -> IFNeuron:
-    """The IF neuron of one site (burst spikes and SIN correction as the config says)."""
+    """The IF neuron of one site (burst spikes and SIN correction as the config says; a target's membrane floor)."""
+    if config.target is not None and config.target.membrane_floor is not None:
+        return FlooredIFNeuron(threshold, floor=config.target.membrane_floor, v_init=config.v_init, reset=config.reset,
+                               max_spikes=config.max_spikes)  # fmt: skip
     return IFNeuron(threshold, v_init=config.v_init, reset=config.reset, kernel=config.kernel,
                     max_spikes=config.max_spikes, sin_correction=config.sin_correction,
                     isi_allowance=config.isi_allowance)  # fmt: skip

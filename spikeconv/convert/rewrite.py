@@ -24,8 +24,11 @@ from torch import fx
 
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
+from spikeconv.convert.fold import fold_thresholds_
 from spikeconv.convert.maxpool import rewrite_maxpools_
 from spikeconv.convert.neurons import converted_neuron
+from spikeconv.convert.quantize import quantize_weights_
+from spikeconv.convert.target_check import check_config_fits
 from spikeconv.convert.time_layout import lay_out_time_
 from spikeconv.errors import ConversionError
 from spikeconv.neurons import SpikingNetwork, SpikingNeuron
@@ -77,6 +80,7 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
             "run spikeconv.prepare and spikeconv.calibrate first"
         )
     config = config or ConvertConfig()
+    check_config_fits(config)
     gm = copy.deepcopy(calibrated)
     _check_single_output(gm)
     _remove_observers_(gm)
@@ -93,6 +97,10 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     kinds = lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
     maxpools = rewrite_maxpools_(gm, kinds, steps, config.maxpool)
     finished = kind.finish(gm, neurons, kinds, steps, config) if kind.finish is not None else None
+    if config.target is not None:  # convert --target: every θ = 1, then integer weights (convert/fold.py, quantize.py)
+        fold_thresholds_(gm, config.target)
+    if config.weight_bits is not None:
+        quantize_weights_(gm, config.weight_bits, per_layer=config.target.uniform_thresholds)
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()

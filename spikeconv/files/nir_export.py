@@ -36,6 +36,7 @@ from torch import fx, nn
 from spikeconv._io import atomic_write
 from spikeconv.errors import ConversionError
 from spikeconv.files.nir_common import DISCRETISATION, NIR_FORMAT, NIR_KEY, NIR_VERSION, below, record, soft_thresholds
+from spikeconv.files.nir_shapes import sample_shapes
 from spikeconv.neurons import (
     BinarySpikingNeuron,
     BistableIFNeuron,
@@ -401,25 +402,6 @@ def _function(b: _Builder, node: fx.Node) -> list[str] | None:
     raise ConversionError(f"node {node.name} ({_describe(node)}) has no NIR equivalent; export to ONNX instead")
 
 
-def _shapes(snn: SpikingNetwork, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    """Per-sample shape of every fx value, from one step of one sample."""
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    gm = snn.body
-    try:
-        with torch.no_grad():
-            ShapeProp(gm).propagate(torch.zeros((1, *input_shape)), 1)
-    finally:
-        for _, neuron in snn.neurons():
-            neuron.reset_state()
-    shapes = {}
-    for node in gm.graph.nodes:
-        meta = node.meta.get("tensor_meta")
-        if meta is not None and hasattr(meta, "shape"):
-            shapes[node.name] = tuple(int(s) for s in meta.shape[1:])
-    return shapes
-
-
 def snn_to_nir(snn: SpikingNetwork, *, info: dict[str, Any]) -> Any:
     """The NIR graph of ``snn`` (a ``nir.NIRGraph``), with spikeconv's exact parameters in its metadata.
 
@@ -432,7 +414,7 @@ def snn_to_nir(snn: SpikingNetwork, *, info: dict[str, Any]) -> Any:
     if not isinstance(gm, fx.GraphModule):
         raise ConversionError(f"this SNN's body is a {type(gm).__name__}, not a graph spikeconv made; NIR export needs one")
     input_shape = tuple(int(s) for s in info["input_shape"])
-    b = _Builder(gm, _shapes(snn, input_shape))
+    b = _Builder(gm, sample_shapes(snn, input_shape))
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     b.sources[placeholders[0]] = [b.add("input", nir.Input(input_type={"input": np.array(input_shape)}), [])]
     for node in gm.graph.nodes:
