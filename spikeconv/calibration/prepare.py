@@ -12,6 +12,7 @@ Each returns a new graph and leaves its input untouched.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,11 +25,14 @@ from spikeconv.calibration.config import CalibrationConfig
 from spikeconv.calibration.observers import Observer
 from spikeconv.calibration.plan import ThresholdPlan
 from spikeconv.errors import CalibrationError, DataError, first_line
+from spikeconv.runtime.memory import MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
 
 STAGE_KEY = "spikeconv_stage"
 SITES_KEY = "spikeconv_sites"
 OBSERVERS_KEY = "spikeconv_observers"
 PLAN_KEY = "spikeconv_plan"
+MAX_BATCH = 1 << 20
+"""No stage needs a larger batch: it only bounds the plan's arithmetic."""
 
 
 def _site_nodes(gm: fx.GraphModule) -> dict[str, fx.Node]:
@@ -80,6 +84,19 @@ def _run(gm: fx.GraphModule, x: Tensor) -> None:
         raise DataError(f"calibration batch of shape {tuple(x.shape)} does not fit the model: {first}") from None
 
 
+def planned_batch(prepared: fx.GraphModule, x: Tensor, memory: MemoryBudget) -> int:
+    """The most samples one calibration forward of ``prepared`` (observers included) may take within ``memory``.
+
+    Measured on a copy, so the probe samples are not recorded. Raises ConfigError when not one fits.
+    """
+    probe = copy.deepcopy(prepared).eval()
+    with torch.no_grad():
+        cost = measure_batch_cost(functools.partial(_run, probe), x[:1])
+    probe = None  # freed before the room is read
+    room, source = resolve_budget(memory, x.device)
+    return plan_batch(cost, wanted=MAX_BATCH, room=room, source=source, what="calibration")
+
+
 def calibrate(
     prepared: fx.GraphModule,
     batches: Iterable[Any],
@@ -87,8 +104,13 @@ def calibrate(
     max_samples: int | None = None,
     progress: bool = False,
     extra: dict | None = None,
+    memory: MemoryBudget | None = None,
 ) -> fx.GraphModule:
     """Run calibration batches through a copy of ``prepared``; return it with its ThresholdPlan.
+
+    A batch larger than ``memory`` allows is run in parts of the planned size (:func:`planned_batch`),
+    so the peak does not depend on the batch size or on the number of samples; the observers keep
+    fixed-size statistics. Batches that fit run whole, as given.
 
     Args:
         prepared: Output of :func:`prepare`.
@@ -96,19 +118,25 @@ def calibrate(
         max_samples: Stop after this many samples (the last batch is truncated).
         progress: Show a progress bar.
         extra: JSON-serialisable facts recorded in the plan (data set, seed, ...).
+        memory: The budget (default: :class:`~spikeconv.runtime.memory.MemoryBudget`'s).
+
+    Raises:
+        ConfigError: Not even one sample fits the memory budget.
     """
     if prepared.meta.get(STAGE_KEY) != "prepared":
         raise CalibrationError("calibrate() needs a graph made by prepare()")
     gm = copy.deepcopy(prepared).eval()
-    seen = 0
+    seen, size = 0, None
     with torch.no_grad():
         for batch in tqdm(batches, desc="calibrate", unit="batch", disable=not progress):
             x = _batch_input(batch)
             if max_samples is not None:
                 x = x[: max_samples - seen]
-            if x.shape[0]:
-                _run(gm, x)
-                seen += x.shape[0]
+            if x.shape[0] and size is None:
+                size = planned_batch(prepared, x, memory or MemoryBudget())
+            for start in range(0, x.shape[0], size or 1):
+                _run(gm, x[start : start + size])
+            seen += x.shape[0]
             if max_samples is not None and seen >= max_samples:
                 break
     if seen == 0:

@@ -16,9 +16,8 @@ corrections (JSON), so the conversion replays exactly without data.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,11 +25,16 @@ import torch
 from torch import Tensor, fx, nn
 
 from spikeconv._names import NamedEnum
-from spikeconv.calibration import PLAN_KEY, STAGE_KEY, plan_of
+from spikeconv.calibration import OBSERVERS_KEY, PLAN_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
 from spikeconv.convert.rewrite import convert
 from spikeconv.errors import CalibrationError, ConfigError, DataError
 from spikeconv.neurons import check_timesteps
+from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
+
+EXACT_BYTES = 64 << 20
+"""Differences up to this size are kept and reduced at once (the float32 mean of a single batch); larger
+sets are summed in float64 as they arrive."""
 
 
 class Correction(NamedEnum):
@@ -61,46 +65,139 @@ class CorrectionConfig:
         return {"kind": self.kind.value, "timesteps": self.timesteps, "max_samples": self.max_samples}
 
 
-def _collect(batches: Iterable[Any], max_samples: int) -> Tensor:
-    pieces, seen = [], 0
-    for batch in batches:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not isinstance(x, Tensor):
-            raise DataError(f"correction batches must be tensors [N, ...], got {type(x).__name__}")
-        pieces.append(x[: max_samples - seen].float())
-        seen += pieces[-1].shape[0]
-        if seen >= max_samples:
-            break
-    if seen == 0:
-        raise CalibrationError("correction data is empty: need at least one sample")
-    return torch.cat(pieces)
+class _Stop(Exception):
+    """Raised by a capture hook once the watched site has produced its output: the layers after it are not needed."""
 
 
-@contextlib.contextmanager
-def _capturing(modules: dict[str, nn.Module]) -> Iterator[dict[str, Tensor]]:
-    """Record each module's output under its name while the block runs (hooks removed after)."""
-    seen: dict[str, Tensor] = {}
-    handles = [m.register_forward_hook(lambda _m, _a, out, n=name: seen.__setitem__(n, out.detach()))
-               for name, m in modules.items()]  # fmt: skip
+def _output_at(site: nn.Module, run: Callable[[], object]) -> Tensor:
+    """What ``site`` returns while ``run()`` executes; the forward is cut short right after it."""
+    seen: list[Tensor] = []
+
+    def capture(_module, _args, out):
+        seen.append(out.detach())
+        raise _Stop
+
+    handle = site.register_forward_hook(capture)
     try:
-        yield seen
+        run()
+    except _Stop:
+        pass
     finally:
-        for handle in handles:
-            handle.remove()
+        handle.remove()
+    if not seen:
+        raise CalibrationError("the correction site was not reached by the forward pass")
+    return seen[0]
 
 
-def _ann_activations(calibrated: fx.GraphModule, x: Tensor, sites: tuple[str, ...]) -> dict[str, Tensor]:
+class _Samples:
+    """The first ``max_samples`` correction samples, iterated once per site in batches of a planned size.
+
+    A re-iterable source (a DataLoader, a list of batches) is read again for every site, so only one
+    batch is in memory at a time; it must give the same samples each time (checked). A one-shot
+    iterator is read once and its samples kept.
+    """
+
+    def __init__(self, batches: Iterable[Any], max_samples: int) -> None:
+        self.max_samples = max_samples
+        self.source: Iterable[Any] = batches
+        if iter(batches) is batches:  # a generator or iterator: it cannot be read twice
+            self.source = [torch.cat(list(self._read(batches)))] if max_samples else []
+        first = next(self._read(self.source), None)
+        if first is None:
+            raise CalibrationError("correction data is empty: need at least one sample")
+        self.first, self.example = first[:1].clone(), first[:1]
+
+    def _read(self, batches: Iterable[Any]) -> Iterator[Tensor]:
+        seen = 0
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not isinstance(x, Tensor):
+                raise DataError(f"correction batches must be tensors [N, ...], got {type(x).__name__}")
+            x = x[: self.max_samples - seen].float()
+            if x.shape[0]:
+                yield x
+            seen += x.shape[0]
+            if seen >= self.max_samples:
+                break
+
+    def batches(self, size: int) -> Iterator[Tensor]:
+        """The samples in batches of at most ``size``, in their order."""
+        for index, x in enumerate(self._read(self.source)):
+            if index == 0 and not torch.equal(x[:1], self.first):
+                raise CalibrationError("correction batches changed between passes: give a DataLoader without shuffling, "
+                                       "or a list of batches")  # fmt: skip
+            for start in range(0, x.shape[0], size):
+                yield x[start : start + size]
+
+
+class _MeanOverSamples:
+    """The mean over samples of ``[n, ...]`` differences arriving batch by batch, in bounded memory.
+
+    While the differences seen so far take at most ``EXACT_BYTES`` they are kept, and the mean is
+    the one float32 reduction over all of them (as if all samples had run as one batch); beyond that
+    they are summed in float64 as they come, and nothing that grows with the samples is kept.
+    """
+
+    def __init__(self) -> None:
+        self.kept: list[Tensor] = []
+        self.kept_bytes, self.total, self.count = 0, None, 0
+
+    def add(self, diff: Tensor) -> None:
+        self.count += diff.shape[0]
+        if self.total is None and self.kept_bytes + diff.numel() * diff.element_size() <= EXACT_BYTES:
+            self.kept.append(diff)
+            self.kept_bytes += diff.numel() * diff.element_size()
+            return
+        if self.total is None:
+            self.total = sum(piece.double().sum(dim=0) for piece in self.kept)
+            self.kept = []
+        self.total = self.total + diff.double().sum(dim=0)
+
+    def all_kept(self) -> Tensor | None:
+        """Every difference, when all were kept (the exact path); else None."""
+        return torch.cat(self.kept) if self.total is None else None
+
+    def per_neuron(self) -> Tensor:
+        """``mean_N(diff)`` for each neuron."""
+        kept = self.all_kept()
+        return kept.mean(dim=0) if kept is not None else (self.total / self.count).float()
+
+    def per_channel(self) -> Tensor:
+        """``mean_{N,H,W}(diff)`` for each channel (dimension 1 of the differences), shaped to broadcast."""
+        kept = self.all_kept()
+        per_neuron = kept if kept is not None else (self.total / self.count).float()[None]
+        dims = [d for d in range(per_neuron.dim()) if d != 1] if per_neuron.dim() > 1 else [0]
+        shift = per_neuron.mean(dim=dims)
+        return shift.reshape(-1, *([1] * (per_neuron.dim() - 2))) if per_neuron.dim() > 1 else shift
+
+
+def _ann_only(calibrated: fx.GraphModule) -> fx.GraphModule:
+    """A copy of the calibrated ANN whose observers pass values through without recording."""
     model = copy.deepcopy(calibrated).eval()
-    with _capturing({s: model.get_submodule(s) for s in sites}) as seen, torch.no_grad():
-        model(x)
-    return dict(seen)
+    for name in calibrated.meta[OBSERVERS_KEY].values():
+        model.add_submodule(name, nn.Identity())
+    return model
 
 
-def _snn_rate(snn: nn.Module, x: Tensor, site: str, steps: int) -> Tensor:
-    with _capturing({site: snn.body.get_submodule(site)}) as seen, torch.no_grad():
-        snn(x, steps)
-    out = seen[site]
-    return out.reshape(steps, x.shape[0], *out.shape[1:]).mean(0)
+def _site_difference(ann: fx.GraphModule, snn: nn.Module, site: str, samples: _Samples, steps: int,
+                     memory: MemoryBudget) -> _MeanOverSamples:  # fmt: skip
+    """ANN activation minus SNN rate at ``site`` over every sample, in batches the budget allows."""
+    ann_site, snn_site = ann.get_submodule(site), snn.body.get_submodule(site)
+
+    def difference(x: Tensor) -> Tensor:
+        target = _output_at(ann_site, lambda: ann(x))
+        out = _output_at(snn_site, lambda: snn(x, steps))
+        return target - out.reshape(steps, x.shape[0], *out.shape[1:]).mean(0)
+
+    with torch.no_grad():
+        cost = measure_batch_cost(difference, samples.example)
+        room, source = resolve_budget(memory, samples.example.device)
+        size = plan_batch(cost, wanted=samples.max_samples, room=min(room, WORKING_SET), source=source,
+                          what=f"the correction at {site} ({steps} steps)", held=EXACT_BYTES)  # fmt: skip
+        mean = _MeanOverSamples()
+        for x in samples.batches(size):
+            mean.add(difference(x))
+    return mean
 
 
 def _record(tensor: Tensor) -> dict[str, Any]:
@@ -112,40 +209,49 @@ def correct(
     batches: Iterable[Any],
     config: CorrectionConfig | None = None,
     convert_config: ConvertConfig | None = None,
+    *,
+    memory: MemoryBudget | None = None,
 ) -> fx.GraphModule:
     """Measure per-site corrections on ``batches`` and return a calibrated graph that carries them.
+
+    Each site's difference is measured in batches planned for ``memory`` (each forward stops at the
+    site), so the peak does not grow with ``config.max_samples``.
 
     Args:
         calibrated: Output of :func:`spikeconv.calibration.calibrate` (left untouched).
         batches: Calibration inputs (tensors or ``(x, y)`` pairs); ``config.max_samples`` are used.
+            Read once per site: a DataLoader must not shuffle (a one-shot iterator is read once and kept).
         config: Which correction, for which T.
         convert_config: The neuron settings the SNN will be converted with (θ/2 start, Γ, ...).
+        memory: The memory budget (default: :class:`~spikeconv.runtime.memory.MemoryBudget`'s).
+
+    Raises:
+        ConfigError: Not even one sample fits the memory budget.
     """
     plan = plan_of(calibrated)
     if calibrated.meta.get(STAGE_KEY) != "prepared" or plan is None:
         raise CalibrationError("correct() needs a graph from calibrate()")
     config = config or CorrectionConfig()
     convert_config = convert_config or ConvertConfig()
-    x = _collect(batches, config.max_samples)
-    target = _ann_activations(calibrated, x, plan.sites)
+    samples = _Samples(batches, config.max_samples)
+    ann = _ann_only(calibrated).to(samples.example.device)
     corrections: dict[str, dict[str, Any]] = {s: dict(r) for s, r in plan.corrections.items()}
     current = calibrated
     for site in plan.sites:
-        snn = convert(current, replace(convert_config, time_chunk=None)).to(x.device).eval()  # thresholds where the data is
-        diff = target[site] - _snn_rate(snn, x, site, config.timesteps)
+        snn = convert(current, replace(convert_config, time_chunk=None)).to(samples.example.device).eval()  # thresholds where the data is
+        mean = _site_difference(ann, snn, site, samples, config.timesteps, memory or MemoryBudget())
         entry = corrections.setdefault(site, {})
         if config.kind is Correction.BIAS:
-            dims = [d for d in range(diff.dim()) if d != 1] if diff.dim() > 1 else [0]
-            shift = diff.mean(dim=dims)
-            shift = shift.reshape(-1, *([1] * (diff.dim() - 2))) if diff.dim() > 1 else shift
-            old = torch.tensor(entry["bias"], device=diff.device).reshape(entry["bias_shape"]) if "bias" in entry else 0.0
+            shift = mean.per_channel()
+            old = torch.tensor(entry["bias"], device=shift.device).reshape(entry["bias_shape"]) if "bias" in entry else 0.0
             new = _record(shift + old)
             entry["bias"], entry["bias_shape"] = new["values"], new["shape"]
         else:
-            charge = config.timesteps * diff.mean(dim=0)
-            old = torch.tensor(entry["v_offset"], device=diff.device).reshape(entry["v_offset_shape"]) if "v_offset" in entry else 0.0
+            charge = config.timesteps * mean.per_neuron()
+            old = torch.tensor(entry["v_offset"], device=charge.device).reshape(entry["v_offset_shape"]) if "v_offset" in entry else 0.0
             new = _record(charge + old)
             entry["v_offset"], entry["v_offset_shape"] = new["values"], new["shape"]
+        snn = mean = None
         current = _with_plan(calibrated, replace(plan, corrections=corrections,
                                                  extra={**plan.extra, "correction": config.to_dict()}))  # fmt: skip
     return _with_plan(copy.deepcopy(calibrated), plan_of(current))

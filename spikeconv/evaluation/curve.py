@@ -25,9 +25,10 @@ from spikeconv.evaluation.memory import (
     ChunkRequest,
     MemoryBudget,
     SimulationFootprint,
+    SimulationPlan,
     check_curve_memory,
     measure_footprint,
-    plan_time_chunk,
+    plan_simulation,
     resolve_budget,
     time_chunk_set,
 )
@@ -288,19 +289,22 @@ def timestep_accuracy_curve(
         data, batch_size=batch_size, device=device, progress=progress, desc=label, shard=shard
     )
     with evaluating(snn, ann), torch.inference_mode():
-        for x, y in batches:
-            plan = plan or _MemoryPlan.measure(snn, x, memory)
-            with time_chunk_set(snn, plan.chunk(snn, timesteps, int(x.shape[0]))), autocast(device, precision):
-                out = snn(x, timesteps)
-            hits = correct_per_step(out, y, timesteps)
-            num_classes = consistent_classes(num_classes, out.shape[2])
-            check_labels(y, num_classes)
-            del out  # the readout [T, N, K] is the largest tensor; free it before the next batch
-            correct += hits
-            if ann is not None:
-                with autocast(device, precision):
-                    ann_hits += ann_correct(ann, x, y, num_classes)
-            total += y.shape[0]
+        for whole_x, whole_y in batches:
+            plan = plan or _MemoryPlan.measure(snn, whole_x, memory)
+            simulation = plan.simulation(snn, timesteps, int(whole_x.shape[0]))
+            for start in range(0, whole_x.shape[0], simulation.batch):  # a batch too large for the budget runs in parts
+                x, y = whole_x[start : start + simulation.batch], whole_y[start : start + simulation.batch]
+                with time_chunk_set(snn, simulation.chunk), autocast(device, precision):
+                    out = snn(x, timesteps)
+                hits = correct_per_step(out, y, timesteps)
+                num_classes = consistent_classes(num_classes, out.shape[2])
+                check_labels(y, num_classes)
+                del out  # the readout [T, N, K] is the largest tensor; free it before the next batch
+                correct += hits
+                if ann is not None:
+                    with autocast(device, precision):
+                        ann_hits += ann_correct(ann, x, y, num_classes)
+                total += y.shape[0]
     if shard:  # integer counts: their sum over ranks is exact, so every rank holds the single-process curve
         totals = all_reduce_sum(torch.tensor([ann_hits, total], dtype=torch.int64))
         correct = all_reduce_sum(correct)
@@ -344,14 +348,14 @@ class _MemoryPlan:
         footprint = measure_footprint(snn, x[:1]) if isinstance(snn, SpikingNetwork) else None
         return cls(footprint, limit, source, shared)
 
-    def chunk(self, snn: nn.Module, timesteps: int, batch: int) -> int | None:
-        """The time chunk that fits a batch of ``batch`` (None: all steps at once); see :func:`plan_time_chunk`."""
+    def simulation(self, snn: nn.Module, timesteps: int, batch: int) -> SimulationPlan:
+        """The batch and time chunk that fit a batch of ``batch`` samples (chunk None: all steps at once); see
+        :func:`plan_simulation`."""
         if self.footprint is None or not isinstance(snn, SpikingNetwork):
-            return None
+            return SimulationPlan(batch=batch, chunk=None)
         request = ChunkRequest(timesteps=timesteps, batch=batch, limit=self.limit, source=self.source,
                                shared_per_step=self.shared_per_step, explicit=snn.time_chunk)  # fmt: skip
-        steps = plan_time_chunk(self.footprint, request)
-        return None if steps >= timesteps else steps
+        return plan_simulation(self.footprint, request)
 
 
 def ann_accuracy(

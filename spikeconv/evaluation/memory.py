@@ -17,124 +17,55 @@ counted too), so the plan errs on the safe side. Chunking does not change any re
 the largest chunk that fits, and refuses with one line saying how much is needed when even one
 step, or the readout and curve alone, would not fit.
 
-The budget is half of the memory available now (``MemAvailable`` of ``/proc/meminfo``, 4 GiB
-where that cannot be read; a CUDA device's free memory for the simulation), or the environment
-variable ``SPIKECONV_MEMORY_BUDGET`` (bytes, or a size such as ``2G``, ``512M``).
+The budget is the one every stage plans with (:func:`spikeconv.runtime.memory.resolve_budget`): half of
+the memory available now, or ``SPIKECONV_MEMORY_BUDGET`` (a cap on the process, bytes or a size such as
+``2G``, ``512M``) minus what the process already holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode  # the base of torch's own FlopCounterMode
 
 from spikeconv.errors import ConfigError
 from spikeconv.evaluation.batches import evaluating
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.neurons.fusion import unfused
+from spikeconv.runtime.memory import BUDGET_ENV, RESERVE, MemoryBudget, allocated_bytes, resolve_budget, size_text
 
 __all__ = [
     "BUDGET_ENV",
     "CURVE_BYTES_PER_STEP",
     "MemoryBudget",
     "SimulationFootprint",
+    "SimulationPlan",
     "check_curve_memory",
+    "measure_simulation",
     "measure_footprint",
+    "plan_simulation",
     "plan_time_chunk",
     "probing",
     "resolve_budget",
 ]
 
-BUDGET_ENV = "SPIKECONV_MEMORY_BUDGET"
 CURVE_BYTES_PER_STEP = 1024
 """Host bytes one step of a curve costs. Measured at T = 10⁶: 112 bytes for the result's Python numbers,
 180 more while its JSON is written and 170 while it is plotted; rounded up to leave room for a few
 curves held side by side (``curve A B C``)."""
-FALLBACK_AVAILABLE = 4 << 30
-BUDGET_FRACTION = 0.5
-SLACK = 64 << 20
+SLACK = RESERVE
 """Fixed allowance for what no term counts: the input batch, the readout blocks being scored, the ANN."""
 
 _PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("spikeconv_memory_probe", default=False)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def probing() -> bool:
     """True while :func:`measure_footprint` runs a network: operation counters ignore those forwards."""
     return _PROBING.get()
-
-
-def size_text(num_bytes: float) -> str:
-    """``1.5 GiB``, ``300 MiB``, ``12 KiB`` or ``512 B``."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if num_bytes >= scale:
-            return f"{num_bytes / scale:.3g} {unit}"
-    return f"{int(num_bytes)} B"
-
-
-def _parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)i?b?\s*", text.lower())
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigError(f"{BUDGET_ENV}={text!r} is not a memory size; give bytes or a size such as 2G or 512M")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _host_available() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return FALLBACK_AVAILABLE
-
-
-def _device_available(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    return _host_available()
-
-
-@dataclass(frozen=True)
-class MemoryBudget:
-    """What a curve may use: a budget in bytes (None: the default) and what the caller keeps per step.
-
-    Attributes:
-        limit: Bytes for the whole curve; None: ``SPIKECONV_MEMORY_BUDGET`` if set, else half of the
-            available memory (for a CUDA device, half of its free memory for the simulation and half
-            of the host's for the curve).
-        extra_per_step: Host bytes per simulated step that the caller keeps besides the curve (the
-            per-step tallies of :func:`~spikeconv.evaluation.count_operations`, for instance).
-    """
-
-    limit: int | None = None
-    extra_per_step: int = 0
-
-    def __post_init__(self) -> None:
-        for name, value in (("limit", self.limit), ("extra_per_step", self.extra_per_step)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ConfigError(f"MemoryBudget.{name} must be a number of bytes >= 0, got {value!r}")
-
-
-def resolve_budget(budget: MemoryBudget, device: torch.device) -> tuple[int, str]:
-    """The budget in bytes for tensors on ``device``, and where it comes from (for messages)."""
-    if budget.limit is not None:
-        return budget.limit, "given"
-    text = os.environ.get(BUDGET_ENV, "").strip()
-    if text:
-        return _parse_size(text), f"{BUDGET_ENV}={text}"
-    where = "free GPU memory" if device.type == "cuda" else "available memory"
-    return int(_device_available(device) * BUDGET_FRACTION), f"half of the {where}; set {BUDGET_ENV} to change it"
 
 
 def check_curve_memory(timesteps: int, *, budget: MemoryBudget, per_step: int = CURVE_BYTES_PER_STEP) -> None:
@@ -173,43 +104,9 @@ class SimulationFootprint:
         """The float32 readout ``[T, N, K]`` the network returns."""
         return timesteps * batch * self.classes * 4
 
-
-class _AllocationCounter(TorchDispatchMode):
-    """Adds up the bytes of every tensor an aten op returns in new storage (views and in-place results share an input's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        known = {_storage(t)[0] for t in _tensors((args, kwargs))}
-        for tensor in _tensors(out):
-            pointer, size = _storage(tensor)
-            if pointer not in known:
-                known.add(pointer)
-                self.total += size
-        return out
-
-
-def _tensors(value: Any) -> Iterator[Tensor]:
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
-
-
-def _storage(tensor: Tensor) -> tuple[int, int]:
-    try:
-        storage = tensor.untyped_storage()
-        return storage.data_ptr(), storage.nbytes()
-    except (RuntimeError, NotImplementedError):  # sparse or other storage-less layouts
-        return id(tensor), tensor.numel() * tensor.element_size()
+    def simulation_bytes(self, timesteps: int, batch: int) -> int:
+        """A whole ``timesteps`` simulation of ``batch`` samples in one body call, readout included."""
+        return batch * (self.per_call + timesteps * self.per_step) + self.readout_bytes(timesteps, batch)
 
 
 @contextlib.contextmanager
@@ -227,9 +124,7 @@ def time_chunk_set(snn: nn.Module, chunk: int | None) -> Iterator[None]:
 
 
 def _allocated(snn: nn.Module, sample: Tensor, steps: int) -> tuple[int, Tensor]:
-    with _AllocationCounter() as counter:
-        out = snn(sample, steps)
-    return counter.total, out
+    return allocated_bytes(lambda: snn(sample, steps))
 
 
 def measure_footprint(snn: nn.Module, sample: Tensor) -> SimulationFootprint:
@@ -314,3 +209,51 @@ def _advice(footprint: SimulationFootprint, request: ChunkRequest, fits: int) ->
     if not tips:
         return f"raise {BUDGET_ENV} or use a smaller network"
     return "use " + " or ".join(tips)
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    """How a batch is simulated within the budget: at most ``batch`` samples at a time, ``chunk`` steps per body call."""
+
+    batch: int
+    chunk: int | None  # None: all steps in one call
+
+
+def plan_simulation(footprint: SimulationFootprint, request: ChunkRequest) -> SimulationPlan:
+    """The requested batch when one step of it fits (then the largest time chunk), else the largest batch that does.
+
+    A time chunk the caller set (``request.explicit``) is kept with the requested batch, or refused. The result does not depend on the plan: samples
+    are independent and state carries across chunks.
+
+    Raises:
+        ConfigError: Not even one step of one sample fits (the message says how much it needs).
+    """
+    t, n = request.timesteps, request.batch
+    room = request.limit - SLACK - t * request.shared_per_step
+    per_sample = footprint.readout_bytes(t, 1) + footprint.per_call + (1 if request.chunkable else t) * footprint.per_step
+    batch = int(min(n, room // per_sample)) if room > 0 else 0
+    if 1 <= batch < n and request.explicit is None:  # an explicit chunk is the caller's plan: kept, or refused
+        request = replace(request, batch=batch)
+    chunk = plan_time_chunk(footprint, request)  # raises with the batch of 1's needs when not even that fits
+    return SimulationPlan(batch=request.batch, chunk=None if chunk >= t else chunk)
+
+
+def measure_simulation(snn: nn.Module, sample: Tensor, timesteps: int, *, wanted: int, memory: MemoryBudget,
+                       cap: int | None = None) -> SimulationPlan:  # fmt: skip
+    """Measure ``snn`` on one sample and plan batches of up to ``wanted`` samples for ``timesteps`` steps.
+
+    ``cap`` bounds the room below the budget (conversion stages pass ``WORKING_SET``). A module that is
+    not a SpikingNetwork is measured as one call of all steps.
+    """
+    limit, source = resolve_budget(memory, sample.device)
+    limit = min(limit, cap) if cap is not None else limit
+    if isinstance(snn, SpikingNetwork):
+        footprint = measure_footprint(snn, sample[:1])
+        request = ChunkRequest(timesteps=timesteps, batch=wanted, limit=limit, source=source, explicit=snn.time_chunk)
+    else:
+        with evaluating(snn), torch.inference_mode():
+            total, out = allocated_bytes(lambda: snn(sample[:1], timesteps))
+        classes = int(out.shape[-1]) if isinstance(out, Tensor) and out.dim() else 1
+        footprint = SimulationFootprint(per_call=0, per_step=max(1, total // timesteps), classes=classes)
+        request = ChunkRequest(timesteps=timesteps, batch=wanted, limit=limit, source=source, chunkable=False)
+    return plan_simulation(footprint, request)

@@ -12,6 +12,7 @@ from spikeconv.evaluation import MemoryBudget, count_operations, measure_footpri
 from spikeconv.evaluation import memory as memory_module
 from spikeconv.evaluation.memory import SLACK, ChunkRequest, SimulationFootprint, plan_time_chunk, resolve_budget
 from spikeconv.models import build_model
+from spikeconv.runtime.memory import current_rss
 from spikeconv.neurons import SpikingNetwork, trainable_neuron_config
 from spikeconv.training.snn.spikify import spikify
 
@@ -99,15 +100,31 @@ def test_an_explicit_chunk_is_kept_and_refused_when_too_large(digits):
                                 memory=MemoryBudget(limit=_budget_for(footprint, 7, 50)))  # fmt: skip
 
 
-def test_not_even_one_step_fits_is_one_line_with_what_would_fit(digits):
+def test_a_batch_too_large_for_one_step_runs_in_smaller_batches_with_the_same_curve(digits):
+    snn = _converted()
+    whole = timestep_accuracy_curve(snn, digits, timesteps=T, batch_size=50, progress=False)
+    footprint = _footprint(snn)
+    limit = _budget_for(footprint, 0, 50)  # the readout and curve of 50 fit, one step of the network on 50 does not
+    calls, handle = _body_calls(snn)
+    try:
+        parts = timestep_accuracy_curve(snn, digits, timesteps=T, batch_size=50, progress=False, memory=MemoryBudget(limit=limit))
+    finally:
+        handle.remove()
+    assert parts.accuracy == whole.accuracy and parts.num_samples == 120
+    per_sample = footprint.readout_bytes(T, 1) + footprint.per_call + footprint.per_step
+    room = limit - SLACK - T * memory_module.CURVE_BYTES_PER_STEP
+    assert len(calls) - 2 > 3 and room // per_sample < 50  # more body calls than the three batches of the data
+
+
+def test_not_even_one_sample_fits_is_one_line_with_what_would_fit(digits):
     snn = _converted()
     footprint = _footprint(snn)
-    limit = _budget_for(footprint, 0, 50)  # the readout and curve fit, one step of the network does not
+    limit = _budget_for(footprint, 0, 1)  # the readout and curve of one sample fit, one step of it does not
     with pytest.raises(ConfigError) as caught:
         timestep_accuracy_curve(snn, digits, timesteps=T, batch_size=50, progress=False, memory=MemoryBudget(limit=limit))
     message = str(caught.value)
     assert "\n" not in message and f"simulating {T} steps of a batch of 50 needs" in message
-    assert "readout [T, N, K] = [24, 50, 10]" in message and "batch size of at most" in message
+    assert "readout [T, N, K] = [24, 50, 10]" in message and "memory budget of" in message
 
 
 def test_an_absurd_t_is_refused_before_the_network_runs(digits):
@@ -122,8 +139,12 @@ def test_an_absurd_t_is_refused_before_the_network_runs(digits):
 
 
 def test_the_budget_comes_from_the_environment_or_the_available_memory(monkeypatch):
-    monkeypatch.setenv("SPIKECONV_MEMORY_BUDGET", "1.5G")
-    assert resolve_budget(MemoryBudget(), torch.device("cpu")) == (3 << 29, "SPIKECONV_MEMORY_BUDGET=1.5G")
+    held = current_rss()
+    monkeypatch.setenv("SPIKECONV_MEMORY_BUDGET", f"{held + (3 << 29)}")  # the cap covers what the process holds
+    room, source = resolve_budget(MemoryBudget(), torch.device("cpu"))
+    assert abs(room - (3 << 29)) < 64 << 20 and source.startswith(f"SPIKECONV_MEMORY_BUDGET={held + (3 << 29)}, of which")
+    monkeypatch.setenv("SPIKECONV_MEMORY_BUDGET", "1M")  # less than the process holds: no room at all
+    assert resolve_budget(MemoryBudget(), torch.device("cpu"))[0] == 0
     assert resolve_budget(MemoryBudget(limit=1000), torch.device("cpu"))[0] == 1000
     monkeypatch.setenv("SPIKECONV_MEMORY_BUDGET", "lots")
     with pytest.raises(ConfigError, match="SPIKECONV_MEMORY_BUDGET='lots' is not a memory size"):
