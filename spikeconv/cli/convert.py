@@ -27,6 +27,7 @@ from spikeconv.workflows import (
     format_choice,
     settings_from_options,
 )
+from spikeconv.workflows.options import TARGET_NAMES, target_note
 
 
 @cli.command("convert")
@@ -78,6 +79,13 @@ from spikeconv.workflows import (
               show_default=True)
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="direct",
               show_default=True, help="Input encoding: analog current, or Poisson spikes.")
+@click.option("--target", type=click.Choice(TARGET_NAMES), default=None,
+              help="Convert for the library that will run the SNN (docs/export_targets.md): its neuron (reset, start at 0, "
+                   "spikes per step, membrane floor), average pooling, thresholds folded into the weights; auto chooses "
+                   "within that. nir: no constraint (the exact file).")  # fmt: skip
+@click.option("--weight-bits", type=click.IntRange(2, 16), default=None,
+              help="Symmetric integer weights of N bits (8: Speck, Loihi), per channel (per layer for targets with one "
+                   "threshold per layer), thresholds rescaled to match; needs --target [default: float weights].")  # fmt: skip
 @click.option("--timesteps", type=POSITIVE, default=None,
               help="Default simulation length stored with the SNN [default: the T auto chose; 64 for other methods].")
 @click.option("--plan-json", type=click.Path(path_type=Path), default=None,
@@ -93,7 +101,7 @@ from spikeconv.workflows import (
 @device_options(precision=False)
 def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, max_drop, objective, max_timesteps,
                 allow_finetune, val_samples, calib_samples, correction_samples, calib_seed, threshold, percentile, per_channel, v_init,
-                max_spikes, half_period, synchronous, maxpool, sin_correction, reset, encoding, timesteps, plan_json,
+                max_spikes, half_period, synchronous, maxpool, sin_correction, reset, encoding, target, weight_bits, timesteps, plan_json,
                 finetune_epochs, finetune_samples, finetune_lr, resume, model_spec, device) -> None:  # fmt: skip
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file.
 
@@ -103,7 +111,7 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
     data (docs/low_latency.md, "auto"); the candidates are printed and kept in the SNN file.
     """
     base = convert_from_options(reset=reset, v_init=v_init, encoding=encoding, seed=calib_seed, timesteps=timesteps or 64,
-                                maxpool=maxpool)  # fmt: skip
+                                maxpool=maxpool, target=target, weight_bits=weight_bits)  # fmt: skip
     common = dict(model=model, out=out, data=source(dataset, data_root, download), calib_samples=calib_samples,
                   calib_seed=calib_seed, plan_json=plan_json, model_spec=model_spec,
                   command=shlex.join(["spikeconv", *sys.argv[1:]]), device=device)  # fmt: skip
@@ -137,6 +145,9 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
     chosen = f"auto ({result.auto['chosen']['variant']}, T = {result.auto['chosen']['timesteps']})" if result.auto else method
     click.echo(f"converted {model or model_spec.factory} -> {out} with method {chosen} ({sites} spiking layers; "
                f"{describe_conversion(result)})")  # fmt: skip
+    note = target_note(base)
+    if note is not None:
+        click.echo(f"converted {note}")
     if result.hybrid is not None:
         spent = result.hybrid
         resumed = f", resumed after epoch {spent['resumed_after_epoch']}" if "resumed_after_epoch" in spent else ""

@@ -90,6 +90,9 @@ def _describe_snn(path: Path, payload: Mapping) -> dict[str, Any]:
     }
     if described["neuron"]["kind"] == "bistable":
         described["neuron"]["bistable"] = config.get("bistable")
+    target = _mapping(config.get("target"))
+    described["target"] = {"name": target.get("name"), "library": target.get("library"), "weight_bits": config.get("weight_bits"),
+                           "membrane_floor": target.get("membrane_floor")} if target else None  # fmt: skip
     described["preprocessing"] = info.get("preprocessing")
     described["calibration"] = {k: calibration.get(k) for k in ("dataset", "split", "samples", "seed")}
     described["ann"] = dict(_mapping(info.get("ann_metadata")))
@@ -231,9 +234,16 @@ def _snn_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     rows.append(("model", f"{model.get('model_format') or model.get('kind')} {model.get('arch') or model.get('name') or ''}".rstrip()
                  + f"; input {_shape_text(model.get('input_shape'))}, {model.get('num_classes')} classes{accuracy}"))  # fmt: skip
     rows.append(("thresholds", _thresholds_text(thresholds)))
+    target = d.get("target")
+    if target:
+        bits = f"; {target['weight_bits']}-bit integer weights" if target.get("weight_bits") else ""
+        rows.append(("target", f"{target['name']} ({target['library']}): thresholds folded into the weights{bits}; "
+                               f"`spikeconv export --target {target['name']}` writes the file it loads"))  # fmt: skip
     spikes = neuron["max_spikes"]
-    rows.append(("neuron", f"{neuron['kind']}, reset {neuron['reset']}, v_init {neuron['v_init']:g}, Γ {spikes} "
-                 f"spike{'s' if spikes != 1 else ''}/step, sin correction {neuron['sin_correction']}, "
+    gamma = "no limit on spikes/step" if spikes >= 1 << 20 else f"Γ {spikes} spike{'s' if spikes != 1 else ''}/step"
+    floor = f", membrane floor −{target['membrane_floor']:g}·θ" if target and target.get("membrane_floor") else ""
+    rows.append(("neuron", f"{neuron['kind']}, reset {neuron['reset']}, v_init {neuron['v_init']:g}, {gamma}{floor}, "
+                 f"sin correction {neuron['sin_correction']}, "
                  f"max-pool {neuron['maxpool']}, encoding {neuron['encoding']}"))  # fmt: skip
     rows.append(("preprocessing", describe_preprocessing(d.get("preprocessing"))))
     cal = d["calibration"]

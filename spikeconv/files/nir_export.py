@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import operator
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,222 +33,23 @@ import torch
 from torch import fx, nn
 
 from spikeconv._io import atomic_write
+from spikeconv.convert.fold import ChannelScale
 from spikeconv.errors import ConversionError
-from spikeconv.files.nir_common import DISCRETISATION, NIR_FORMAT, NIR_KEY, NIR_VERSION, below, record, soft_thresholds
+from spikeconv.files.nir_build import _ALIASES, _Builder, _constant_add, _describe, _diagonal_conv, _full, _np, _per_channel
+from spikeconv.files.nir_common import DISCRETISATION, NIR_FORMAT, NIR_KEY, NIR_VERSION, record
+from spikeconv.files.nir_export_neurons import _NEURONS, if_arrays
 from spikeconv.files.nir_shapes import sample_shapes
 from spikeconv.neurons import (
-    BinarySpikingNeuron,
-    BistableIFNeuron,
-    Charge,
-    IFNeuron,
-    MultiThresholdLIF,
-    Reset,
-    SinCorrection,
     SpikingMaxPool2d,
     SpikingNetwork,
     SpikingNeuron,
     encoding_to_dict,
 )
-from spikeconv.neurons.multi_threshold import ResetDecay
+from spikeconv.neurons.floored_if import FlooredIFNeuron
 from spikeconv.neurons.time import repeat_over_time
 from spikeconv.neurons.time_layout import is_shape_query
 
-__all__ = ["export_nir", "snn_to_nir"]
-
-_ALIASES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
-
-
-def _np(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().to(torch.float32).numpy().copy()
-
-
-class _Builder:
-    """Collects NIR nodes and edges while walking the SNN's fx graph in order.
-
-    ``sources[node]`` lists the NIR nodes whose outputs sum to the fx value (a residual add is
-    graph fan-in, not a node); ``constants`` holds the fx values that are weights.
-    """
-
-    def __init__(self, gm: fx.GraphModule, shapes: dict[str, tuple[int, ...]]) -> None:
-        import nir
-
-        self.nir = nir
-        self.gm = gm
-        self.shapes = shapes
-        self.nodes: dict[str, Any] = {}
-        self.edges: list[tuple[str, str]] = []
-        self.sources: dict[fx.Node, list[str]] = {}
-        self.constants: dict[fx.Node, Any] = {}
-
-    def name(self, base: str) -> str:
-        candidate, index = base, 1
-        while candidate in self.nodes:
-            index += 1
-            candidate = f"{base}_{index}"
-        return candidate
-
-    def add(self, base: str, node: Any, inputs: list[str]) -> str:
-        name = self.name(base)
-        self.nodes[name] = node
-        if len(set(inputs)) != len(inputs):
-            raise ConversionError(f"node {base} receives the same value twice (x + x); NIR sums edges, so scale by 2 instead")
-        self.edges.extend((source, name) for source in inputs)
-        return name
-
-    def shape(self, node: fx.Node) -> tuple[int, ...]:
-        return self.shapes[node.name]
-
-    def value_sources(self, node: fx.Node, user: fx.Node) -> list[str]:
-        if node in self.constants:
-            raise ConversionError(f"node {user.name} ({_describe(user)}) combines a constant with a time-varying value in a way "
-                                  "NIR cannot express")  # fmt: skip
-        if node not in self.sources:
-            raise ConversionError(f"node {user.name} ({_describe(user)}) reads {node.name}, which has no NIR equivalent")
-        return self.sources[node]
-
-
-def _describe(node: fx.Node) -> str:
-    if node.op == "call_module":
-        return type(node.graph.owning_module.get_submodule(str(node.target))).__name__
-    target = node.target
-    return getattr(target, "__name__", str(target))
-
-
-def _sample_shaped(value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """A constant of a per-sample value broadcast to ``shape`` (leading batch-like dimensions of size 1 dropped)."""
-    value = torch.as_tensor(value, dtype=torch.float32)
-    while value.dim() > len(shape) and value.shape[0] == 1:
-        value = value[0]
-    return torch.broadcast_to(value, shape)
-
-
-def _per_channel(value: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray | None:
-    """``value`` as one number per channel (dimension 0 of ``shape``), or None if it varies otherwise."""
-    flat = _sample_shaped(value, shape).reshape(shape[0], -1)
-    if not torch.equal(flat, flat[:, :1].expand_as(flat)):
-        return None
-    return _np(flat[:, 0])
-
-
-def _diagonal_conv(shape: tuple[int, ...], diagonal: np.ndarray, bias: np.ndarray, meta: dict) -> Any:
-    """A 1×1 Conv2d with a diagonal weight: ``y_c = d_c·x_c + b_c``. Not a depthwise (grouped) conv, whose
-    input channels NIR's type check misreads; the zeros off the diagonal add exactly nothing."""
-    import nir
-
-    weight = np.zeros((shape[0], shape[0], 1, 1), np.float32)
-    weight[np.arange(shape[0]), np.arange(shape[0]), 0, 0] = diagonal
-    return nir.Conv2d(input_shape=np.array(shape[1:]), weight=weight, stride=np.array([1, 1]), padding=np.array([0, 0]),
-                      dilation=np.array([1, 1]), groups=1, bias=np.asarray(bias, np.float32), metadata=meta)
-
-
-def _constant_add(b: _Builder, base: str, bias: np.ndarray, shape: tuple[int, ...], inputs: list[str], meta: dict) -> str:
-    """``x + bias`` (one bias per channel) as an identity 1×1 conv (images) or identity Affine (vectors)."""
-    nir = b.nir
-    channels = shape[0]
-    if len(shape) == 3:
-        node = _diagonal_conv(shape, np.ones(channels, np.float32), bias, meta)
-    elif len(shape) == 1:
-        node = nir.Affine(weight=np.eye(channels, dtype=np.float32), bias=bias.astype(np.float32), metadata=meta)
-    else:
-        raise ConversionError(f"node {base}: a constant added to a {len(shape)}-D value has no NIR form here (only [C, H, W] or [F])")
-    return b.add(base, node, inputs)
-
-
-def _full(value: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
-    return np.ascontiguousarray(_np(_sample_shaped(value, shape)))
-
-
-# --- neurons --------------------------------------------------------------------------------------------------------------------
-
-
-def if_arrays(neuron: IFNeuron, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """θ and the initial membrane ``V0 = v_init·θ + v_offset`` of one neuron, per unit of one sample's ``shape``,
-    computed as the neuron computes them (the writer's arrays and the reader's check both come from here)."""
-    probe = torch.zeros((1, *shape))
-    theta_b = neuron.broadcast_threshold(probe)
-    start = (neuron.v_init * theta_b + neuron.v_offset).expand(probe.shape)[0]
-    return _full(theta_b[0] if theta_b.dim() else theta_b, shape), _np(start)
-
-
-def _if_neuron(b: _Builder, node: fx.Node, neuron: IFNeuron, inputs: list[str]) -> list[str]:
-    nir, shape, name = b.nir, b.shape(node), node.name
-    if isinstance(neuron, BistableIFNeuron):
-        raise ConversionError(f"node {name} is a bistable neuron (BSNN), whose phases NIR cannot express; convert with another "
-                              "--method (e.g. calibrated)")  # fmt: skip
-    if neuron.sin_correction is not SinCorrection.NONE:
-        raise ConversionError(f"node {name} retracts spikes ({neuron.sin_correction.value} SIN correction), which NIR cannot "
-                              "express; convert with --sin-correction none")  # fmt: skip
-    theta, v0 = if_arrays(neuron, shape)
-    settings = {"neuron": "if", "reset": neuron.reset.value, "max_spikes": neuron.max_spikes, "v_init": float(neuron.v_init),
-                "threshold_shape": list(neuron.threshold.shape), "bias_shape": list(neuron.bias.shape),
-                "v_offset_shape": list(neuron.v_offset.shape), "kernel": neuron.kernel.value}  # fmt: skip
-    arrays = {"threshold": _np(neuron.threshold), "v_offset": _np(neuron.v_offset).reshape(-1), "initial_membrane": v0}
-    if neuron.bias.dim() or float(neuron.bias) != 0.0:
-        bias = _per_channel(neuron.bias, shape)
-        if bias is None:
-            raise ConversionError(f"node {name}: its bias correction varies within a channel, which has no NIR form here")
-        inputs = [_constant_add(b, f"{name}_bias", bias, shape, inputs, record(role="neuron-bias", bias=_np(neuron.bias).reshape(-1)))]
-    meta = record(role="neuron", **settings, **arrays)
-    if neuron.reset is Reset.ZERO:
-        fire = b.add(name, nir.IF(r=np.ones(shape, np.float32), v_threshold=soft_thresholds(theta, v0, 1)[0], v_reset=-v0,
-                                  metadata=meta), inputs)  # fmt: skip
-        fired = [fire]
-    else:
-        integrator = b.add(name, nir.I(r=np.ones(shape, np.float32), metadata=meta), inputs)
-        fired = [b.add(f"{name}_fire{j + 1}" if neuron.max_spikes > 1 else f"{name}_fire",
-                       nir.Threshold(threshold=t, metadata=record(role="threshold", spike=j + 1)), [integrator])
-                 for j, t in enumerate(soft_thresholds(theta, v0, neuron.max_spikes))]  # fmt: skip
-        b.add(f"{name}_reset", nir.Scale(scale=-theta, metadata=record(role="reset")), fired)
-        b.edges.append((f"{name}_reset", integrator))
-    return [b.add(f"{name}_out", nir.Scale(scale=theta, metadata=record(role="spike-amplitude")), fired)]
-
-
-def _soft_loop(b: _Builder, name: str, core: Any, thresholds: list[np.ndarray], feedback: np.ndarray, inputs: list[str]) -> list[str]:
-    integrator = b.add(name, core, inputs)
-    fired = [b.add(f"{name}_fire{j + 1}" if len(thresholds) > 1 else f"{name}_fire",
-                   b.nir.Threshold(threshold=t, metadata=record(role="threshold", spike=j + 1)), [integrator])
-             for j, t in enumerate(thresholds)]  # fmt: skip
-    b.add(f"{name}_reset", b.nir.Scale(scale=feedback, metadata=record(role="reset")), fired)
-    b.edges.append((f"{name}_reset", integrator))
-    return fired
-
-
-def _binary_neuron(b: _Builder, node: fx.Node, neuron: BinarySpikingNeuron, inputs: list[str]) -> list[str]:
-    nir, shape, name, config = b.nir, b.shape(node), node.name, neuron.config
-    ones, zeros = np.ones(shape, np.float32), np.zeros(shape, np.float32)
-    threshold = below(np.full(shape, float(neuron.threshold), np.float32))
-    tau = np.full(shape, config.tau, np.float32)
-    meta = record(role="neuron", neuron="binary", config=config.to_dict())
-    if config.reset is Reset.ZERO:
-        core = (nir.IF(r=ones, v_threshold=threshold, v_reset=zeros, metadata=meta) if config.charge is Charge.IF
-                else nir.LIF(tau=tau, r=ones, v_leak=zeros, v_threshold=threshold, v_reset=zeros, metadata=meta))  # fmt: skip
-        return [b.add(name, core, inputs)]
-    if config.charge is Charge.IF:
-        return _soft_loop(b, name, nir.I(r=ones, metadata=meta), [threshold], -ones, inputs)
-    # H[t] = (1 − 1/τ)·(H[t−1] − S[t−1]) + X[t]/τ: through LI's input (scaled by 1/τ) the spike is subtracted τ − 1 times
-    return _soft_loop(b, name, nir.LI(tau=tau, r=ones, v_leak=zeros, metadata=meta), [threshold], -(tau - 1), inputs)
-
-
-def _multi_threshold(b: _Builder, node: fx.Node, neuron: MultiThresholdLIF, inputs: list[str]) -> list[str]:
-    nir, shape, name, config = b.nir, b.shape(node), node.name, neuron.config
-    decay = float(neuron.decay)
-    if not 0.0 <= decay < 1.0:
-        raise ConversionError(f"node {name}: a multi-threshold LIF with decay k = {decay:g} has no NIR leaky integrator (needs 0 <= k < 1)")
-    theta = np.full(shape, float(neuron.threshold), np.float32)
-    tau = np.full(shape, 1.0 / (1.0 - decay), np.float32)
-    meta = record(role="neuron", neuron="multi-threshold", config=config.to_dict())
-    feedback = -theta if config.reset_decay is ResetDecay.UNDECAYED else -np.float32(decay) * theta
-    # LI(τ = 1/(1 − k), r = τ): v[t] = k·v[t−1] + x[t]
-    core = nir.LI(tau=tau, r=tau.copy(), v_leak=np.zeros(shape, np.float32), metadata=meta)
-    return _soft_loop(b, name, core, soft_thresholds(theta, np.zeros(shape, np.float32), config.max_spikes), feedback, inputs)
-
-
-_NEURONS: dict[type, Callable[[_Builder, fx.Node, Any, list[str]], list[str]]] = {
-    IFNeuron: _if_neuron,
-    BistableIFNeuron: _if_neuron,
-    BinarySpikingNeuron: _binary_neuron,
-    MultiThresholdLIF: _multi_threshold,
-}
+__all__ = ["export_nir", "if_arrays", "snn_to_nir"]
 
 
 # --- layers ---------------------------------------------------------------------------------------------------------------------
@@ -325,6 +125,9 @@ def _flatten(b: _Builder, node: fx.Node, inputs: list[str]) -> list[str]:
 def _module(b: _Builder, node: fx.Node, module: nn.Module) -> list[str]:
     if isinstance(module, SpikingNeuron):
         handler = _NEURONS.get(type(module))
+        if isinstance(module, FlooredIFNeuron):
+            raise ConversionError(f"node {node.name} floors its membrane at −θ (sinabs' IAF, convert --target sinabs), which NIR "
+                                  "cannot express; export it with --target sinabs")  # fmt: skip
         if handler is None:
             hint = " convert with --maxpool average" if isinstance(module, SpikingMaxPool2d) else ""
             raise ConversionError(f"node {node.name} is a {type(module).__name__}, which NIR cannot express;{hint or ' no NIR form'}")
@@ -342,6 +145,9 @@ def _module(b: _Builder, node: fx.Node, module: nn.Module) -> list[str]:
         return _batchnorm(b, node, module, inputs)
     if isinstance(module, nn.Flatten):
         return _flatten(b, node, inputs)
+    if isinstance(module, ChannelScale):  # convert --target's x·(1/c) and shortcut scales: x·s per channel
+        scale = _full(module.scale.reshape(-1, *([1] * (len(b.shape(node)) - 1))), b.shape(node))
+        return [b.add(node.name, b.nir.Scale(scale=scale), inputs)]
     hint = " convert with --maxpool average" if isinstance(module, nn.MaxPool2d) else ""
     raise ConversionError(f"node {node.name} ({type(module).__name__}) has no NIR equivalent;{hint or ' export to ONNX instead'}")
 

@@ -14,9 +14,6 @@ and the layers above; anything else is refused with one line naming the node.
 from __future__ import annotations
 
 import json
-import operator
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +21,11 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from spikeconv.errors import CheckpointError, ConversionError, SpikeconvError, first_line
-from spikeconv.files.nir_common import NIR_KEY, above, check_hdf5_safe, is_hdf5, read_record, soft_thresholds
-from spikeconv.files.nir_export import if_arrays
+from spikeconv.errors import CheckpointError, SpikeconvError, first_line
+from spikeconv.files.nir_common import NIR_KEY, above, read_record, soft_thresholds
+from spikeconv.files.nir_export_neurons import if_arrays
+from spikeconv.files.nir_import_layers import _Builder, _equal, _layer, _tensor
+from spikeconv.files.nir_read import _Neuron, _Reader, describe_nir, is_nir_file, read_nir
 from spikeconv.neurons import (
     BinaryNeuronConfig,
     Charge,
@@ -40,171 +39,7 @@ from spikeconv.neurons import (
 )
 from spikeconv.neurons.time_layout import lay_out_time_
 
-__all__ = ["is_nir_file", "load_nir_network", "nir_to_snn", "read_nir"]
-
-
-def is_nir_file(path: str | Path) -> bool:
-    """Whether ``path`` is an HDF5 file (what NIR files are)."""
-    return is_hdf5(Path(path))
-
-
-def read_nir(path: str | Path) -> Any:
-    """The ``nir.NIRGraph`` in ``path``, after the HDF5 safety check; one line on any failure."""
-    import nir
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"NIR file {path} does not exist; check the path")
-    check_hdf5_safe(path)
-    try:
-        graph = nir.read(path)
-    except Exception as exc:  # nir raises KeyError/AssertionError/ValueError on anything it does not expect
-        raise CheckpointError(f"{path} is not a NIR graph nir can read ({type(exc).__name__}: {first_line(exc)})") from None
-    if not isinstance(graph, nir.NIRGraph):
-        raise CheckpointError(f"{path} holds a single NIR {type(graph).__name__}, not a graph")
-    return graph
-
-
-@dataclass
-class _Neuron:
-    """One neuron of the file: its core node, the thresholds, the reset and output scales (by name)."""
-
-    core: str
-    thresholds: list[str] = field(default_factory=list)
-    reset: str | None = None
-    out: str | None = None
-
-    def members(self) -> list[str]:
-        return [self.core, *self.thresholds, *([self.reset] if self.reset else []), *([self.out] if self.out else [])]
-
-
-class _Reader:
-    def __init__(self, graph: Any, where: str) -> None:
-        import nir
-
-        self.nir, self.graph, self.where = nir, graph, where
-        self.nodes: dict[str, Any] = dict(graph.nodes)
-        self.preds: dict[str, list[str]] = {name: [] for name in self.nodes}
-        self.succs: dict[str, list[str]] = {name: [] for name in self.nodes}
-        for source, target in graph.edges:
-            if source not in self.nodes or target not in self.nodes:
-                raise CheckpointError(f"{where}: edge {source} -> {target} names a node the graph lacks")
-            self.preds[target].append(source)
-            self.succs[source].append(target)
-        for name, node in self.nodes.items():
-            if isinstance(node, nir.NIRGraph):
-                raise CheckpointError(f"{where}: node {name} is a nested NIR graph, which spikeconv does not read; flatten it")
-
-    def of_type(self, *types: type) -> list[str]:
-        return [name for name, node in self.nodes.items() if isinstance(node, types)]
-
-    def fail(self, name: str, why: str) -> SpikeconvError:
-        return ConversionError(f"{self.where}: node {name} ({type(self.nodes[name]).__name__}) {why}")
-
-    # -- structure -------------------------------------------------------------------------------------------------------------
-
-    def neurons(self) -> tuple[dict[str, _Neuron], str | None]:
-        nir = self.nir
-        found: dict[str, _Neuron] = {}
-        readout = None
-        outputs = self.of_type(nir.Output)
-        for name in self.of_type(nir.I, nir.LI):
-            fires = [s for s in self.succs[name] if isinstance(self.nodes[s], nir.Threshold)]
-            if not fires:
-                if isinstance(self.nodes[name], nir.I) and self.succs[name] and all(s in outputs for s in self.succs[name]):
-                    readout = name
-                    continue
-                raise self.fail(name, "integrates without firing and does not feed the output; spikeconv cannot read it")
-            found[name] = self._soft_neuron(name, fires)
-        for name in self.of_type(nir.IF, nir.LIF):
-            found[name] = _Neuron(core=name, out=self._amplitude(name, [name]))
-        for name in self.of_type(nir.Threshold):
-            if not any(name in n.thresholds for n in found.values()):
-                raise self.fail(name, "is not fed by an integrator whose reset it drives; spikeconv reads Threshold only in a neuron")
-        return found, readout
-
-    def _soft_neuron(self, name: str, fires: list[str]) -> _Neuron:
-        resets = [s for s in self.succs[fires[0]] if isinstance(self.nodes[s], self.nir.Scale) and self.succs[s] == [name]]
-        if len(resets) != 1 or sorted(self.preds[resets[0]]) != sorted(fires) or any(self.preds[f] != [name] for f in fires):
-            raise self.fail(name, "fires without a reset back into it (Threshold -> Scale -> the integrator); spikeconv reads soft "
-                                  "reset only in that form")  # fmt: skip
-        ordered = sorted(fires, key=lambda f: float(np.mean(self.nodes[f].threshold)))
-        return _Neuron(core=name, thresholds=ordered, reset=resets[0], out=self._amplitude(name, fires))
-
-    def _amplitude(self, name: str, fires: list[str]) -> str | None:
-        """The ``Scale`` that carries the spike amplitude θ, if spikeconv wrote one."""
-        for candidate in self.succs[fires[0]]:
-            node = self.nodes[candidate]
-            meta = read_record(node)
-            if isinstance(node, self.nir.Scale) and meta and meta[0].get("role") == "spike-amplitude":
-                if sorted(self.preds[candidate]) != sorted(fires):
-                    raise self.fail(candidate, "mixes spikes of different neurons")
-                return candidate
-        return None
-
-    def order(self, neurons: dict[str, _Neuron]) -> list[str]:
-        """Topological order of the nodes without the neurons' reset edges; any other cycle is refused."""
-        feedback = {(n.reset, n.core) for n in neurons.values() if n.reset}
-        indegree = {name: 0 for name in self.nodes}
-        for target, sources in self.preds.items():
-            indegree[target] = sum(1 for s in sources if (s, target) not in feedback)
-        queue = deque(name for name, degree in indegree.items() if degree == 0)
-        ordered = []
-        while queue:
-            name = queue.popleft()
-            ordered.append(name)
-            for target in self.succs[name]:
-                if (name, target) in feedback:
-                    continue
-                indegree[target] -= 1
-                if indegree[target] == 0:
-                    queue.append(target)
-        if len(ordered) != len(self.nodes):
-            stuck = sorted(set(self.nodes) - set(ordered))[0]
-            raise self.fail(stuck, "lies on a cycle that is not a neuron's reset; spikeconv reads recurrence only as soft reset")
-        return ordered
-
-
-def _tensor(values: Any) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(values, dtype=np.float32).copy())
-
-
-def _equal(a: Any, b: Any) -> bool:
-    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    return a.shape == b.shape and bool(np.array_equal(a, b))
-
-
-class _Builder:
-    """Builds the fx body: one placeholder for the input, one for ``num_steps``, then the nodes in order."""
-
-    def __init__(self, reader: _Reader) -> None:
-        self.reader = reader
-        self.graph = fx.Graph()
-        self.root = nn.Module()
-        self.values: dict[str, fx.Node] = {}
-        self.neuron_nodes: set[fx.Node] = set()
-        self.steps: fx.Node | None = None
-        self._constants = 0
-
-    def module(self, name: str, module: nn.Module, value: fx.Node, *extra: Any) -> fx.Node:
-        attr = name.replace(".", "_")
-        self.root.add_module(attr, module)
-        return self.graph.call_module(attr, (value, *extra))
-
-    def constant(self, tensor: torch.Tensor) -> fx.Node:
-        self._constants += 1
-        attr = f"_nir_constant_{self._constants}"
-        self.root.register_buffer(attr, tensor)
-        return self.graph.get_attr(attr)
-
-    def summed(self, name: str, sources: list[str]) -> fx.Node:
-        """The sum of a node's inputs, in edge order (NIR's fan-in)."""
-        if not sources:
-            raise self.reader.fail(name, "has no input")
-        total = self.values[sources[0]]
-        for source in sources[1:]:
-            total = self.graph.call_function(operator.add, (total, self.values[source]))
-        return total
+__all__ = ["describe_nir", "is_nir_file", "load_nir_network", "nir_to_snn", "read_nir"]
 
 
 def _input_sources(reader: _Reader, name: str, neurons: dict[str, _Neuron], owner: dict[str, str]) -> list[str]:
@@ -296,89 +131,6 @@ def _foreign_neuron(reader: _Reader, neuron: _Neuron) -> nn.Module:
     return config.build()
 
 
-def _layer(builder: _Builder, name: str, node: Any, value: fx.Node) -> fx.Node:
-    """One non-neuron node applied to ``value``."""
-    nir, reader = builder.reader.nir, builder.reader
-    meta = read_record(node)
-    role = meta[0].get("role") if meta else None
-    if role == "batch-norm":
-        return _batchnorm(builder, name, node, meta, value)
-    if isinstance(node, nir.Conv2d):
-        weight = np.asarray(node.weight, dtype=np.float32)
-        if role in ("add-constant", "neuron-bias") and _equal(_diagonal(node), np.ones(weight.shape[0], np.float32)):
-            return builder.graph.call_function(operator.add, (value, builder.constant(_tensor(node.bias).reshape(-1, 1, 1))))
-        conv = nn.Conv2d(weight.shape[1] * int(node.groups), weight.shape[0], tuple(weight.shape[2:]),
-                         stride=tuple(int(s) for s in node.stride), padding=tuple(int(p) for p in node.padding),
-                         dilation=tuple(int(d) for d in node.dilation),
-                         groups=int(node.groups))  # fmt: skip
-        conv.weight.data.copy_(_tensor(weight))
-        conv.bias.data.copy_(_tensor(node.bias))
-        return builder.module(name, conv, value)
-    if isinstance(node, nir.Affine):
-        weight = np.asarray(node.weight, dtype=np.float32)
-        if role in ("add-constant", "neuron-bias") and _equal(weight, np.eye(weight.shape[0], dtype=np.float32)):
-            return builder.graph.call_function(operator.add, (value, builder.constant(_tensor(node.bias))))
-        linear = nn.Linear(weight.shape[1], weight.shape[0])
-        linear.weight.data.copy_(_tensor(weight))
-        linear.bias.data.copy_(_tensor(node.bias))
-        return builder.module(name, linear, value)
-    if isinstance(node, nir.Linear):
-        weight = np.asarray(node.weight, dtype=np.float32)
-        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-        linear.weight.data.copy_(_tensor(weight))
-        return builder.module(name, linear, value)
-    if isinstance(node, nir.AvgPool2d) and role == "adaptive-average-pool":
-        return builder.module(name, nn.AdaptiveAvgPool2d(tuple(int(o) for o in meta[0]["output_size"])), value)
-    if isinstance(node, nir.AvgPool2d):
-        pool = nn.AvgPool2d(tuple(int(k) for k in node.kernel_size), stride=tuple(int(s) for s in node.stride),
-                            padding=tuple(int(p) for p in node.padding))  # fmt: skip
-        return builder.module(name, pool, value)
-    if isinstance(node, nir.SumPool2d):
-        kernel = tuple(int(k) for k in node.kernel_size)
-        pool = nn.AvgPool2d(kernel, stride=tuple(int(s) for s in node.stride), padding=tuple(int(p) for p in node.padding),
-                            divisor_override=1)
-        return builder.module(name, pool, value)
-    if isinstance(node, nir.Flatten):
-        if int(node.start_dim) != 0 or int(node.end_dim) != -1:
-            raise reader.fail(name, f"flattens dimensions {int(node.start_dim)}..{int(node.end_dim)}; spikeconv reads full flattens only")
-        return builder.module(name, nn.Flatten(1), value)
-    if isinstance(node, nir.Scale):
-        if role == "divide" and _equal(np.reciprocal(meta[1]["divisor"]).astype(np.float32), node.scale):
-            return builder.graph.call_function(operator.truediv, (value, builder.constant(_tensor(meta[1]["divisor"]))))
-        return builder.graph.call_function(operator.mul, (value, builder.constant(_tensor(node.scale))))
-    raise reader.fail(name, "is not a node spikeconv reads from NIR (it reads Conv2d, Affine, Linear, AvgPool2d, SumPool2d, Flatten, "
-                            "Scale, I/LI/IF/LIF neurons)")  # fmt: skip
-
-
-def _diagonal(node: Any) -> np.ndarray | None:
-    """The diagonal of a 1×1, stride-1, unpadded Conv2d whose weight is diagonal (spikeconv's per-channel maps), else None."""
-    weight = np.asarray(node.weight, dtype=np.float32)
-    if weight.ndim != 4 or weight.shape[0] != weight.shape[1] or weight.shape[2:] != (1, 1) or int(node.groups) != 1:
-        return None
-    if np.any(np.asarray(node.padding)) or not np.all(np.asarray(node.stride) == 1):
-        return None
-    square = weight[:, :, 0, 0]
-    diagonal = np.diag(square).copy()
-    return diagonal if np.array_equal(square, np.diag(diagonal)) else None
-
-
-def _batchnorm(builder: _Builder, name: str, node: Any, meta: tuple[dict, dict], value: fx.Node) -> fx.Node:
-    settings, arrays = meta
-    channels = arrays["running_mean"].shape[0]
-    bn = (nn.BatchNorm2d if settings.get("kind") == "BatchNorm2d" else nn.BatchNorm1d)(channels, eps=float(settings["eps"]))
-    bn.running_mean.copy_(_tensor(arrays["running_mean"]))
-    bn.running_var.copy_(_tensor(arrays["running_var"]))
-    bn.weight.data.copy_(_tensor(arrays["weight"]))
-    bn.bias.data.copy_(_tensor(arrays["bias"]))
-    bn.eval()
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias - bn.running_mean * scale
-    weight = np.asarray(node.weight, dtype=np.float32)
-    diagonal = _diagonal(node) if weight.ndim == 4 else np.diag(weight)
-    if diagonal is None or not (_equal(diagonal, scale.detach().numpy()) and _equal(node.bias, shift.detach().numpy())):
-        raise builder.reader.fail(name, "has weights that differ from the BatchNorm record it carries (was the file edited?)")
-    return builder.module(name, bn, value)
-
 
 def nir_to_snn(graph: Any, *, where: str = "NIR graph") -> tuple[SpikingNetwork, dict[str, Any]]:
     """A SpikingNetwork and its info record (input shape, classes, preprocessing, provenance) from a NIR graph.
@@ -388,6 +140,10 @@ def nir_to_snn(graph: Any, *, where: str = "NIR graph") -> tuple[SpikingNetwork,
     """
     import nir
 
+    meta = (graph.metadata or {}).get(NIR_KEY, {}) if isinstance(graph.metadata, dict) else {}
+    if meta.get("format") == "spikeconv-nir-target":
+        raise CheckpointError(f"{where} was written for {meta.get('library', meta.get('target'))}, in the conventions of its importer "
+                              "(docs/export_targets.md); run it there, or export the SNN file with --target nir for spikeconv")  # fmt: skip
     reader = _Reader(graph, where)
     inputs, outputs = reader.of_type(nir.Input), reader.of_type(nir.Output)
     if len(inputs) != 1 or len(outputs) != 1:
@@ -414,7 +170,6 @@ def nir_to_snn(graph: Any, *, where: str = "NIR graph") -> tuple[SpikingNetwork,
         else:
             builder.values[name] = _layer(builder, name, node, builder.summed(name, sources))
     builder.graph.output(builder.values[outputs[0]])
-    meta = (graph.metadata or {}).get(NIR_KEY, {}) if isinstance(graph.metadata, dict) else {}
     encoding = _encoding(meta)
     gm = fx.GraphModule(builder.root, builder.graph)
     lay_out_time_(gm, builder.neuron_nodes, builder.steps, input_static=encoding.is_static)
@@ -494,24 +249,3 @@ def load_nir_network(path: str | Path) -> tuple[SpikingNetwork, dict[str, Any]]:
         raise CheckpointError(f"{path} is a NIR graph spikeconv cannot rebuild ({type(exc).__name__}: {first_line(exc)})") from None
 
 
-
-def describe_nir(path: str | Path) -> dict[str, Any]:
-    """What a NIR file holds, for ``spikeconv info`` (read and checked, not rebuilt or simulated)."""
-    graph = read_nir(path)
-    meta = (graph.metadata or {}).get(NIR_KEY, {}) if isinstance(graph.metadata, dict) else {}
-    types: dict[str, int] = {}
-    for node in graph.nodes.values():
-        types[type(node).__name__] = types.get(type(node).__name__, 0) + 1
-    neurons = sum(1 for node in graph.nodes.values() if (read_record(node) or ({},))[0].get("role") == "neuron")
-    info: dict[str, Any] = {}
-    if isinstance(meta.get("info"), str):
-        try:
-            info = json.loads(meta["info"])
-        except ValueError:
-            info = {}
-    return {"format": "nir", "written_by": "spikeconv export" if meta.get("format") else "another tool",
-            "format_version": meta.get("format_version"), "nodes": len(graph.nodes), "edges": len(graph.edges),
-            "node_types": dict(sorted(types.items())), "spikeconv_neurons": neurons,
-            "timesteps": meta.get("timesteps"), "method": info.get("method"), "input_shape": info.get("input_shape"),
-            "num_classes": info.get("num_classes"), "preprocessing": info.get("preprocessing"),
-            "discretisation": meta.get("discretisation")}  # fmt: skip

@@ -10,12 +10,14 @@ from typing import Any
 
 def format_choice(report: dict[str, Any]) -> str:
     """The candidates table and the decision, as printed by ``convert --method auto``."""
-    lines = ["| method | T | bits/step | val. accuracy | drop ± s.e. | energy (µJ) | how |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    floats = any("float_accuracy" in row for row in report["candidates"])  # --weight-bits: float weights beside
+    lines = ["| method | T | bits/step | val. accuracy | drop ± s.e. | energy (µJ) | how |" + (" float weights |" if floats else ""),
+             "|---|---:|---:|---:|---:|---:|---|" + ("---:|" if floats else "")]  # fmt: skip
     for row in report["candidates"]:
         energy = "" if row["energy_uj"] is None else f"{row['energy_uj']:.3f}"
+        extra = (f" {row['float_accuracy']:.2f} |" if "float_accuracy" in row else " |") if floats else ""
         lines.append(f"| {row['variant']} | {row['timesteps']} | {row['bits_per_step']} | {row['accuracy']:.2f} | "
-                     f"{row['drop']:+.2f} ± {row['drop_se']:.2f} | {energy} | {row['how']} |")  # fmt: skip
+                     f"{row['drop']:+.2f} ± {row['drop_se']:.2f} | {energy} | {row['how']} |{extra}")  # fmt: skip
     chosen, validation = report["chosen"], report["validation"]
     verdict = "within" if report["met_budget"] else "NOT within (closest kept)"
     lines.append(f"auto: {chosen['variant']} at T = {chosen['timesteps']}: {chosen['accuracy']:.2f}% on {validation['samples']} "

@@ -17,6 +17,7 @@ from spikeconv.errors import ConfigError
 from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, plot_curves, write_curve_json
 from spikeconv.files import load_snn
 from spikeconv.workflows.curve import CurveJob, curve_of_loaded
+from spikeconv.workflows.float_weights import float_weights_curve, integer_bits
 from spikeconv.workflows.jobs import write_main
 from spikeconv.workflows.rate_code_curve import rate_code_curve
 
@@ -52,14 +53,17 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
     loaded = [load_snn(p) for p in paths]
     if job.rate_code and all(snn.calibrated is None for snn in loaded):
         raise ConfigError("--rate-code needs at least one converted SNN; these were all trained directly")
-    several = len(paths) > 1 or job.rate_code
+    several = len(paths) > 1 or job.rate_code or any(integer_bits(snn) is not None for snn in loaded)
     results = []
     for path, snn in zip(paths, loaded, strict=True):
         single = replace(job, snn=path, json_path=None, plot_path=None)
         result = curve_of_loaded(snn, single, progress=progress)
         results.append(replace(result, label=curve_label(path, snn.info)) if several else result)
+        own = results[-1]
         if job.rate_code and snn.calibrated is not None:
             results.append(rate_code_curve(snn, single, result))
+        if integer_bits(snn) is not None:  # --weight-bits: the float-weight network beside it
+            results.append(float_weights_curve(snn, single, own))
     write_main(lambda: _write_outputs(results, paths, job))
     return results
 
