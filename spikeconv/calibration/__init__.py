@@ -25,6 +25,7 @@ from spikeconv.calibration.prepare import (
     plan_of,
     prepare,
     recalibrate,
+    sharing_layers,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "available_threshold_rules",
     "calibrate",
     "recalibrate",
+    "sharing_layers",
     "observer_of",
     "plan_of",
     "prepare",

@@ -25,7 +25,7 @@ from spikeconv.calibration.config import CalibrationConfig
 from spikeconv.calibration.observers import Observer
 from spikeconv.calibration.plan import ThresholdPlan
 from spikeconv.errors import CalibrationError, DataError, first_line
-from spikeconv.runtime.memory import MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
+from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
 
 STAGE_KEY = "spikeconv_stage"
 SITES_KEY = "spikeconv_sites"
@@ -85,7 +85,8 @@ def _run(gm: fx.GraphModule, x: Tensor) -> None:
 
 
 def planned_batch(prepared: fx.GraphModule, x: Tensor, memory: MemoryBudget) -> int:
-    """The most samples one calibration forward of ``prepared`` (observers included) may take within ``memory``.
+    """The most samples one calibration forward of ``prepared`` (observers included) may take within ``memory``
+    (at most the working set of :data:`~spikeconv.runtime.memory.WORKING_SET`).
 
     Measured on a copy, so the probe samples are not recorded. Raises ConfigError when not one fits.
     """
@@ -94,7 +95,7 @@ def planned_batch(prepared: fx.GraphModule, x: Tensor, memory: MemoryBudget) -> 
         cost = measure_batch_cost(functools.partial(_run, probe), x[:1])
     probe = None  # freed before the room is read
     room, source = resolve_budget(memory, x.device)
-    return plan_batch(cost, wanted=MAX_BATCH, room=room, source=source, what="calibration")
+    return plan_batch(cost, wanted=MAX_BATCH, room=min(room, WORKING_SET), source=source, what="calibration")
 
 
 def calibrate(
@@ -200,6 +201,26 @@ def attach_plan(prepared: fx.GraphModule, plan: ThresholdPlan) -> fx.GraphModule
         )
     gm = copy.deepcopy(prepared)
     gm.meta[PLAN_KEY] = plan
+    return gm
+
+
+def sharing_layers(calibrated: fx.GraphModule, plan: ThresholdPlan | None = None, *, rules: dict | None = None) -> fx.GraphModule:
+    """A calibrated graph that shares ``calibrated``'s layers, carries ``plan`` (default: its own) and keeps no statistics.
+
+    Its observers are identities: convert(), the corrections and the rate code read only the plan, and
+    a per-channel histogram takes ``channels × bins × 8`` bytes per site. Sharing the layers (not copying
+    them) lets a search hold one plan per candidate for the cost of the plan alone; the caller must not
+    change the shared layers (every stage after calibration copies what it changes).
+    """
+    if calibrated.meta.get(STAGE_KEY) != "prepared" or plan_of(calibrated) is None:
+        raise CalibrationError("sharing_layers() needs a graph from calibrate()")
+    gm = fx.GraphModule(calibrated, copy.deepcopy(calibrated.graph), class_name=type(calibrated).__name__)
+    for name in calibrated.meta[OBSERVERS_KEY].values():
+        gm.add_submodule(name, torch.nn.Identity())  # the observer's own name: replaced
+    gm.meta = dict(calibrated.meta)
+    gm.meta[PLAN_KEY] = plan if plan is not None else plan_of(calibrated)
+    if rules is not None:
+        gm.meta["spikeconv_rules"] = rules
     return gm
 
 

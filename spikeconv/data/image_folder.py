@@ -7,8 +7,10 @@ serves both splits and a warning says so, because then test accuracy is measured
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +51,25 @@ class ImageFolderOptions:
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
 
 
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Turn every way an image file can fail into one DataError naming it, decompression bombs included:
+    an image over PIL's ``MAX_IMAGE_PIXELS`` is refused before its pixels are decoded (PIL only warns
+    up to twice that limit; here the warning is an error too)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"image {path} is too large to decode safely ({err}); resize it, or remove it") from None
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"cannot read image {path}: {err}; remove or replace it") from None
+
+
 def _open(path: str, channels: int, image_size: tuple[int, int] | None) -> Image.Image:
     """Read one image file, convert it to grey or RGB and resize it if asked."""
-    try:
-        with Image.open(path) as image:
-            converted = image.convert("L" if channels == 1 else "RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise DataError(f"cannot read image {path}: {err}; remove or replace it") from err
+    with _reading(path), Image.open(path) as image:
+        converted = image.convert("L" if channels == 1 else "RGB")
     if image_size is not None:
         height, width = image_size
         converted = converted.resize((width, height), Image.Resampling.BILINEAR)
@@ -149,11 +163,8 @@ def _sample_shape(first_path: str, options: ImageFolderOptions) -> tuple[int, in
     """Return ``(C, H, W)`` from the options, filling gaps from the first image."""
     channels = options.channels
     if channels is None:
-        try:
-            with Image.open(first_path) as first:
-                channels = 1 if first.mode in _GREY_MODES else 3
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(f"cannot read image {first_path}: {err}; remove or replace it") from err
+        with _reading(first_path), Image.open(first_path) as first:
+            channels = 1 if first.mode in _GREY_MODES else 3
     if options.image_size is not None:
         height, width = options.image_size
     else:

@@ -9,7 +9,8 @@ e.g. ``npz:data/mine.npz:images,labels``):
 
 An ``.npz`` file has no train/test split: the same samples serve both splits (calibration and
 evaluation), and a warning says so. Arrays are read with ``allow_pickle=False``, so loading a file
-never runs code from it.
+never runs code from it, and only after the sizes their headers declare were checked against the
+memory budget, so a small archive declaring huge arrays is refused before anything is inflated.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import torch
 
 from spikeconv.data.array_dataset import ArrayDataset
 from spikeconv.errors import ConfigError, DataError, DatasetNotFoundError, first_line
+from spikeconv.runtime.memory import BUDGET_ENV, MemoryBudget, resolve_budget, size_text
 
 logger = logging.getLogger("spikeconv")
 
 PREFIX = "npz:"
 _KEYS_SUFFIX = re.compile(r":(\w+),(\w+)$")
+DATA_SHARE = 0.5
+"""The part of the memory budget a data set held in memory may take; the stages that run on it share the rest."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,48 @@ class NpzSource:
         return source
 
 
+def _declared_bytes(path: Path, key: str) -> tuple[int, str] | None:
+    """The bytes member ``key`` declares in its ``.npy`` header (shape × item size) and a description, read
+    without inflating its data; None when the member is missing or not a plain array (the full read says why)."""
+    with zipfile.ZipFile(path) as archive:
+        if f"{key}.npy" not in archive.namelist():
+            return None
+        with archive.open(f"{key}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(member)
+    if dtype.hasobject:
+        return None
+    count = int(np.prod(shape, dtype=object)) if shape else 1
+    return count * dtype.itemsize, f"{key!r} {tuple(shape)} {dtype}"
+
+
+def _check_declared_size(source: NpzSource) -> None:
+    """Refuse before reading an archive whose arrays would not fit in memory: a small zip may declare huge arrays.
+
+    Raises:
+        DataError: The declared arrays (and the float32 copy of float images) exceed the memory budget.
+    """
+    try:
+        found = [_declared_bytes(source.path, key) for key in (source.images_key, source.labels_key)]
+    except Exception:  # noqa: BLE001 - a damaged or hostile archive: the full read below names the precise reason
+        return
+    found = [item for item in found if item is not None]
+    need = sum(size for size, _ in found)
+    need += found[0][0] if found and "float64" in found[0][1] else 0  # the float32 copy beside the float64 array
+    room, budget = resolve_budget(MemoryBudget(), torch.device("cpu"))
+    room = int(room * DATA_SHARE)
+    if need > room:
+        declared = ", ".join(f"{text}: {size_text(size)}" for size, text in found)
+        raise DataError(f"npz file {source.path} declares arrays of {size_text(need)} ({declared}), more than a data set "
+                        f"may hold (half of the memory budget: {budget}); use a smaller file or raise {BUDGET_ENV}")  # fmt: skip
+
+
 def _read_arrays(source: NpzSource) -> tuple[np.ndarray, np.ndarray]:
     path = source.path
     if not path.is_file():
         raise DatasetNotFoundError(f"npz file {path} does not exist; pass npz:PATH of an existing .npz file")
+    _check_declared_size(source)
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in (source.images_key, source.labels_key) if key not in archive.files]

@@ -259,7 +259,37 @@ DATA_CASES = [
     Case(DATA, "NaN inputs (npz)", lambda f: _ann_on(f, _npz_data(f, x=np.full((2, 8, 8), np.nan, np.float32), y=np.arange(2)))),
     Case(DATA, "negative labels (npz)", lambda f: _ann_on(f, _npz_data(f, x=np.zeros((2, 8, 8), np.uint8), y=np.array([0, -1])))),
     Case(DATA, "float labels (npz)", lambda f: _ann_on(f, _npz_data(f, x=np.zeros((2, 8, 8), np.uint8), y=np.array([0.0, 1.0])))),
+    Case(DATA, "npz zip bomb (a 1 MB archive declaring 1 TiB of pixels)", lambda f: _ann_on(f, _npz_bomb(f))),
+    Case(DATA, "image folder with a decompression bomb (PNG header of 10^10 pixels)", lambda f: _ann_on(f, _png_bomb(f))),
 ]
+
+
+def _npz_bomb(folder: Path) -> list[str]:
+    """An archive whose x.npy declares (2^20, 1, 1024, 1024) uint8 (1 TiB, more than any budget here) after a header and
+    1 MB of zeros: numpy would allocate all of it and inflate as far as the data goes."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (1 << 20, 1, 1024, 1024)})
+    labels = io.BytesIO()
+    np.save(labels, np.arange(1 << 20))
+    with zipfile.ZipFile(folder / "DATA.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue() + bytes(1 << 20))
+        archive.writestr("y.npy", labels.getvalue())
+    return ["--dataset", "npz:DATA.npz"]
+
+
+def _png_bomb(folder: Path) -> list[str]:
+    """A valid PNG header claiming 100,000 x 100,000 grey pixels (PIL's limit is about 89 million) with one tiny IDAT."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(bytes(1024))) + chunk(b"IEND", b"")
+    _put(folder, "PHOTOS/cat/big.png", png)
+    return ["--dataset", "imagefolder:PHOTOS"]
 
 
 # ------------------------------------------------------------------ options
