@@ -142,13 +142,21 @@ def _nir_equation_map():
             z = (v > self.v_threshold).to(x.dtype)
             return z, torch.where(z.bool(), self.v_reset.expand_as(v), v)
 
-    class Lambda(nn.Module):
-        def __init__(self, fn):
+    class Threshold(nn.Module):
+        def __init__(self, node):
             super().__init__()
-            self.fn = fn
+            self.threshold = t(node.threshold)
 
         def forward(self, x):
-            return self.fn(x)
+            return (x > self.threshold).to(x.dtype)
+
+    class Scale(nn.Module):
+        def __init__(self, node):
+            super().__init__()
+            self.scale = t(node.scale)
+
+        def forward(self, x):
+            return self.scale * x
 
     def affine(node):
         layer = nn.Linear(node.weight.shape[1], node.weight.shape[0])
@@ -158,8 +166,7 @@ def _nir_equation_map():
     return {
         nir.I: lambda n: Integrator(n, False), nir.LI: lambda n: Integrator(n, False),
         nir.IF: lambda n: Integrator(n, True), nir.LIF: lambda n: Integrator(n, True),
-        nir.Threshold: lambda n: Lambda(lambda x, th=t(n.threshold): (x > th).to(x.dtype)),
-        nir.Scale: lambda n: Lambda(lambda x, s=t(n.scale): s * x),
+        nir.Threshold: Threshold, nir.Scale: Scale,
         nir.Affine: affine,
         nir.Flatten: lambda n: nn.Flatten(int(n.start_dim) + 1, int(n.end_dim) + 1 if int(n.end_dim) >= 0 else int(n.end_dim)),
     }  # fmt: skip
@@ -187,7 +194,8 @@ def run(args) -> dict:
         for start in range(0, len(images), args.batch):
             x = images[start : start + args.batch]
             out = steps(x.unsqueeze(0).expand(args.timesteps, *x.shape).contiguous())
-            total = out.reshape(args.timesteps, x.shape[0], -1).cumsum(0)
+            out = out.reshape(args.timesteps, x.shape[0], -1)
+            total = out if args.accumulated else out.cumsum(0)  # the exact file's readout is an I: already the sum
             readouts.append(total)
             correct += (total.argmax(-1) == labels[start : start + args.batch]).sum(1).float()
     accuracy = [round(100.0 * float(c) / len(images), 2) for c in correct]
@@ -316,6 +324,7 @@ def main() -> None:
     r.add_argument("--batch", type=int, default=250)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--readout", type=Path, default=None, help="also save the accumulated readout [T, N, K] as .npy")
+    r.add_argument("--accumulated", action="store_true", help="the graph's output is the accumulated readout (the exact nir file)")
     r.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("probe")
     p.add_argument("library", choices=sorted(LIBRARIES))
