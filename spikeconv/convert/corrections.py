@@ -17,6 +17,7 @@ corrections (JSON), so the conversion replays exactly without data.
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -252,6 +253,7 @@ def correct(
             new = _record(charge + old)
             entry["v_offset"], entry["v_offset_shape"] = new["values"], new["shape"]
         snn = mean = None
+        gc.collect()  # a converted graph is freed by the cycle collector: its output buffers go now, not some sites later
         current = _with_plan(calibrated, replace(plan, corrections=corrections,
                                                  extra={**plan.extra, "correction": config.to_dict()}))  # fmt: skip
     return _with_plan(copy.deepcopy(calibrated), plan_of(current))

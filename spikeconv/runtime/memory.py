@@ -241,16 +241,18 @@ class BatchCost:
         return self.fixed + self.per_sample * batch
 
 
-def measure_batch_cost(run: Callable[[Tensor], Any], sample: Tensor) -> BatchCost:
-    """Run ``run`` on the first sample of ``sample``, then on it twice, and fit ``fixed + per_sample × N``.
+def measure_batch_cost(run: Callable[[Tensor], Any], sample: Tensor, *, smallest: int = 1) -> BatchCost:
+    """Run ``run`` on ``smallest`` copies of the first sample of ``sample``, then on twice as many, and fit
+    ``fixed + per_sample × N`` (``smallest = 2`` where a layer needs two samples, as BatchNorm does in training).
 
     ``run`` must not keep state between calls that the stage would not keep (observers record the
     probe samples otherwise: run the probe on a copy).
     """
-    one, _ = allocated_bytes(lambda: run(sample[:1]))
-    two, _ = allocated_bytes(lambda: run(torch.cat([sample[:1], sample[:1]])))
-    per_sample = max(two - one, 1)
-    return BatchCost(fixed=max(one - per_sample, 0), per_sample=per_sample)
+    first = sample[:1]
+    small, _ = allocated_bytes(lambda: run(first.expand(smallest, *first.shape[1:]).contiguous()))
+    large, _ = allocated_bytes(lambda: run(first.expand(2 * smallest, *first.shape[1:]).contiguous()))
+    per_sample = max((large - small) // smallest, 1)
+    return BatchCost(fixed=max(small - smallest * per_sample, 0), per_sample=per_sample)
 
 
 def plan_batch(cost: BatchCost, *, wanted: int, room: int, source: str, what: str, held: int = 0) -> int:
@@ -291,14 +293,14 @@ class _Sampler(threading.Thread):
 
     def __init__(self, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
-        self.interval, self.peak, self._stop = interval, current_rss(), threading.Event()
+        self.interval, self.peak, self._halt = interval, current_rss(), threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             self.peak = max(self.peak, current_rss())
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return max(self.peak, current_rss())
 

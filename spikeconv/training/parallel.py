@@ -65,11 +65,18 @@ class GradientScaler:
         self.scaler = torch.amp.GradScaler(device.type) if precision is Precision.FP16 else None
 
     def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        self.backward(loss)
+        self.step(optimizer)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate ``loss``'s gradients (scaled for float16); several calls before one :meth:`step` add up."""
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Apply the accumulated gradients."""
         if self.scaler is None:
-            loss.backward()
             optimizer.step()
             return
-        self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
         self.scaler.update()
 

@@ -29,6 +29,7 @@ from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_, init_qcfs_thresholds_
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.runtime import BatchesOn, Precision, barrier, check_precision, is_main_process, resolve_device
+from spikeconv.runtime.memory import stage
 from spikeconv.training import (
     AnnTrainConfig,
     TrainHistory,
@@ -237,26 +238,33 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         raise OutputError(f"{job.checkpoint} holds an interrupted fine-tune of --out {job.out}; pass --resume to continue it "
                           "or delete it to start again")  # fmt: skip
     device = resolve_device(job.device)
-    ann, train = load_model_and_data(job)
-    graph = canonical_graph(ann.source, ann.model).to(device)
+    with stage("load model and data"):
+        ann, train = load_model_and_data(job)
+    with stage("ingest"):
+        graph = canonical_graph(ann.source, ann.model).to(device)
     calib_samples = job.calib_samples if job.auto is None else auto_calibration_samples(len(train), job.calib_samples, job.auto)
     subset = calibration_subset(train, num_samples=calib_samples, seed=job.calib_seed)
     split = "train" if job.data.has_split else "all (no train/test split)"
     extra = {"dataset": job.data.name, "split": split, "seed": job.calib_seed}
     trained = hybrid = None
     if job.auto is not None:
-        calibrated, convert_config, method, auto_report, trained, hybrid = _auto_conversion(job, graph, train, subset,
-                                                                                             calib_samples, extra)  # fmt: skip
+        with stage("auto search"):
+            calibrated, convert_config, method, auto_report, trained, hybrid = _auto_conversion(job, graph, train, subset,
+                                                                                                 calib_samples, extra)  # fmt: skip
     else:
         batches = BatchesOn(make_loader(subset, batch_size=256, shuffle=False), device)
-        calibrated = calibrate(prepare(graph, job.calibration), batches, progress=progress, extra=extra)
+        with stage("calibrate"):
+            calibrated = calibrate(prepare(graph, job.calibration), batches, progress=progress, extra=extra)
         if job.correction is not None:
-            calibrated = correct(calibrated, batches, job.correction, job.convert)
+            with stage(f"{job.correction.kind.value} correction"):
+                calibrated = correct(calibrated, batches, job.correction, job.convert)
         convert_config, method, auto_report = job.convert, job.method, None
-    snn = convert(calibrated, convert_config) if trained is None else trained  # auto may have fine-tuned its choice
+    with stage("convert"):
+        snn = convert(calibrated, convert_config) if trained is None else trained  # auto may have fine-tuned its choice
     if job.finetune is not None:  # hybrid: the converted SNN trained briefly at the target T (workflows/hybrid.py)
-        snn, hybrid = finetune_converted(snn, train, timesteps=job.finetune_timesteps, budget=job.finetune, progress=progress,
-                                         checkpoint=job.checkpoint, resume=job.resume)  # rank 0 writes it, every rank resumes  # fmt: skip
+        with stage("fine-tune"):
+            snn, hybrid = finetune_converted(snn, train, timesteps=job.finetune_timesteps, budget=job.finetune, progress=progress,
+                                             checkpoint=job.checkpoint, resume=job.resume)  # rank 0 writes it; all resume  # fmt: skip
     snn = snn.cpu()  # files hold CPU tensors, readable on any machine
     plan = plan_of(calibrated)
     info = {
@@ -273,7 +281,8 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         **({"auto": auto_report} if auto_report is not None else {}),
         **({"hybrid": hybrid} if hybrid is not None else {}),
     }
-    write_main(lambda: _write_conversion(job, snn, ann, info, plan))
+    with stage("write"):
+        write_main(lambda: _write_conversion(job, snn, ann, info, plan))
     where = f"{job.data.name} train" if job.data.has_split else f"{job.data.name} (no train/test split: evaluate on other data)"
     return ConvertResult(snn=snn, plan=plan, ann=ann, calibration_data=f"{plan.num_samples} samples of {where}", auto=auto_report,
                          hybrid=hybrid)  # fmt: skip

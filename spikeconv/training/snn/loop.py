@@ -34,6 +34,7 @@ from spikeconv.training.snn.checkpoint import SnnCheckpoint, load_snn_checkpoint
 from spikeconv.training.snn.config import SnnTrainConfig
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
 from spikeconv.training.snn.losses import readout_loss, readout_predictions
+from spikeconv.training.snn.micro_batches import micro_batches, planned_micro_batch
 from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
 
@@ -84,6 +85,7 @@ class _Run:
     records: list[SnnEpochRecord]
     trained: nn.Module  # the SNN, or its DistributedDataParallel wrapper under torchrun
     precision: Precision = Precision.FP32
+    micro_batch: int | None = None  # batches larger than this run as micro-batches (training/snn/micro_batches.py)
 
 
 def train_snn(
@@ -160,6 +162,8 @@ def train_network(
         optimizer = _make_optimizer(snn, config)  # type: ignore[arg-type]
         scheduler = _make_scheduler(optimizer, config, steps=config.epochs * len(loader))  # type: ignore[arg-type]
         run = _Run(snn, optimizer, scheduler, generator, device, [], parallel(snn, device), precision)
+        run.micro_batch = planned_micro_batch(snn, _first_sample(train_data, device), config.timesteps, config.batch_size,
+                                              lambda readout, labels: readout_loss(readout, labels, config.loss))  # fmt: skip
         if resume and outputs.checkpoint is not None and Path(outputs.checkpoint).exists():
             _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint, arch=outputs.arch)
         for epoch in range(len(run.records) + 1, config.epochs + 1):
@@ -203,6 +207,12 @@ def evaluate_snn(snn: SpikingNetwork, data: Dataset | Iterable, *, timesteps: in
     return 100.0 * correct / total
 
 
+def _first_sample(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training sample as a batch of one, on ``device`` (what the micro-batch plan is measured on)."""
+    x, y = data[0]
+    return torch.as_tensor(x)[None].to(device), torch.as_tensor(y).reshape(1).long().to(device)
+
+
 def _run_epoch(
     run: _Run, loader: DataLoader, config: SnnTrainConfig, eval_data: Dataset | None, epoch: int, progress: bool
 ) -> SnnEpochRecord:
@@ -212,17 +222,20 @@ def _run_epoch(
     scaler = GradientScaler(run.precision, run.device)
     for batch_images, batch_labels in _progress(loader, epoch, config.epochs, progress):
         images, labels = share_of_batch(batch_images, batch_labels, config.augment, run.generator, run.device)
-        with autocast(run.device, run.precision):
-            readout = run.trained(images, config.timesteps)
-            loss = readout_loss(readout, labels, config.loss)
-        if not math.isfinite(loss.item()):
-            raise ConfigError(f"training loss became {loss.item()} in epoch {epoch}; lower lr (now {config.lr:g}) or check the data")
         run.optimizer.zero_grad(set_to_none=True)
-        scaler.backward_step(loss, run.optimizer)
+        for part_images, part_labels, weight in micro_batches(run.trained, images, labels, run.micro_batch or images.shape[0]):
+            with autocast(run.device, run.precision):
+                readout = run.trained(part_images, config.timesteps)
+                loss = readout_loss(readout, part_labels, config.loss)
+            if not math.isfinite(loss.item()):
+                raise ConfigError(f"training loss became {loss.item()} in epoch {epoch}; lower lr (now {config.lr:g}) or check the data")
+            scaler.backward(loss * weight if weight != 1.0 else loss)
+            loss_sum += loss.item() * part_labels.shape[0]
+            correct += int((readout_predictions(readout.detach()) == part_labels).sum())
+            del readout, loss
+        scaler.step(run.optimizer)
         if run.scheduler is not None:
             run.scheduler.step()
-        loss_sum += loss.item() * labels.shape[0]
-        correct += int((readout_predictions(readout.detach()) == labels).sum())
         total += labels.shape[0]
     loss_sum, correct, total = reduced_counts(loss_sum, correct, total)
     eval_accuracy = None if eval_data is None else evaluate_snn(run.snn, eval_data, timesteps=config.timesteps)
