@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spikeconv-installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: demo test venv data lint bench clean
+.PHONY: demo test venv data lint bench clean interop
 
 venv: $(STAMP)
 
@@ -32,6 +32,12 @@ demo: venv data
 
 test: venv data
 	$(PY) -m pytest -q
+
+# The consumer libraries (sinabs, snnTorch, SpikingJelly, Norse, nirtorch) in their own venvs under
+# $$SPIKECONV_INTEROP_VENVS (default /tmp/spikeconv-interop), never spikeconv dependencies; their importers
+# run spikeconv's exports on the first 2,000 Fashion-MNIST test images (docs/export_targets.md).
+interop: venv data
+	$(PY) bench/interop_check.py --json bench/results/interop.json
 
 lint: venv
 	$(VENV)/bin/ruff check spikeconv tests bench
