@@ -58,15 +58,17 @@ _HARD_ABOVE = [[0, 0, 1, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0
 EXPECTED = {
     "sinabs": {"dynamics": [[1, 0, 2, 0, 0], [0, 1, 0, 1, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]],  # v >= θ, subtract, ⌊v/θ⌋, floor −θ
                "v_reset_0.3": [[0], [0], [1], [0]], "per_neuron_threshold": [[1, 0]], "flatten": [3, 2],
-               "residual": [2, 0, 0], "residual_with_shortcut_layer": [1, 0, 0]},
+               "residual": [2, 0, 0], "residual_with_shortcut_layer": [1, 0, 0], "plain_if": [[1], [0]]},
     "snntorch": {"dynamics": _HARD_ABOVE, "v_reset_0.3": [[0], [0], [1], [0]], "per_neuron_threshold": "AssertionError",
+                 "plain_if": "TypeError",  # its IF map returns (spikes, membrane) into the next layer
                  "flatten": "RuntimeError", "residual": [2, 0, 0], "residual_with_shortcut_layer": [2, 0, 0]},
-    "norse": {"dynamics": _HARD_ABOVE, "v_reset_0.3": [[0], [0], [1], [0]], "per_neuron_threshold": [[1, 0]],
+    "norse": {"dynamics": _HARD_ABOVE, "v_reset_0.3": [[0], [0], [1], [0]], "per_neuron_threshold": [[1, 0]], "plain_if": [[1], [0]],
               "flatten": "RuntimeError", "residual": [2, 0, 0], "residual_with_shortcut_layer": [1, 0, 0]},
     "spikingjelly": {"dynamics": [[1, 0, 1, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0]],  # v >= θ, reset to v_reset
                      "v_reset_0.3": [[1], [0], [1], [0]], "per_neuron_threshold": "ValueError", "flatten": [3, 2],
+                     "plain_if": "ValueError",  # r must equal 1/dt
                      "residual": [2, 0, 0], "residual_with_shortcut_layer": [2, 0, 0]},
-    "nirtorch": {"dynamics": _HARD_ABOVE, "v_reset_0.3": [[0], [0], [1], [0]], "per_neuron_threshold": [[1, 0]],
+    "nirtorch": {"dynamics": _HARD_ABOVE, "v_reset_0.3": [[0], [0], [1], [0]], "per_neuron_threshold": [[1, 0]], "plain_if": [[1], [0]],
                  "flatten": [3, 2], "residual": [2, 0, 0], "residual_with_shortcut_layer": [2, 0, 0]},
 }  # fmt: skip
 

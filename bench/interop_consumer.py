@@ -208,7 +208,7 @@ def run(args) -> dict:
 
 
 def _neuron(library: str, shape, threshold, v_reset=0.0):
-    """The neuron node this library's importer maps for an integrate-and-fire neuron (r as it requires)."""
+    """The neuron node this library's importer maps for an integrate-and-fire neuron (r as it requires; ``plain``: IF, r = 1)."""
     ones = np.ones(shape, np.float32)
     th = np.broadcast_to(np.asarray(threshold, np.float32), shape).copy()
     reset = np.full(shape, v_reset, np.float32)
@@ -266,6 +266,7 @@ def probe(args) -> dict:
     found["dynamics"] = _spikes(lib, _identity_graph(lib, width, 1.0), PROBE_INPUT)
     init = np.array([[0.8], [0.0], [0.8], [0.0]], np.float32)
     found["v_reset_0.3"] = _spikes(lib, _identity_graph(lib, 1, 1.0, v_reset=0.3), init)
+    found["plain_if"] = _spikes(lib, _identity_graph("plain", 1, 1.0), np.array([[1.5], [0.0]], np.float32))  # IF(r=1)
     found["per_neuron_threshold"] = _spikes(lib, _identity_graph(lib, 2, [1.0, 2.0]), np.array([[1.5, 1.5]], np.float32))
     found["flatten"] = _flatten_probe(lib)
     found["residual"] = _residual_probe(lib, shortcut_layer=False)
