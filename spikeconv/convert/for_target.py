@@ -58,14 +58,13 @@ def config_for_target(config: ConvertConfig, rules: TargetRules) -> tuple[Conver
 def allowed_for_target(method: str, sin: SinCorrection, rules: TargetRules) -> bool:
     """Whether ``--method auto`` should try this variant for the target (it refuses none it could run).
 
-    Retracted spikes and burst spikes on a binary target are out; ``calibrated``'s initial-potential
-    correction becomes the bias correction where membranes start at 0, which is ``calibrated-light``.
+    Retracted spikes, bistable neurons, fine-tuning and burst spikes on a binary target are out;
+    ``calibrated``'s initial-potential correction becomes its bias form (``calibrated-light``) where
+    membranes start at 0 (:func:`settings_for_target`).
     """
     if sin is not SinCorrection.NONE or method in ("bsnn", "hybrid"):
         return False
-    if method == "burst" and rules.max_spikes == 1:
-        return False
-    return not (method == "calibrated" and not rules.initial_membrane)
+    return not (method == "burst" and rules.max_spikes == 1)
 
 
 def settings_for_target(settings: MethodSettings, rules: TargetRules) -> MethodSettings:
