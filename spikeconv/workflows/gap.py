@@ -30,6 +30,7 @@ from spikeconv.evaluation.gap import READOUT, GapResult, GapTally, format_gap_ta
 from spikeconv.files import LoadedSnn, load_snn
 from spikeconv.neurons import BistableIFNeuron, IFNeuron, SpikingNetwork, check_timesteps
 from spikeconv.runtime import resolve_device
+from spikeconv.runtime.memory import MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
 from spikeconv.workflows.jobs import DataSource, write_json, write_main
 
 __all__ = ["ClipAt", "GapJob", "format_gap_table", "gap_job", "gap_networks", "layer_gaps"]
@@ -206,8 +207,9 @@ def layer_gaps(loaded: LoadedSnn, data, *, timesteps: int, batch_size: int = 128
     batches = tqdm(make_loader(data, batch_size=batch_size, shuffle=False), desc="gap", leave=False, disable=not progress)
     with torch.inference_mode(), _recording(clipped, sites) as seen_a, _recording(rate, sites) as seen_r, \
             _spiking_sums(snn, sites) as sums:  # fmt: skip
-        for x, y in batches:
-            x, y = x.to(where), y.to(where)
+
+        def measure(x: Tensor, y: Tensor, tally: GapTally, hits: Tensor) -> None:
+            """One batch of the three networks, tallied."""
             sums.clear()
             logits_a, logits_r, readout = clipped(x), rate(x), snn(x, timesteps).sum(0)
             ideal = dict(seen_r)  # calling a quantiser below (the local codes) records again: keep this forward's
@@ -221,6 +223,18 @@ def layer_gaps(loaded: LoadedSnn, data, *, timesteps: int, batch_size: int = 128
             predictions = [logits_a, logits_r, readout, ann(x) if ann is not None else logits_a]
             hits += torch.tensor([int((p.argmax(1) == y).sum()) for p in predictions])
             tally.samples += int(y.numel())
+
+        size = None
+        for x, y in batches:
+            x, y = x.to(where), y.to(where)
+            if size is None:  # measured on a throwaway tally: the plan's probe samples are not counted
+                label = y[:1]
+                cost = measure_batch_cost(lambda part, label=label: measure(part, label.expand(part.shape[0]), GapTally(), hits.clone()),
+                                          x[:1])  # fmt: skip
+                room, source = resolve_budget(MemoryBudget(), where)
+                size = plan_batch(cost, wanted=batch_size, room=room, source=source, what=f"the gap analysis at T = {timesteps}")
+            for start in range(0, x.shape[0], size):
+                measure(x[start : start + size], y[start : start + size], tally, hits)
     if tally.samples == 0:
         raise ConfigError("the data holds no samples; pass a non-empty data set")
     accuracy = [100.0 * int(h) / tally.samples for h in hits]

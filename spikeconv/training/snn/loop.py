@@ -34,7 +34,7 @@ from spikeconv.training.snn.checkpoint import SnnCheckpoint, load_snn_checkpoint
 from spikeconv.training.snn.config import SnnTrainConfig
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
 from spikeconv.training.snn.losses import readout_loss, readout_predictions
-from spikeconv.training.snn.micro_batches import micro_batches, planned_micro_batch
+from spikeconv.training.snn.micro_batches import micro_batches, planned_eval_batch, planned_micro_batch
 from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
 
@@ -193,11 +193,15 @@ def evaluate_snn(snn: SpikingNetwork, data: Dataset | Iterable, *, timesteps: in
     was_training = snn.training
     snn.eval()
     correct = total = 0
+    size = None
     try:
         with torch.no_grad():
             for images, labels in batches:
-                predictions = readout_predictions(snn(images.to(device), timesteps))
-                correct += int((predictions.cpu() == torch.as_tensor(labels).long()).sum())
+                images, labels = images.to(device), torch.as_tensor(labels).long()
+                size = size or planned_eval_batch(snn, images, timesteps, batch_size)
+                for start in range(0, images.shape[0], size):  # a batch the budget cannot hold runs in parts
+                    predictions = readout_predictions(snn(images[start : start + size], timesteps))
+                    correct += int((predictions.cpu() == labels[start : start + size]).sum())
                 total += len(labels)
     finally:
         snn.train(was_training)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.runtime.memory import MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
 
-__all__ = ["micro_batches", "planned_micro_batch"]
+__all__ = ["micro_batches", "planned_eval_batch", "planned_micro_batch"]
 
 logger = logging.getLogger("spikeconv")
 
@@ -70,3 +70,11 @@ def micro_batches(trained: nn.Module, images: Tensor, labels: Tensor, size: int)
             part = slice(start, start + size) if count > size else slice(None)
             weight = 1.0 if count <= size else (min(start + size, count) - start) / count
             yield images[part], labels[part], weight
+
+
+def planned_eval_batch(snn: SpikingNetwork, images: Tensor, timesteps: int, batch_size: int,
+                       memory: MemoryBudget | None = None) -> int:  # fmt: skip
+    """The most samples one evaluation forward (no gradients) of ``snn`` at ``timesteps`` may take, at most ``batch_size``."""
+    cost = measure_batch_cost(lambda x: snn(x, timesteps), images[:1])
+    room, source = resolve_budget(memory or MemoryBudget(), images.device)
+    return plan_batch(cost, wanted=batch_size, room=room, source=source, what=f"evaluating at {timesteps} steps")
