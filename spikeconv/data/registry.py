@@ -1,8 +1,9 @@
 """Data sets by name: one registry dict, one entry point :func:`load_dataset`.
 
 Built-in names: ``cifar10``, ``cifar100``, ``digits``, ``fashion-mnist``, ``mnist``. The forms
-``imagefolder:PATH`` (a folder of class sub-folders) and ``npz:PATH[:IMAGES,LABELS]`` (arrays in
-one ``.npz`` file, see :mod:`spikeconv.data.npz`) are accepted as well. Only
+``imagefolder:PATH`` (a folder of class sub-folders), ``npz:PATH[:IMAGES,LABELS]`` (arrays in
+one ``.npz`` file, see :mod:`spikeconv.data.npz`) and ``synthetic:CxHxW[:SAMPLES[:CLASSES]]`` (random
+images made on demand, for memory and speed checks: :mod:`spikeconv.data.synthetic`) are accepted as well. Only
 ``digits`` and (once ``dataset-fashion-mnist`` is installed) ``fashion-mnist`` are present on the
 project's machines; the others need the user's files or an explicit ``download=True``.
 """
@@ -23,6 +24,8 @@ from spikeconv.data.info import DatasetInfo
 from spikeconv.data.npz import PREFIX as NPZ_PREFIX
 from spikeconv.data.npz import load_npz
 from spikeconv.data.split import Split
+from spikeconv.data.synthetic import PREFIX as SYNTHETIC_PREFIX
+from spikeconv.data.synthetic import load_synthetic
 from spikeconv.data.torchvision_sets import (
     CIFAR10_INFO,
     CIFAR100_INFO,
@@ -82,7 +85,7 @@ def available_datasets() -> list[str]:
 
 def _unknown(name: str) -> ConfigError:
     names = ", ".join(available_datasets())
-    return ConfigError(f"unknown data set {name!r}; choose one of: {names}, or imagefolder:PATH, or npz:PATH")
+    return ConfigError(f"unknown data set {name!r}; choose one of: {names}, or imagefolder:PATH, npz:PATH or synthetic:CxHxW")
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -92,7 +95,7 @@ def dataset_info(name: str) -> DatasetInfo:
         ConfigError: Unknown name, a registration without info, or ``imagefolder:PATH`` (whose
             classes and image size are known only once it is loaded).
     """
-    if name.startswith((PREFIX, NPZ_PREFIX)):
+    if name.startswith((PREFIX, NPZ_PREFIX, SYNTHETIC_PREFIX)):
         raise ConfigError(
             f"{name}: no fixed facts for a user's folder or file; load it and read num_classes and "
             "sample_shape from the returned data set"
@@ -165,6 +168,10 @@ def load_dataset(
             raise ConfigError(f"{name}: an npz file is read as it is; drop --download and image options")
         dataset = load_npz(name)
         logger.warning("%s has no train/test split: the same samples serve as the %s split", name, split.value)
+    elif name.startswith(SYNTHETIC_PREFIX):
+        if download or image_options is not None:
+            raise ConfigError(f"{name}: synthetic images are made on demand; drop --download and image options")
+        dataset = load_synthetic(name, split)
     else:
         if name not in _DATASETS:
             raise _unknown(name)
