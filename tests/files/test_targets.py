@@ -22,6 +22,7 @@ from spikeconv.cli import main
 from spikeconv.convert import ConvertConfig, Correction, convert
 from spikeconv.convert.fold import ChannelScale
 from spikeconv.convert.for_target import config_for_target
+from spikeconv.data import Split, load_dataset
 from spikeconv.errors import CheckpointError, ConfigError, ConversionError
 from spikeconv.files import describe_file, format_description, load_snn
 from spikeconv.files.nir_common import below
@@ -33,7 +34,8 @@ from spikeconv.models import build_model
 from spikeconv.neurons import Reset
 from spikeconv.neurons.floored_if import FlooredIFNeuron
 from spikeconv.training import save_ann_checkpoint
-from spikeconv.workflows import ConvertJob, DataSource, convert_job
+from spikeconv.workflows import AutoConfig, ConvertJob, DataSource, choose_conversion, convert_job
+from spikeconv.workflows.auto_report import format_choice
 from spikeconv.workflows.options import convert_from_options, settings_from_options
 
 CONSUMERS = ("sinabs", "snntorch", "spikingjelly", "norse")
@@ -234,3 +236,18 @@ def test_cli_refuses_what_a_target_cannot_run(ann_file, tmp_path, capsys):
     assert main(["convert", str(ann_file), "--dataset", "digits", "--method", "bsnn", "--target", "norse", "--out", out]) == 2
     assert "bistable neurons (--method bsnn)" in capsys.readouterr().err
     assert not (tmp_path / "x.snn.pt").exists()
+
+
+def test_auto_searches_only_what_the_target_runs():
+    torch.manual_seed(0)
+    model = build_model("16C3-P2-32", input_shape=(1, 8, 8), num_classes=10).eval()
+    data = load_dataset("digits", split=Split.TRAIN)
+    calibration, validation = torch.utils.data.Subset(data, range(96)), torch.utils.data.Subset(data, range(96, 192))
+    base = convert_from_options(reset="subtract", v_init=0.5, encoding="direct", seed=0, timesteps=3, target="snntorch", weight_bits=8)
+    choice = choose_conversion(ingest_module(model), calibration, validation, base,
+                               AutoConfig(max_timesteps=1, validation_samples=96, correction_samples=32))  # fmt: skip
+    rows = choice.report["candidates"]
+    assert rows and all("signed" not in row["variant"] and row["method"] != "burst" for row in rows)
+    assert all("float_accuracy" in row for row in rows if row["how"] == "simulated")
+    assert choice.convert.target.name == "snntorch" and choice.convert.reset is Reset.ZERO and choice.convert.v_init == 0.0
+    assert "float weights" in format_choice(choice.report)
