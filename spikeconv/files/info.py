@@ -313,6 +313,7 @@ def _nir_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("graph", f"{d['nodes']} nodes ({types}), {d['edges']} edges; {d['spikeconv_neurons']} spikeconv neurons"),
         ("preprocessing", describe_preprocessing(d.get("preprocessing")) if d.get("written_by") == "spikeconv export" else None),
         ("discretisation", d.get("discretisation")),
+        ("target", f"{d['target']}: written for {d.get('library')}; load it with {d.get('importer')}" if d.get("target") else None),
     ]
 
 

@@ -159,4 +159,5 @@ def describe_nir(path: str | Path) -> dict[str, Any]:
             "node_types": dict(sorted(types.items())), "spikeconv_neurons": neurons,
             "timesteps": meta.get("timesteps"), "method": info.get("method"), "input_shape": info.get("input_shape"),
             "num_classes": info.get("num_classes"), "preprocessing": info.get("preprocessing"),
-            "discretisation": meta.get("discretisation")}  # fmt: skip
+            "discretisation": meta.get("discretisation"), "target": meta.get("target"), "library": meta.get("library"),
+            "importer": meta.get("importer")}  # fmt: skip

@@ -164,6 +164,7 @@ def test_refusals_are_one_line_and_name_the_way_out(tmp_path):
     assert summary["changes"] == ["converted for snntorch; SpikingJelly 2.0.0 runs the same neuron"]
     with pytest.raises(CheckpointError, match="written for SpikingJelly"):
         load_nir_network(tmp_path / "d.nir")
+    assert "target          spikingjelly: written for SpikingJelly 2.0.0" in format_description(describe_file(tmp_path / "d.nir"))
     with pytest.raises(ConfigError, match="at most one spike per step"):
         config_for_target(ConvertConfig(max_spikes=2), TARGETS["snntorch"].rules)
     assert not any((tmp_path / name).exists() for name in ("a.nir", "b.nir", "c.nir"))
