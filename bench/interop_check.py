@@ -274,10 +274,12 @@ def main() -> int:
     bits_for = set(args.weight_bits.split(",")) if args.weight_bits and not args.quick else set()
     for model in models.values():
         for target in targets:
-            report["rows"].append(check_one(target, model, args.work, images, args))
+            rows = [check_one(target, model, args.work, images, args)]
             if target in bits_for:
-                report["rows"].append(check_one(target, model, args.work, images, args, ("--weight-bits", "8")))
-            print(json.dumps({k: v for k, v in report["rows"][-1].items() if k != "versions"}), flush=True)
+                rows.append(check_one(target, model, args.work, images, args, ("--weight-bits", "8")))
+            for row in rows:
+                print(json.dumps({k: v for k, v in row.items() if k != "versions"}), flush=True)
+            report["rows"] += rows
     report["seconds"] = round(time.time() - started, 1)
     report["markdown"] = _markdown(report)
     print(report["markdown"])
