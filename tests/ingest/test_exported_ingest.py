@@ -51,7 +51,21 @@ def _cases() -> dict[str, nn.Module]:
         "dropout-clone-contiguous": nn.Sequential(nn.Dropout(0.3), _Lambda(lambda x: x.clone().contiguous()), nn.Dropout2d(0.2)),
         "unsqueeze-squeeze-permute-transpose": _Lambda(lambda x: x.unsqueeze(2).squeeze(2).permute(0, 2, 3, 1).transpose(1, 2)),
         "linear": nn.Sequential(nn.Flatten(), nn.Linear(2 * 8 * 8, 7), nn.ReLU(), nn.Linear(7, 3, bias=False)),
+        "in-place-relu-relu6-add": _InPlaceBlock(),
     }
+
+
+class _InPlaceBlock(nn.Module):
+    """What torchvision's blocks do: ``ReLU(inplace=True)``, ``ReLU6(inplace=True)`` and ``out += identity``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.relu, self.relu6 = nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(inplace=True), nn.ReLU6(inplace=True)
+
+    def forward(self, x):
+        out = self.relu(self.conv(x))
+        out += x
+        return self.relu6(out) + out  # reads ``out`` after the in-place ReLU6: it sees the capped values
 
 
 CASES = _cases()

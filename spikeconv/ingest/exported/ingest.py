@@ -59,6 +59,45 @@ def _plain_graph(program: torch.export.ExportedProgram, label: str) -> fx.GraphM
     return fx.GraphModule(module, graph, "ExportedProgram")
 
 
+def out_of_place_(gm: fx.GraphModule) -> int:
+    """Rewrite in-place ATen ops (``relu_``, ``hardtanh_``, ``add_``) as their functional forms. Returns the count.
+
+    ``torch.export`` keeps the in-place calls of ``nn.ReLU(inplace=True)``, ``nn.ReLU6(inplace=True)`` and
+    ``out += identity`` (every torchvision ResNet, VGG, DenseNet and MobileNet). Where the mutated value is an
+    intermediate result, ``y = op_(x, ...)`` is ``y = op(x, ...)`` with every later reader of ``x`` reading
+    ``y``; a mutation of the input or of a weight is left for the support check to name.
+
+    Before and after, for ``relu_(bn)`` followed by ``add(bn, z)``::
+
+        relu_ = aten.relu_(bn); add = aten.add(bn, z)
+        relu_ = aten.relu(bn);  add = aten.add(relu_, z)
+    """
+    order = {node: index for index, node in enumerate(gm.graph.nodes)}
+    count = 0
+    for node in list(gm.graph.nodes):
+        functional = _functional_variant(node.target) if node.op == "call_function" else None
+        target = node.args[0] if node.args else None
+        if functional is None or not isinstance(target, fx.Node) or target.op in ("placeholder", "get_attr"):
+            continue
+        for user in list(target.users):
+            if user is not node and order[user] > order[node]:
+                user.replace_input_with(target, node)
+        node.target = functional
+        count += 1
+    return count
+
+
+def _functional_variant(target: object) -> object | None:
+    """``aten.relu.default`` for ``aten.relu_.default``: the same overload of the op without the trailing ``_``."""
+    schema = getattr(target, "_schema", None)
+    if schema is None or not schema.arguments or schema.arguments[0].alias_info is None:
+        return None
+    if not schema.arguments[0].alias_info.is_write or not schema.name.endswith("_"):
+        return None
+    packet = getattr(torch.ops.aten, schema.name.split("::")[-1][:-1], None)
+    return getattr(packet, target._overloadname, None) if packet is not None else None
+
+
 def fold_constants_(gm: fx.GraphModule) -> int:
     """Replace every tensor computed from constants alone by a buffer read (``get_attr``). Returns the count."""
     constant = {n for n in gm.graph.nodes if n.op == "get_attr"}
@@ -223,6 +262,7 @@ def ingest_exported(
         program, label = load_exported(source, trust_pickle=trust_pickle, label=label)
     try:
         gm = _plain_graph(program, label)
+        out_of_place_(gm)
         probe = _probe(gm, label, input_shape)
         fold_constants_(gm)
         raise_unsupported(find_unsupported_exported(gm), label)

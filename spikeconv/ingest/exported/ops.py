@@ -1,6 +1,7 @@
 """One named function per ATen op: an exported program's node -> standard torch, in place.
 
-``torch.export`` functionalises the graph, so in-place variants (``relu_``) never appear.
+In-place variants (``relu_``, ``hardtanh_``, ``add_``) are rewritten as their functional forms first
+(:func:`~spikeconv.ingest.exported.ingest.out_of_place_`), so only the functional ones are registered.
 Weights are constant ``get_attr`` nodes by now (constant folding runs first), and shapes come
 from ``node.meta["val"]``, the fake tensor ``torch.export`` recorded. Before and after, for
 ``conv -> batch_norm -> relu -> view(x, [2, -1])`` exported with a batch of 2::
