@@ -4,13 +4,13 @@ For every target (``nir``, ``sinabs``, ``snntorch``, ``spikingjelly``, ``norse``
 shipped ``fmnist-cnn`` and a residual network with max pooling trained here by a plain torch loop,
 outside spikeconv, and read from its ONNX file), the script runs what a user runs::
 
-    spikeconv convert MODEL --method calibrated-light --per-channel --target-timesteps 8 --target X --out X.snn.pt
+    spikeconv convert MODEL --method calibrated-light --per-channel --target-timesteps T --target X --out X.snn.pt
     spikeconv curve X.snn.pt --timesteps T --limit N --json X.curve.json
     spikeconv export X.snn.pt --target X --out X.nir
 
 and then ``bench/interop_consumer.py run X X.nir`` in that library's venv (its importer, unmodified)
 on the same first N test images, and compares the accuracy after every step t = 1..T. ``nir`` is the
-exact file of a plain ``--method calibrated`` conversion, run by nirtorch's executor with NIR's
+exact file of a plain ``--method calibrated --maxpool average`` conversion, run by nirtorch's executor with NIR's
 equations. A target that refuses a network says so in one line, which is recorded.
 
 The libraries are never spikeconv dependencies: each gets its own venv under ``--venv-root``
@@ -162,7 +162,8 @@ def check_one(target: str, model: Path, work: Path, images: Path, args, extra: t
     snn, nir_file, curve = work / f"{tag}.snn.pt", work / f"{tag}.nir", work / f"{tag}.curve.json"
     for stale in (snn, nir_file, curve):
         stale.unlink(missing_ok=True)
-    method = ["--method", "calibrated"] if target == "nir" else ["--method", "calibrated-light", "--per-channel"]
+    # the exact file: a plain conversion (its max pooling averaged: NIR has no spiking max-pool gate)
+    method = ["--method", "calibrated", "--maxpool", "average"] if target == "nir" else ["--method", "calibrated-light", "--per-channel"]
     convert = ["convert", str(model), *method, "--target-timesteps", str(args.timesteps), "--calib-samples", str(args.calib),
                "--correction-samples", str(min(512, args.calib)), "--target", target, *extra, "--out", str(snn)]  # fmt: skip
     row: dict = {"target": target, "network": model.stem, "options": list(extra), "convert": "spikeconv " + " ".join(convert)}
