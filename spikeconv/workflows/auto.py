@@ -267,7 +267,10 @@ class _Search:
         row = self._measured(snn, variant, timesteps, convert_config, "simulated")
         if convert_config.weight_bits is not None:  # --weight-bits: the same candidate with float weights, for comparison
             floats = convert(calibrated, replace(convert_config, weight_bits=None)).to(self.device).eval()
-            row["float_accuracy"] = self._scored(self._correct(lambda x: floats(x, timesteps).sum(dim=0)))["accuracy"]
+            plan = measure_simulation(floats, self.example, timesteps, wanted=256, memory=MemoryBudget(limit=self._room()))
+            with time_chunk_set(floats, plan.chunk):
+                right = self._correct(lambda x: floats(x, timesteps).sum(dim=0), plan.batch)
+            row["float_accuracy"] = self._scored(right)["accuracy"]
         return row, AutoChoice(calibrated, convert_config, variant, {})
 
     def finetune(self, timesteps: int, train_data) -> tuple[dict[str, Any], AutoChoice]:
