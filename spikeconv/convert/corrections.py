@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,9 +28,10 @@ from torch import Tensor, fx, nn
 from spikeconv._names import NamedEnum
 from spikeconv.calibration import OBSERVERS_KEY, PLAN_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
-from spikeconv.convert.rewrite import convert
+from spikeconv.convert.rewrite import apply_corrections, convert
+from spikeconv.convert.segments import SegmentRunner
 from spikeconv.errors import CalibrationError, ConfigError, DataError
-from spikeconv.neurons import check_timesteps
+from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
 
 EXACT_BYTES = 64 << 20
@@ -64,30 +65,6 @@ class CorrectionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "timesteps": self.timesteps, "max_samples": self.max_samples}
-
-
-class _Stop(Exception):
-    """Raised by a capture hook once the watched site has produced its output: the layers after it are not needed."""
-
-
-def _output_at(site: nn.Module, run: Callable[[], object]) -> Tensor:
-    """What ``site`` returns while ``run()`` executes; the forward is cut short right after it."""
-    seen: list[Tensor] = []
-
-    def capture(_module, _args, out):
-        seen.append(out.detach())
-        raise _Stop
-
-    handle = site.register_forward_hook(capture)
-    try:
-        run()
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    if not seen:
-        raise CalibrationError("the correction site was not reached by the forward pass")
-    return seen[0]
 
 
 class _Samples:
@@ -180,25 +157,51 @@ def _ann_only(calibrated: fx.GraphModule) -> fx.GraphModule:
     return model
 
 
-def _site_difference(ann: fx.GraphModule, snn: nn.Module, site: str, samples: _Samples, steps: int,
-                     memory: MemoryBudget) -> _MeanOverSamples:  # fmt: skip
-    """ANN activation minus SNN rate at ``site`` over every sample, in batches the budget allows."""
-    ann_site, snn_site = ann.get_submodule(site), snn.body.get_submodule(site)
+class _Measurement:
+    """The ANN and the SNN run site by site over the correction samples, each batch continuing where it paused.
 
-    def difference(x: Tensor) -> Tensor:
-        target = _output_at(ann_site, lambda: ann(x))
-        out = _output_at(snn_site, lambda: snn(x, steps))
-        return target - out.reshape(steps, x.shape[0], *out.shape[1:]).mean(0)
+    Both networks are run by a :class:`~spikeconv.convert.segments.SegmentRunner`: for each site every batch
+    advances to the site and its activation (ANN) and output (SNN, with every earlier site corrected) are
+    compared; the SNN pauses *before* the site's neuron, so that the next site's segment runs it again with
+    its new correction. With the frontiers kept, the corrections cost about one forward of each network; once
+    they would not fit, every batch starts from the input again (the same values).
+    """
 
-    with torch.no_grad():
-        cost = measure_batch_cost(difference, samples.example)
+    def __init__(self, ann: fx.GraphModule, snn: SpikingNetwork, samples: _Samples, steps: int, memory: MemoryBudget,
+                 sites: tuple[str, ...]) -> None:  # fmt: skip
+        self.ann, self.snn, self.samples, self.steps = ann, snn, samples, steps
         room, source = resolve_budget(memory, samples.example.device)
-        size = plan_batch(cost, wanted=samples.max_samples, room=min(room, WORKING_SET), source=source,
-                          what=f"the correction at {site} ({steps} steps)", held=EXACT_BYTES)  # fmt: skip
+        room = min(room, WORKING_SET)
+        self.ann_run = SegmentRunner(ann, lambda x: (x,), 0)
+        self.snn_run = SegmentRunner(snn.body, lambda x: (snn.encoding.encode(x, steps, 0), steps), 0)
+        self.ann_sites = {str(n.target): n for n in ann.graph.nodes if n.op == "call_module"}
+        self.snn_sites = {str(n.target): n for n in snn.body.graph.nodes if n.op == "call_module"}
+        with torch.no_grad():
+            cost = measure_batch_cost(lambda x: (ann(x), snn(x, steps)), samples.example)  # the whole networks: every segment's bound
+            stores = [samples.max_samples * run.frontier_bytes(samples.example, [nodes[s] for s in sites])
+                      for run, nodes in ((self.ann_run, self.ann_sites), (self.snn_run, self.snn_sites))]  # fmt: skip
+        what = f"the correction ({steps} steps)"
+        try:  # keep the frontiers if they take at most half the room and leave room for a batch
+            if sum(stores) > room // 2:
+                raise ConfigError("the frontiers do not fit")
+            self.size = plan_batch(cost, wanted=samples.max_samples, room=room - sum(stores), source=source, what=what, held=EXACT_BYTES)
+        except ConfigError:  # each batch runs from the input for every site instead (the same values, more work)
+            stores = [0, 0]
+            self.size = plan_batch(cost, wanted=samples.max_samples, room=room, source=source, what=what, held=EXACT_BYTES)
+        self.ann_run.limit, self.snn_run.limit = stores
+
+    def difference(self, site: str) -> _MeanOverSamples:
+        """ANN activation minus SNN rate at ``site`` over every sample."""
         mean = _MeanOverSamples()
-        for x in samples.batches(size):
-            mean.add(difference(x))
-    return mean
+        with torch.no_grad():
+            for batch, x in enumerate(self.samples.batches(self.size)):
+                env = self.ann_run.advance(batch, x, self.ann_sites[site])
+                target = self.ann_run.value(self.ann_sites[site], env)
+                env = self.snn_run.advance(batch, x, self.snn_sites[site])
+                out = self.snn_run.value(self.snn_sites[site], env)
+                mean.add(target - out.reshape(self.steps, x.shape[0], *out.shape[1:]).mean(0))
+                del env, target, out
+        return mean
 
 
 def _record(tensor: Tensor) -> dict[str, Any]:
@@ -215,8 +218,9 @@ def correct(
 ) -> fx.GraphModule:
     """Measure per-site corrections on ``batches`` and return a calibrated graph that carries them.
 
-    Each site's difference is measured in batches planned for ``memory`` (each forward stops at the
-    site), so the peak does not grow with ``config.max_samples``.
+    Each site's difference is measured in batches planned for ``memory``, each batch continuing from where
+    the previous site left it (:class:`_Measurement`), so the peak does not grow with ``config.max_samples``
+    and the whole costs about one forward of each network.
 
     Args:
         calibrated: Output of :func:`spikeconv.calibration.calibrate` (left untouched).
@@ -235,12 +239,13 @@ def correct(
     config = config or CorrectionConfig()
     convert_config = convert_config or ConvertConfig()
     samples = _Samples(batches, config.max_samples)
-    ann = _ann_only(calibrated).to(samples.example.device)
+    device = samples.example.device
+    snn = convert(calibrated, replace(convert_config, time_chunk=None)).to(device).eval()  # thresholds where the data is
+    measurement = _Measurement(_ann_only(calibrated).to(device), snn, samples, config.timesteps, memory or MemoryBudget(),
+                               plan.sites)  # fmt: skip
     corrections: dict[str, dict[str, Any]] = {s: dict(r) for s, r in plan.corrections.items()}
-    current = calibrated
     for site in plan.sites:
-        snn = convert(current, replace(convert_config, time_chunk=None)).to(samples.example.device).eval()  # thresholds where the data is
-        mean = _site_difference(ann, snn, site, samples, config.timesteps, memory or MemoryBudget())
+        mean = measurement.difference(site)
         entry = corrections.setdefault(site, {})
         if config.kind is Correction.BIAS:
             shift = mean.per_channel()
@@ -252,11 +257,11 @@ def correct(
             old = torch.tensor(entry["v_offset"], device=charge.device).reshape(entry["v_offset_shape"]) if "v_offset" in entry else 0.0
             new = _record(charge + old)
             entry["v_offset"], entry["v_offset_shape"] = new["values"], new["shape"]
-        snn = mean = None
-        gc.collect()  # a converted graph is freed by the cycle collector: its output buffers go now, not some sites later
-        current = _with_plan(calibrated, replace(plan, corrections=corrections,
-                                                 extra={**plan.extra, "correction": config.to_dict()}))  # fmt: skip
-    return _with_plan(copy.deepcopy(calibrated), plan_of(current))
+        apply_corrections(snn.body.get_submodule(site), entry)  # as convert() installs them from the plan
+    measurement = snn = None
+    gc.collect()  # a converted graph is freed by the cycle collector: its buffers go now
+    plan = replace(plan, corrections=corrections, extra={**plan.extra, "correction": config.to_dict()})
+    return _with_plan(copy.deepcopy(calibrated), plan)
 
 
 def _with_plan(calibrated: fx.GraphModule, plan) -> fx.GraphModule:

@@ -27,6 +27,7 @@ from spikeconv.convert.config import ConvertConfig
 from spikeconv.convert.fold import fold_thresholds_
 from spikeconv.convert.maxpool import rewrite_maxpools_
 from spikeconv.convert.neurons import converted_neuron
+from spikeconv.convert.operators import OPERATORS_KEY, spike_equivalent_operators_
 from spikeconv.convert.quantize import quantize_weights_
 from spikeconv.convert.target_check import check_config_fits
 from spikeconv.convert.time_layout import lay_out_time_
@@ -58,7 +59,7 @@ def _check_single_output(gm: fx.GraphModule) -> None:
         raise ConversionError("the model must return a single tensor of class scores")
 
 
-def _apply_corrections(neuron: SpikingNeuron, record: dict) -> None:
+def apply_corrections(neuron: SpikingNeuron, record: dict) -> None:
     """Install the plan's measured bias / initial-potential corrections on one neuron."""
     tensors = {}
     for key in ("bias", "v_offset"):
@@ -90,11 +91,12 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     for node in gm.graph.nodes:
         if node.op == "call_module" and node.target in plan.thresholds:
             neuron = kind.build(plan.thresholds[node.target], config)
-            _apply_corrections(neuron, plan.corrections.get(str(node.target), {}))
+            apply_corrections(neuron, plan.corrections.get(str(node.target), {}))
             setattr(gm, str(node.target), neuron)
             node.args = (node.args[0], steps)
             neurons.add(node)
     kinds = lay_out_time_(gm, neurons, steps, input_static=config.encoding.is_static)
+    operators = spike_equivalent_operators_(gm, gm.meta.get(OPERATORS_KEY, {}), kinds, steps)  # transformers (convert/operators.py)
     maxpools = rewrite_maxpools_(gm, kinds, steps, config.maxpool)
     finished = kind.finish(gm, neurons, kinds, steps, config) if kind.finish is not None else None
     if config.target is not None:  # convert --target: every θ = 1, then integer weights (convert/fold.py, quantize.py)
@@ -108,6 +110,8 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     chunk_convolutions_(gm)  # bit-identical convolutions in cache-sized row chunks (neurons/conv_chunks.py)
     gm.meta = {STAGE_KEY: "spiking"}
     metadata = {"plan": plan.to_dict(), "convert": config.to_dict(), "maxpool": maxpools}
+    if operators["spiking"] or operators["static"]:
+        metadata["operators"] = operators
     if finished is not None:
         metadata[config.neuron.value] = finished
     return SpikingNetwork(gm, encoding=config.encoding, timesteps=config.timesteps,
