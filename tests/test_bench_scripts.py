@@ -48,3 +48,14 @@ def test_gpu_bench_smoke_run_on_the_cpu(tmp_path):
 def test_gpu_check_script_parses():
     done = subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+def test_scale_measures_every_stage_of_a_small_conversion_and_its_curve(tmp_path):
+    out = tmp_path / "scale.json"
+    _run("scale.py", "--archs", "resnet18", "--sizes", "32", "--samples", "16", "--correction-samples", "4", "--curve-batch", "4",
+         "--json", str(out))  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["kind"] for row in rows] == ["convert", "curve"] and all(row["exit"] == 0 for row in rows)
+    stages = {s["stage"] for s in rows[0]["stages"]}
+    assert {"calibrate", "potential correction", "convert", "write"} <= stages
+    assert all(row["peak_rss_gib"] > 0 and row["wall_s"] > 0 for row in rows)
