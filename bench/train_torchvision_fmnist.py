@@ -46,7 +46,19 @@ def _one_channel_stem(model: nn.Module) -> nn.Module:
     raise ValueError("no convolution found")
 
 
+def resnet_mp(num_classes: int = 10) -> nn.Module:
+    """A small residual net with max pooling (about 150k parameters) from torchvision's BasicBlock:
+    ``32C3-BN-ReLU-M2``, BasicBlock(32), BasicBlock(32→64, stride 2), BasicBlock(64), global average pool, FC."""
+    from torchvision.models.resnet import BasicBlock
+
+    down = nn.Sequential(nn.Conv2d(32, 64, 1, stride=2, bias=False), nn.BatchNorm2d(64))
+    return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                         BasicBlock(32, 32), BasicBlock(32, 64, stride=2, downsample=down), BasicBlock(64, 64),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes))  # fmt: skip
+
+
 BUILDERS = {
+    "resnet-mp": lambda: resnet_mp(num_classes=10),
     "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
     "resnet34": lambda: torchvision.models.resnet34(num_classes=10),
     "resnet50": lambda: torchvision.models.resnet50(num_classes=10),
