@@ -25,7 +25,7 @@ from spikeconv.calibration.config import CalibrationConfig
 from spikeconv.calibration.observers import Observer
 from spikeconv.calibration.plan import ThresholdPlan
 from spikeconv.errors import CalibrationError, DataError, first_line
-from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
+from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget, stage
 
 STAGE_KEY = "spikeconv_stage"
 SITES_KEY = "spikeconv_sites"
@@ -128,7 +128,7 @@ def calibrate(
         raise CalibrationError("calibrate() needs a graph made by prepare()")
     gm = copy.deepcopy(prepared).eval()
     seen, size = 0, None
-    with torch.no_grad():
+    with stage("calibrate"), torch.no_grad():
         for batch in tqdm(batches, desc="calibrate", unit="batch", disable=not progress):
             x = _batch_input(batch)
             if max_samples is not None:

@@ -32,7 +32,7 @@ from spikeconv.convert.rewrite import apply_corrections, convert
 from spikeconv.convert.segments import SegmentRunner
 from spikeconv.errors import CalibrationError, ConfigError, DataError
 from spikeconv.neurons import SpikingNetwork, check_timesteps
-from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
+from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, resolve_budget, stage
 
 EXACT_BYTES = 64 << 20
 """Differences up to this size are kept and reduced at once (the float32 mean of a single batch); larger
@@ -238,10 +238,18 @@ def correct(
         raise CalibrationError("correct() needs a graph from calibrate()")
     config = config or CorrectionConfig()
     convert_config = convert_config or ConvertConfig()
+    with stage(f"{config.kind.value} correction at T = {config.timesteps}"):
+        plan = _measured_corrections(calibrated, plan, batches, config, convert_config, memory or MemoryBudget())
+    return _with_plan(copy.deepcopy(calibrated), plan)
+
+
+def _measured_corrections(calibrated: fx.GraphModule, plan, batches: Iterable[Any], config: CorrectionConfig,
+                          convert_config: ConvertConfig, memory: MemoryBudget):  # fmt: skip
+    """The plan with every site's correction, measured site by site (see :class:`_Measurement`)."""
     samples = _Samples(batches, config.max_samples)
     device = samples.example.device
     snn = convert(calibrated, replace(convert_config, time_chunk=None)).to(device).eval()  # thresholds where the data is
-    measurement = _Measurement(_ann_only(calibrated).to(device), snn, samples, config.timesteps, memory or MemoryBudget(),
+    measurement = _Measurement(_ann_only(calibrated).to(device), snn, samples, config.timesteps, memory,
                                plan.sites)  # fmt: skip
     corrections: dict[str, dict[str, Any]] = {s: dict(r) for s, r in plan.corrections.items()}
     for site in plan.sites:
@@ -261,7 +269,7 @@ def correct(
     measurement = snn = None
     gc.collect()  # a converted graph is freed by the cycle collector: its buffers go now
     plan = replace(plan, corrections=corrections, extra={**plan.extra, "correction": config.to_dict()})
-    return _with_plan(copy.deepcopy(calibrated), plan)
+    return plan
 
 
 def _with_plan(calibrated: fx.GraphModule, plan) -> fx.GraphModule:

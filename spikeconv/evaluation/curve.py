@@ -36,6 +36,7 @@ from spikeconv.evaluation.scoring import ann_correct, check_labels, consistent_c
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.runtime.device import Precision, autocast
 from spikeconv.runtime.distributed import all_reduce_sum
+from spikeconv.runtime.memory import stage
 
 __all__ = ["CurveResult", "ann_accuracy", "as_curve_list", "timestep_accuracy_curve"]
 
@@ -288,7 +289,7 @@ def timestep_accuracy_curve(
     batches = iter_batches(
         data, batch_size=batch_size, device=device, progress=progress, desc=label, shard=shard
     )
-    with evaluating(snn, ann), torch.inference_mode():
+    with stage(f"simulate {label} for {timesteps} steps"), evaluating(snn, ann), torch.inference_mode():
         for whole_x, whole_y in batches:
             plan = plan or _MemoryPlan.measure(snn, whole_x, memory)
             simulation = plan.simulation(snn, timesteps, int(whole_x.shape[0]))

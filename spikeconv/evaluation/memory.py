@@ -222,8 +222,8 @@ class SimulationPlan:
 def plan_simulation(footprint: SimulationFootprint, request: ChunkRequest) -> SimulationPlan:
     """The requested batch when one step of it fits (then the largest time chunk), else the largest batch that does.
 
-    A time chunk the caller set (``request.explicit``) is kept with the requested batch, or refused. The result does not depend on the plan: samples
-    are independent and state carries across chunks.
+    A time chunk the caller set (``request.explicit``) is kept with the requested batch, or refused. The result
+    does not depend on the plan: samples are independent and state carries across chunks.
 
     Raises:
         ConfigError: Not even one step of one sample fits (the message says how much it needs).

@@ -30,7 +30,7 @@ from spikeconv.evaluation.gap import READOUT, GapResult, GapTally, format_gap_ta
 from spikeconv.files import LoadedSnn, load_snn
 from spikeconv.neurons import BistableIFNeuron, IFNeuron, SpikingNetwork, check_timesteps
 from spikeconv.runtime import resolve_device
-from spikeconv.runtime.memory import MemoryBudget, measure_batch_cost, plan_batch, resolve_budget
+from spikeconv.runtime.memory import MemoryBudget, measure_batch_cost, plan_batch, resolve_budget, stage
 from spikeconv.workflows.jobs import DataSource, write_json, write_main
 
 __all__ = ["ClipAt", "GapJob", "format_gap_table", "gap_job", "gap_networks", "layer_gaps"]
@@ -86,7 +86,8 @@ def gap_job(job: GapJob, *, progress: bool = True) -> GapResult:
     test = job.data.load(Split.TEST, job.limit, input_shape=shape)
     check_data_fits(test, input_shape=shape, num_classes=int(loaded.info["num_classes"]), what=f"test ({job.data.name})",
                     model=str(job.snn))  # fmt: skip
-    result = layer_gaps(loaded, test, timesteps=job.timesteps, batch_size=job.batch_size, device=job.device, progress=progress)
+    with stage(f"gap analysis at T = {job.timesteps}"):
+        result = layer_gaps(loaded, test, timesteps=job.timesteps, batch_size=job.batch_size, device=job.device, progress=progress)
     result = replace(result, extra={"snn": str(job.snn), "dataset": job.data.name, "limit": job.limit,
                                     "method": loaded.info.get("method")})  # fmt: skip
     if job.json_path is not None:

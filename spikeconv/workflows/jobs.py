@@ -253,11 +253,9 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
                                                                                                  calib_samples, extra)  # fmt: skip
     else:
         batches = BatchesOn(make_loader(subset, batch_size=256, shuffle=False), device)
-        with stage("calibrate"):
-            calibrated = calibrate(prepare(graph, job.calibration), batches, progress=progress, extra=extra)
+        calibrated = calibrate(prepare(graph, job.calibration), batches, progress=progress, extra=extra)  # each logs its stage
         if job.correction is not None:
-            with stage(f"{job.correction.kind.value} correction"):
-                calibrated = correct(calibrated, batches, job.correction, job.convert)
+            calibrated = correct(calibrated, batches, job.correction, job.convert)
         convert_config, method, auto_report = job.convert, job.method, None
     with stage("convert"):
         snn = convert(calibrated, convert_config) if trained is None else trained  # auto may have fine-tuned its choice

@@ -28,6 +28,7 @@ from spikeconv.errors import CheckpointError, ConfigError, DataError, first_line
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.runtime.device import Precision, autocast, check_precision
 from spikeconv.runtime.distributed import barrier, is_main_process
+from spikeconv.runtime.memory import stage
 from spikeconv.training.ann import _cuda_indices, _make_optimizer, _make_scheduler, _model_device, _progress, _train_loader, share_of_batch
 from spikeconv.training.parallel import GradientScaler, parallel, reduced_counts, sharded_batches
 from spikeconv.training.snn.checkpoint import SnnCheckpoint, load_snn_checkpoint, save_snn_checkpoint
@@ -167,7 +168,8 @@ def train_network(
         if resume and outputs.checkpoint is not None and Path(outputs.checkpoint).exists():
             _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint, arch=outputs.arch)
         for epoch in range(len(run.records) + 1, config.epochs + 1):
-            record = _run_epoch(run, loader, config, eval_data, epoch, progress)
+            with stage(f"train epoch {epoch}"):
+                record = _run_epoch(run, loader, config, eval_data, epoch, progress)
             run.records.append(record)
             if is_main_process():
                 _write_outputs(run, config, outputs)
