@@ -42,7 +42,9 @@ from spikeconv.errors import DataError
 from spikeconv.evaluation.fanout import OP_MODULES, SYNAPTIC_MODULES, fanout_map
 from spikeconv.evaluation.memory import probing
 from spikeconv.evaluation.op_counts import LayerOps, NeuronOps, OperationCounts
+from spikeconv.evaluation.operator_costs import is_priced_operator, operator_kind_of, operator_ops
 from spikeconv.neurons import SpikeRecorder, SpikingNetwork
+from spikeconv.neurons.expectation import SpikeEquivalentOperator
 from spikeconv.runtime.distributed import all_gather_objects
 
 __all__ = ["OperationCounter", "count_operations", "counts_bytes_per_step"]
@@ -173,6 +175,21 @@ class OperationCounter:
         per_step = torch.stack([(sequence[t] != 0).sum(0, dtype=torch.float64) @ flat_fanout for t in range(steps)])
         tally.add("ac", self._offset, per_step)
 
+    def _on_operator(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        """A transformer operation (``evaluation/operator_costs.py``): dense arithmetic, so MACs. A spike-equivalent
+        operator costs its operation at every step; one left as in the ANN (a time-invariant input) is counted at every
+        step like a static layer."""
+        if probing():
+            return
+        self._kinds[name] = operator_kind_of(module)
+        ac, mac = operator_ops(module, args, output, self._batch)
+        steps = self._steps if self.spiking else 1
+        if self.spiking and not isinstance(module, SpikeEquivalentOperator):
+            self._static[name] = True
+        tally = self._tally(name)
+        for key, value in (("ac", ac), ("mac", mac)):
+            tally.add(key, self._offset if self.spiking else 0, torch.full((steps,), value, dtype=torch.float64))
+
     def _on_neuron(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
         if probing():
             return
@@ -265,10 +282,15 @@ def count_operations(model: nn.Module, *, shard: bool = False) -> Iterator[Opera
     if counter.spiking:
         handles.append(model.body.register_forward_pre_hook(counter._on_body, with_kwargs=True))
         handles.append(model.body.register_forward_hook(counter._after_body, with_kwargs=True))
+    inner = {id(m) for op in model.modules() if isinstance(op, SpikeEquivalentOperator) for m in op.op.modules()}
     try:
         for name, module in _named(model):
+            if id(module) in inner:  # the ANN operation a spike-equivalent operator evaluates: priced with it
+                continue
             if isinstance(module, OP_MODULES):
                 handles.append(module.register_forward_hook(lambda m, a, o, name=name: counter._on_layer(name, m, a, o)))
+            elif is_priced_operator(module):  # LayerNorm, GELU, softmax, products: MACs (transformers)
+                handles.append(module.register_forward_hook(lambda m, a, o, name=name: counter._on_operator(name, m, a, o)))
             elif counter.spiking and isinstance(module, COUNTED_NEURONS):
                 handles.append(module.register_forward_hook(lambda m, a, o, name=name: counter._on_neuron(name, m, a, o)))
         yield counter

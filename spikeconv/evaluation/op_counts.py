@@ -23,7 +23,8 @@ class LayerOps:
 
     Attributes:
         name: Module path in the network (``conv1_bn``, ``classifier``, ...).
-        kind: ``"conv"``, ``"linear"`` or ``"pool"``.
+        kind: ``"conv"``, ``"linear"`` or ``"pool"``; for a transformer operation its name (``"layer_norm"``,
+            ``"gelu"``, ``"softmax"``, ``"product"``, ``"attention"``), counted as MACs (``evaluation/operator_costs.py``).
         ac: Accumulates at each step (spike-driven synaptic operations, pool additions).
         mac: Multiply-accumulates at each step (layers fed the analog input; every ANN layer).
         static: The layer ran once on an input that is the same at every step (a direct-encoded

@@ -45,6 +45,7 @@ from spikeconv.neurons import (
     SpikingNeuron,
     encoding_to_dict,
 )
+from spikeconv.neurons.expectation import SpikeEquivalentOperator
 from spikeconv.neurons.floored_if import FlooredIFNeuron
 from spikeconv.neurons.time import repeat_over_time
 from spikeconv.neurons.time_layout import is_shape_query
@@ -219,6 +220,11 @@ def snn_to_nir(snn: SpikingNetwork, *, info: dict[str, Any]) -> Any:
     gm = snn.body
     if not isinstance(gm, fx.GraphModule):
         raise ConversionError(f"this SNN's body is a {type(gm).__name__}, not a graph spikeconv made; NIR export needs one")
+    for node in gm.graph.nodes:  # transformers: refused before any reshape NIR cannot express is met
+        module = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
+        if isinstance(module, SpikeEquivalentOperator):
+            raise ConversionError(f"node {node.name} is a spike-equivalent {module.kind} (a transformer operation evaluated on "
+                                  "running means every step), which NIR cannot express; export to ONNX instead (--format onnx)")
     input_shape = tuple(int(s) for s in info["input_shape"])
     b = _Builder(gm, sample_shapes(snn, input_shape))
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]

@@ -74,12 +74,16 @@ class NeuronStep:
 
 
 StepForm = Callable[[nn.Module, tuple[int, ...]], NeuronStep]
-"""``(neuron module, its one-step input shape with batch 1) -> NeuronStep``; raises to refuse a variant."""
+"""``(neuron module, its one-step input shape with batch 1) -> NeuronStep``; raises to refuse a variant.
+
+A form registered with ``all_inputs=True`` gets the shapes of all its tensor inputs (a tuple of shapes) and its step
+takes them all: ``(x_1, ..., x_n, *state)`` (the spike-equivalent operators of transformers)."""
 
 _STEP_FORMS: dict[type, StepForm] = {}
+_ALL_INPUTS: set[type] = set()
 
 
-def register_step_form(cls: type, form: StepForm) -> None:
+def register_step_form(cls: type, form: StepForm, *, all_inputs: bool = False) -> None:
     """Let :func:`build_step_graph` export neurons of exactly type ``cls`` (subclasses need their own form,
     since they may change the dynamics).
 
@@ -89,6 +93,8 @@ def register_step_form(cls: type, form: StepForm) -> None:
     if cls in _STEP_FORMS:
         raise ConfigError(f"a step form is already registered for {cls.__name__}")
     _STEP_FORMS[cls] = form
+    if all_inputs:
+        _ALL_INPUTS.add(cls)
 
 
 def step_form_of(module: nn.Module) -> StepForm | None:
@@ -125,8 +131,8 @@ class _StepCall(nn.Module):
         self.neuron = neuron
         self._step = step
 
-    def forward(self, x: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        return self._step(x, *state)
+    def forward(self, *inputs_and_state: Tensor) -> tuple[Tensor, ...]:
+        return self._step(*inputs_and_state)
 
 
 def _batch_like(state: Tensor, x: Tensor) -> Tensor:
@@ -272,11 +278,13 @@ class _InputShapes(fx.Interpreter):
         super().__init__(gm)
         self.nodes = nodes
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.all_shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
 
     def run_node(self, n: fx.Node):  # noqa: ANN201 - fx's signature
         if n in self.nodes:
             args, _ = self.fetch_args_kwargs_from_env(n)
             self.shapes[n.name] = tuple(args[0].shape)
+            self.all_shapes[n.name] = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
         return super().run_node(n)
 
 
@@ -294,7 +302,8 @@ def _neuron_input_shapes(
         for module in body.modules():
             if isinstance(module, SpikingNeuron):
                 module.reset_state()
-    return recorder.shapes
+    return {name: recorder.all_shapes[name] if type(body.get_submodule(str(node.target))) in _ALL_INPUTS else shape
+            for node in nodes for name, shape in [(node.name, recorder.shapes[node.name])]}  # fmt: skip
 
 
 def _replace_steps(value: object, steps: fx.Node) -> object:
@@ -356,8 +365,9 @@ def build_step_graph(snn: SpikingNetwork, input_shape: Sequence[int]) -> StepGra
             states.append(StateSpec(node=node.name, kind=state_name, name=f"{node.name}.{state_name}", initial=initial,
                                     batched=state_name not in neuron_step.unbatched))  # fmt: skip
         wrapper = add_submodule(gm, f"_step_{node.name}", _StepCall(module, neuron_step.step))
+        data = tuple(a for a in node.args if a is not steps) if type(module) in _ALL_INPUTS else (node.args[0],)
         with graph.inserting_after(node):
-            call = graph.call_module(wrapper, (node.args[0], *placeholders_here))
+            call = graph.call_module(wrapper, (*data, *placeholders_here))
         with graph.inserting_after(call):
             outputs = [graph.call_function(operator.getitem, (call, i)) for i in range(len(placeholders_here) + 1)]
         node.replace_all_uses_with(outputs[0])
@@ -380,3 +390,5 @@ def build_step_graph(snn: SpikingNetwork, input_shape: Sequence[int]) -> StepGra
     gm.recompile()
     gm.eval()
     return StepGraph(module=gm, states=tuple(states), neurons=kinds)
+
+from spikeconv.files import step_operators as _step_operators  # noqa: E402, F401  (registers the transformer operators' form)

@@ -21,6 +21,7 @@ from torch import fx
 
 from spikeconv.ingest.passes import canonicalize_relus_, fold_batchnorm_, remove_dropout_
 from spikeconv.ingest.support import check_supported
+from spikeconv.ingest.transformer import OPERATORS_KEY, canonicalize_transformer_, insert_spike_sites_, operator_sites
 
 logger = logging.getLogger("spikeconv")
 
@@ -40,14 +41,17 @@ def make_canonical_(gm: fx.GraphModule, *, where: str) -> fx.GraphModule:
         UnsupportedLayerError: listing every unsupported node, before anything is changed.
     """
     check_supported(gm, where=where)
+    canonicalize_transformer_(gm)  # attention split, one module per LayerNorm/GELU/softmax/product (ingest/transformer.py)
     remove_dropout_(gm)
     folded = fold_batchnorm_(gm)
+    insert_spike_sites_(gm)  # transformers only: signed site pairs in front of affine layers fed by graded values
     caps = canonicalize_relus_(gm)
     gm.graph.lint()
     gm.recompile()
     gm.meta[STAGE_KEY] = "ann"
     gm.meta[SITES_KEY] = tuple(caps)
     gm.meta[CAPS_KEY] = {site: cap for site, cap in caps.items() if cap != math.inf}
+    gm.meta[OPERATORS_KEY] = operator_sites(gm)
     logger.info("ingested %s: %d activation sites (%d capped), %d BatchNorm folded",
                 where, len(caps), len(gm.meta[CAPS_KEY]), folded)  # fmt: skip
     return gm.eval()

@@ -21,6 +21,13 @@ from torch import fx, nn
 from spikeconv._fx import module_of
 from spikeconv.errors import UnsupportedLayerError
 from spikeconv.ingest.activations import is_activation_site
+from spikeconv.ingest.shape_values import shape_values
+from spikeconv.ingest.transformer_support import (
+    TRANSFORMER_FUNCTIONS,
+    TRANSFORMER_METHODS,
+    TRANSFORMER_MODULES,
+    transformer_problem,
+)
 
 _MAXPOOL_NOTE = "max pooling: convert makes it a spiking max-pool, or an explicit average pool"
 SUPPORTED_MODULES: dict[type[nn.Module], str] = {
@@ -43,6 +50,7 @@ SUPPORTED_MODULES: dict[type[nn.Module], str] = {
     nn.Dropout: "removed (inference)",
     nn.Dropout1d: "removed (inference)",
     nn.Dropout2d: "removed (inference)",
+    **TRANSFORMER_MODULES,  # LayerNorm, GELU, softmax, attention (ingest/transformer_support.py)
 }
 
 _RESHAPES = {
@@ -88,9 +96,9 @@ _METHODS = {
     "mul": "scaling by a constant (one varying input)", "div": "division by a constant",
 }  # fmt: skip
 _SCALING_METHODS = {"mul", "div"}
-SUPPORTED_FUNCTIONS: dict[object, str] = {**_RESHAPES, **_SUMS, **_SCALINGS}
+SUPPORTED_FUNCTIONS: dict[object, str] = {**_RESHAPES, **_SUMS, **_SCALINGS, **TRANSFORMER_FUNCTIONS}
 """Functions (``call_function`` targets) that convert, and what conversion does with them."""
-SUPPORTED_METHODS: dict[str, str] = dict(_METHODS)
+SUPPORTED_METHODS: dict[str, str] = {**_METHODS, **TRANSFORMER_METHODS}
 """Tensor methods (``call_method`` targets) that convert, and what conversion does with them."""
 
 _HINTS: dict[str, str] = {  # first match wins: specific keys before keys they contain
@@ -186,11 +194,17 @@ def _is_supported(gm: fx.GraphModule, node: fx.Node, dependent: set[fx.Node]) ->
 def find_unsupported(gm: fx.GraphModule) -> list[UnsupportedNode]:
     """Every node of ``gm`` that conversion cannot handle, in graph order."""
     dependent = _data_dependent(gm)
+    shapes = shape_values(gm)  # sizes and arithmetic on them are numbers, not activations
     found = []
     for node in gm.graph.nodes:
-        if node in dependent and not _is_supported(gm, node, dependent):
+        if node not in dependent or node in shapes:
+            continue
+        problem = transformer_problem(gm, node, dependent)  # None: converts; False: not a transformer node
+        if problem is False and _is_supported(gm, node, dependent):
+            continue
+        if problem is not None:
             label = _op_label(gm, node)
-            found.append(UnsupportedNode(node.name, label, hint_for(label)))
+            found.append(UnsupportedNode(node.name, label, problem or hint_for(label)))
     return found
 
 

@@ -29,8 +29,12 @@ class TimeKind(Enum):
     DYNAMIC = 2
 
 
+_SHAPE_ARITHMETIC = (operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv, operator.pow,
+                     operator.mod, operator.neg)  # fmt: skip
+
+
 def is_shape_query(node: fx.Node) -> bool:
-    """Nodes that read a size rather than compute a tensor (``x.size(0)``, ``x.shape[1]``)."""
+    """Nodes that read a size rather than compute a tensor (``x.size(0)``, ``x.shape[1]``, ``x.shape[2] // 4``)."""
     if node.op == "call_method" and node.target in ("size", "dim"):
         return True
     if node.op == "call_function" and node.target is getattr and node.args[1] == "shape":
@@ -38,6 +42,8 @@ def is_shape_query(node: fx.Node) -> bool:
     if node.op == "call_function" and node.target is operator.getitem:
         source = node.args[0]
         return isinstance(source, fx.Node) and is_shape_query(source)
+    if node.op == "call_function" and node.target in _SHAPE_ARITHMETIC:  # arithmetic on sizes (transformers' head sizes)
+        return bool(node.all_input_nodes) and all(is_shape_query(n) for n in node.all_input_nodes)
     return False
 
 
@@ -45,7 +51,11 @@ def _repeated(graph: fx.Graph, node: fx.Node, steps: fx.Node, cache: dict) -> fx
     """The time-repeated version of a static tensor, or of a shape query on one."""
     if node in cache:
         return cache[node]
-    if is_shape_query(node):
+    if is_shape_query(node) and node.target in _SHAPE_ARITHMETIC:
+        args = fx.node.map_arg(node.args, lambda n: _repeated(graph, n, steps, cache))
+        with graph.inserting_after(node):
+            copy = graph.create_node(node.op, node.target, args, node.kwargs)
+    elif is_shape_query(node):
         source = _repeated(graph, node.args[0], steps, cache)
         with graph.inserting_after(source):
             copy = graph.create_node(node.op, node.target, (source, *node.args[1:]), node.kwargs)

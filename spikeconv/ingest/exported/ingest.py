@@ -21,6 +21,7 @@ from spikeconv.errors import CheckpointError, ConversionError, SpikeconvError, U
 from spikeconv.ingest.canonical import make_canonical_
 from spikeconv.ingest.exported import ops as _ops  # noqa: F401  (fills the registry)
 from spikeconv.ingest.exported import ops_shapes as _ops_shapes  # noqa: F401  (fills the registry)
+from spikeconv.ingest.exported.attention import CANONICAL, prepare_attention_
 from spikeconv.ingest.exported.load import load_exported
 from spikeconv.ingest.exported.registry import AtenSite, Varying, aten_name, aten_op
 from spikeconv.ingest.support import UnsupportedNode, hint_for, raise_unsupported
@@ -178,6 +179,8 @@ def find_unsupported_exported(gm: fx.GraphModule) -> list[UnsupportedNode]:
     data = _data_nodes(gm)
     found = []
     for node in gm.graph.nodes:
+        if node.meta.get(CANONICAL):  # written in standard torch already (attention made batch first)
+            continue
         if node in data and node.op == "call_function":
             problem = _problem(node, data)
             if problem is not None:
@@ -190,7 +193,8 @@ def find_unsupported_exported(gm: fx.GraphModule) -> list[UnsupportedNode]:
 def _rewrite_(gm: fx.GraphModule) -> None:
     data = _data_nodes(gm)
     for node in list(gm.graph.nodes):
-        if node in data and node.op == "call_function" and node.target is not operator.getitem and not node._erased:
+        if node in data and node.op == "call_function" and node.target is not operator.getitem and not node._erased \
+                and not node.meta.get(CANONICAL):
             aten_op(aten_name(node.target)).rewrite(AtenSite(gm, node))
     gm.graph.eliminate_dead_code()
     used = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
@@ -265,6 +269,7 @@ def ingest_exported(
         out_of_place_(gm)
         probe = _probe(gm, label, input_shape)
         fold_constants_(gm)
+        prepare_attention_(gm)  # transformers: attention regions batch first (ingest/exported/attention.py)
         raise_unsupported(find_unsupported_exported(gm), label)
         _rewrite_(gm)
         gm = make_canonical_(gm, where=label)

@@ -101,9 +101,10 @@ def sub(site: AtenSite) -> None:
     _scaled_binary(site, operator.sub)
 
 
-@register_aten_op("mul", note="operator.mul: scaling by a constant", varying=Varying.ONE)
+@register_aten_op("mul", note="operator.mul: scaling by a constant, or a product of two activations (spike-equivalent)",
+                  varying=Varying.ANY)  # fmt: skip
 def mul(site: AtenSite) -> None:
-    """``aten.mul(a, b)`` -> ``a * b`` (the support check requires one of them to be constant)."""
+    """``aten.mul(a, b)`` -> ``a * b`` (of two activations: a product, ``spikeconv.ingest.transformer_ops``)."""
     to_function(site, operator.mul, tuple(site.node.args[:2]))
 
 
