@@ -55,6 +55,9 @@ class ConvertConfig:
         target: The deployment target's neuron and graph (``convert --target``): thresholds are then
             folded into the weights (:mod:`spikeconv.convert.fold`), see :mod:`spikeconv.convert.target_rules`.
         weight_bits: Symmetric integer weights of this many bits (:mod:`spikeconv.convert.quantize`), or None.
+        start_shift: Every neuron's input current gains ``start_shift·θ`` per step, in the bias of the layer
+            before it: the initial membrane of a target whose membranes start at 0, as ``v_init/T`` (the
+            charge ``V[0] = v_init·θ`` gives by step T; :func:`~spikeconv.convert.fold.shift_start_`).
     """
 
     reset: Reset = Reset.SUBTRACT
@@ -71,6 +74,7 @@ class ConvertConfig:
     isi_allowance: float = 1.0
     target: TargetRules | None = None
     weight_bits: int | None = None
+    start_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.sin_correction, SinCorrection):
@@ -86,6 +90,8 @@ class ConvertConfig:
             raise ConfigError(f"--weight-bits must be an integer from 2 to 16, got {self.weight_bits!r}")
         if self.weight_bits is not None and self.target is None:
             raise ConfigError("--weight-bits quantises the weights for a deployment target; give --target too")
+        if not 0.0 <= self.start_shift < 1.0:
+            raise ConfigError(f"start_shift must be in [0, 1) of the threshold per step, got {self.start_shift}")
         if self.isi_allowance < 0:
             raise ConfigError(f"isi_allowance must be >= 0, got {self.isi_allowance}")
         if not isinstance(self.neuron, NeuronKind):
@@ -118,6 +124,7 @@ class ConvertConfig:
             "isi_allowance": self.isi_allowance,
             **({"target": self.target.to_dict()} if self.target is not None else {}),
             **({"weight_bits": self.weight_bits} if self.weight_bits is not None else {}),
+            **({"start_shift": self.start_shift} if self.start_shift else {}),
         }
 
     @classmethod
@@ -137,4 +144,5 @@ class ConvertConfig:
             isi_allowance=float(data.get("isi_allowance", 1.0)),
             target=TargetRules.from_dict(data["target"]) if data.get("target") else None,
             weight_bits=int(data["weight_bits"]) if data.get("weight_bits") is not None else None,
+            start_shift=float(data.get("start_shift", 0.0)),
         )

@@ -28,6 +28,7 @@ from torch import Tensor, fx, nn
 from spikeconv._names import NamedEnum
 from spikeconv.calibration import OBSERVERS_KEY, PLAN_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
+from spikeconv.convert.fold import unfold_thresholds_
 from spikeconv.convert.rewrite import apply_corrections, convert
 from spikeconv.convert.segments import SegmentRunner
 from spikeconv.errors import CalibrationError, ConfigError, DataError
@@ -44,6 +45,7 @@ class Correction(NamedEnum):
 
     BIAS = "bias"
     POTENTIAL = "potential"
+    HARD_RESET = "hard-reset"  # a target's hard-reset neuron: θ, spike value and bias fitted by simulation (hard_reset_fit.py)
 
     __label__ = "correction"
     __choices_sep__ = " "
@@ -238,6 +240,11 @@ def correct(
         raise CalibrationError("correct() needs a graph from calibrate()")
     config = config or CorrectionConfig()
     convert_config = convert_config or ConvertConfig()
+    if config.kind is Correction.HARD_RESET:
+        from spikeconv.convert.hard_reset_fit import fit_hard_reset  # it measures with this module's samples
+
+        with stage(f"hard-reset fit at T = {config.timesteps}"):
+            return fit_hard_reset(calibrated, batches, config, convert_config, memory=memory)
     with stage(f"{config.kind.value} correction at T = {config.timesteps}"):
         plan = _measured_corrections(calibrated, plan, batches, config, convert_config, memory or MemoryBudget())
     return _with_plan(copy.deepcopy(calibrated), plan)
@@ -249,6 +256,8 @@ def _measured_corrections(calibrated: fx.GraphModule, plan, batches: Iterable[An
     samples = _Samples(batches, config.max_samples)
     device = samples.example.device
     snn = convert(calibrated, replace(convert_config, time_chunk=None)).to(device).eval()  # thresholds where the data is
+    if convert_config.target is not None:  # measured and corrected in the ANN's units, not the folded ones (convert/fold.py)
+        unfold_thresholds_(snn.body, plan.thresholds, plan.corrections, convert_config.target)
     measurement = _Measurement(_ann_only(calibrated).to(device), snn, samples, config.timesteps, memory,
                                plan.sites)  # fmt: skip
     corrections: dict[str, dict[str, Any]] = {s: dict(r) for s, r in plan.corrections.items()}

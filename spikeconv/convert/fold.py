@@ -16,11 +16,19 @@ into the bias of a layer that produces its current, and ``x / c`` becomes ``x ·
 form an exported diagonal layer computes), so the target and spikeconv do the same arithmetic.
 The pass is deterministic in the plan's thresholds: loading an SNN file replays it before its
 tensors are restored.
+
+Two passes go with it. :func:`shift_start_` puts the initial membrane of a target whose membranes
+start at 0 into the bias of the layer before each neuron (``V[0] = v·θ`` becomes ``v·θ/T`` per step,
+the same charge by step T; ``ConvertConfig.start_shift``), before the fold. :func:`unfold_thresholds_`
+undoes the fold on a converted body, so that the layer-by-layer corrections
+(:mod:`spikeconv.convert.corrections`) measure rates and install biases in the ANN's units, as they do
+on a network converted without a target.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, fx, nn
@@ -30,7 +38,7 @@ from spikeconv.errors import ConversionError
 from spikeconv.neurons import IFNeuron
 from spikeconv.neurons.time import repeat_over_time
 
-__all__ = ["ChannelScale", "fold_thresholds_", "producers_of"]
+__all__ = ["ChannelScale", "fold_thresholds_", "producers_of", "shift_start_", "spike_values_", "unfold_thresholds_"]
 
 
 class ChannelScale(nn.Module):
@@ -47,6 +55,7 @@ class ChannelScale(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * (self.scale.reshape(1, -1, *([1] * (x.dim() - 2))) if self.scale.numel() > 1 else self.scale[0])
+
 
 _ADD = (operator.add, operator.iadd, torch.add)
 _TRANSPARENT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
@@ -114,6 +123,8 @@ class _Folder:
             if factor.numel() > 1:  # per channel before a flatten: one factor per feature of each channel's block
                 factor = factor.repeat_interleave(module.in_features // factor.numel()).reshape(1, -1)
             module.weight.data.mul_(factor)
+        elif isinstance(module, ChannelScale) and module.role == "shortcut":
+            module.scale = (module.scale * factor.reshape(-1)).clone()
         elif _is_transparent(self.gm, dst):
             for user in list(dst.users):
                 self.scale_use(dst, user, factor)
@@ -144,22 +155,66 @@ def producers_of(gm: fx.GraphModule, node: fx.Node) -> list[fx.Node]:
     return found
 
 
+def _first_layer(gm: fx.GraphModule, node: fx.Node, what: str) -> nn.Module:
+    """The first convolution or linear layer producing ``node``'s input current (where its biases go)."""
+    layers = [p for p in producers_of(gm, node) if isinstance(_module(gm, p), (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise ConversionError(f"node {node.name}: its {what} has no layer to go into; convert without a target")
+    return _module(gm, layers[0])
+
+
+def _add_bias_(layer: nn.Module, node: fx.Node, bias: Tensor, what: str) -> None:
+    channels = layer.weight.shape[0]
+    bias = bias.reshape(-1)
+    if bias.numel() not in (1, channels):
+        raise ConversionError(f"node {node.name}: its {what} varies within a channel; convert without a target")
+    if layer.bias is None:
+        layer.bias = nn.Parameter(torch.zeros(channels, dtype=layer.weight.dtype), requires_grad=False)
+    layer.bias.data.add_(bias.to(layer.bias.dtype).expand(channels))
+
+
 def _move_bias_(gm: fx.GraphModule, node: fx.Node, neuron: IFNeuron) -> None:
     """The neuron's bias correction (per channel) into the bias of the first layer producing its current."""
     if not (neuron.bias.dim() or float(neuron.bias) != 0.0):
         return
-    layers = [p for p in producers_of(gm, node) if isinstance(_module(gm, p), (nn.Conv2d, nn.Linear))]
-    if not layers:
-        raise ConversionError(f"node {node.name}: its bias correction has no layer to go into; convert without a target")
-    layer = _module(gm, layers[0])
-    channels = layer.weight.shape[0]
-    bias = neuron.bias.reshape(-1)
-    if bias.numel() not in (1, channels):
-        raise ConversionError(f"node {node.name}: its bias correction varies within a channel; convert without a target")
-    if layer.bias is None:
-        layer.bias = nn.Parameter(torch.zeros(channels, dtype=layer.weight.dtype), requires_grad=False)
-    layer.bias.data.add_(bias.to(layer.bias.dtype).expand(channels))
+    _add_bias_(_first_layer(gm, node, "bias correction"), node, neuron.bias, "bias correction")
     neuron.bias = torch.zeros(())
+
+
+def shift_start_(gm: fx.GraphModule, shift: float) -> None:
+    """Every IF neuron's input current gains ``shift·θ`` per step, in the bias of the layer producing it (in place).
+
+    ``ConvertConfig.start_shift``: where a target's membranes start at 0, ``V[0] = v·θ`` becomes ``v·θ/T``
+    per step, the charge the initial membrane gives by step T (Li et al. 2021's shift). Runs before the fold,
+    in the ANN's units, and is a layer bias, not the neuron's: the corrections install theirs in the neuron.
+    """
+    for node in gm.graph.nodes:
+        neuron = _module(gm, node)
+        if isinstance(neuron, IFNeuron) and shift:
+            _add_bias_(_first_layer(gm, node, "initial membrane"), node, shift * neuron.threshold, "initial membrane")
+
+
+def spike_values_(gm: fx.GraphModule, corrections: dict[str, dict], rules: TargetRules) -> None:
+    """The layers reading a neuron's spikes take its fitted spike value ``a`` instead of θ (in place, before the fold).
+
+    A hard-reset neuron's spike stands for more charge than θ (:mod:`spikeconv.convert.hard_reset_fit`), and the
+    plan records what: the readers' input channels are multiplied by ``a/θ``, so that after the fold (which
+    multiplies them by θ) a spike of size 1 is worth ``a`` downstream.
+    """
+    folder = _Folder(gm, rules)
+    for node in list(gm.graph.nodes):
+        neuron = _module(gm, node)
+        record = corrections.get(str(node.target), {}) if isinstance(neuron, IFNeuron) else {}
+        if "spike_value" not in record:
+            continue
+        value = torch.tensor(record["spike_value"], dtype=torch.float32, device=neuron.threshold.device).reshape(-1)
+        factor = value / neuron.threshold
+        if factor.numel() not in (1, neuron.threshold.numel()):
+            raise folder.refuse(node, f"{factor.numel()} spike values for {neuron.threshold.numel()} thresholds")
+        if torch.all(factor == 1.0):
+            continue
+        for user in list(node.users):
+            folder.scale_use(node, user, factor)
 
 
 def _reciprocal_divisions_(gm: fx.GraphModule) -> None:
@@ -231,3 +286,42 @@ def _drop_unit_scales_(gm: fx.GraphModule) -> None:
         if _is_shortcut_scale(gm, node) and torch.all(_module(gm, node).scale == 1.0):
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)
+
+
+def unfold_thresholds_(gm: fx.GraphModule, thresholds: dict[str, Sequence[float]], corrections: dict[str, dict],
+                       rules: TargetRules) -> None:  # fmt: skip
+    """Undo :func:`fold_thresholds_` on a converted body (in place): every neuron's θ back, its spikes worth θ again.
+
+    The same network in the ANN's units (up to float rounding; integer weights stay on their grid times θ),
+    for the layer-by-layer corrections, which compare a site's rate with the ANN's activation and install
+    their bias in the neuron: each neuron's plan bias (``corrections``) leaves the layer :func:`_move_bias_`
+    put it in and returns to the neuron; :func:`shift_start_`'s shift stays in the layer.
+
+    Args:
+        gm: A body converted for ``rules`` (thresholds folded).
+        thresholds: The plan's thresholds by site (``ThresholdPlan.thresholds``).
+        corrections: The plan's corrections by site (``ThresholdPlan.corrections``).
+        rules: The target it was converted for.
+    """
+    folder = _Folder(gm, rules)
+    for node in list(gm.graph.nodes):
+        neuron = _module(gm, node)
+        if not isinstance(neuron, IFNeuron) or str(node.target) not in thresholds:
+            continue
+        device = neuron.threshold.device
+        theta = torch.tensor(thresholds[str(node.target)], dtype=torch.float32, device=device).reshape(neuron.threshold.shape)
+        if not torch.all(theta == 1.0):
+            folder.scale_value(node.args[0], node, theta)
+            if neuron.v_offset.dim() or float(neuron.v_offset) != 0.0:
+                view = theta.reshape(()) if theta.numel() == 1 else theta.reshape(-1, *([1] * (neuron.v_offset.dim() - 1)))
+                neuron.v_offset = (neuron.v_offset * view).clone()
+            neuron.threshold = theta.clone()
+            for user in list(node.users):
+                folder.scale_use(node, user, torch.reciprocal(theta))
+        record = corrections.get(str(node.target), {})
+        if "bias" in record:
+            bias = torch.tensor(record["bias"], dtype=torch.float32, device=device).reshape(record["bias_shape"])
+            _add_bias_(_first_layer(gm, node, "bias correction"), node, -bias, "bias correction")
+            neuron.bias = bias
+    gm.graph.lint()
+    gm.recompile()

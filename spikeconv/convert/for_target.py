@@ -13,11 +13,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from spikeconv.convert.config import ConvertConfig, NeuronKind
-from spikeconv.convert.corrections import Correction
+from spikeconv.convert.corrections import Correction, CorrectionConfig
 from spikeconv.convert.maxpool import MaxPoolMode
 from spikeconv.convert.target_rules import TargetRules
 from spikeconv.errors import ConfigError
-from spikeconv.neurons import SinCorrection
+from spikeconv.neurons import Reset, SinCorrection
 
 if TYPE_CHECKING:
     from spikeconv.convert.methods import MethodSettings
@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 __all__ = ["allowed_for_target", "config_for_target", "settings_for_target", "target_changes"]
 
 
-def config_for_target(config: ConvertConfig, rules: TargetRules) -> tuple[ConvertConfig, list[str]]:
+def config_for_target(config: ConvertConfig, rules: TargetRules, *, timesteps: int | None = None) -> tuple[ConvertConfig, list[str]]:
     """``config`` with the target's neuron (reset, start at 0, spikes per step, average pooling), and what changed.
+
+    Where the target's membranes start at 0, the initial membrane ``v_init·θ`` becomes a bias of
+    ``v_init·θ/T`` per step (``start_shift``; the same charge by step T): for a soft-reset neuron and a
+    constant input, the spike count at step T is then the one ``V[0] = v_init·θ`` gives.
+
+    Args:
+        config: The method's settings.
+        rules: The target's.
+        timesteps: The T the conversion is made for (``--target-timesteps``; default ``config.timesteps``).
 
     Raises:
         ConfigError: The settings are a method the target cannot run (bistable neurons, retracted spikes,
@@ -44,14 +53,18 @@ def config_for_target(config: ConvertConfig, rules: TargetRules) -> tuple[Conver
     changes = []
     if config.reset is not rules.reset:
         changes.append(f"reset {config.reset.value} -> {rules.reset.value}")
+    shift = config.start_shift
     if not rules.initial_membrane and config.v_init != 0.0:
-        changes.append(f"initial membrane {config.v_init:g}·θ -> 0")
+        steps = timesteps or config.timesteps
+        shift = config.start_shift + config.v_init / steps
+        changes.append(f"initial membrane {config.v_init:g}·θ -> 0 and a bias of {shift:.4g}·θ per step "
+                       f"(the same charge by step {steps})")  # fmt: skip
     if config.max_spikes != rules.max_spikes:
         changes.append(f"{config.max_spikes} -> {'no limit on' if rules.max_spikes > 1 else str(rules.max_spikes)} spikes per step")
     if config.maxpool is MaxPoolMode.SPIKING:
         changes.append("max pooling -> average pooling")
     new = replace(config, reset=rules.reset, v_init=config.v_init if rules.initial_membrane else 0.0, max_spikes=rules.max_spikes,
-                  maxpool=MaxPoolMode.AVERAGE, target=rules)  # fmt: skip
+                  maxpool=MaxPoolMode.AVERAGE, target=rules, start_shift=shift)  # fmt: skip
     return new, changes
 
 
@@ -67,9 +80,9 @@ def allowed_for_target(method: str, sin: SinCorrection, rules: TargetRules) -> b
     return not (method == "burst" and rules.max_spikes == 1)
 
 
-def settings_for_target(settings: MethodSettings, rules: TargetRules) -> MethodSettings:
-    """A method's settings made the target's: its neuron (:func:`config_for_target`) and, where membranes start
-    at 0, the bias form of an initial-potential correction.
+def settings_for_target(settings: MethodSettings, rules: TargetRules, *, timesteps: int) -> MethodSettings:
+    """A method's settings made the target's: its neuron (:func:`config_for_target`, for ``timesteps``) and, where
+    membranes start at 0, the bias form of an initial-potential correction.
 
     Raises:
         ConfigError: The method cannot be run by the target (named in the message).
@@ -77,17 +90,30 @@ def settings_for_target(settings: MethodSettings, rules: TargetRules) -> MethodS
     if settings.finetune:
         raise ConfigError(f"--target {rules.name}: hybrid fine-tunes the thresholds after conversion, so they could not be "
                           "folded into the weights; choose another --method")  # fmt: skip
-    convert, _ = config_for_target(settings.convert, rules)
+    convert, _ = config_for_target(settings.convert, rules, timesteps=timesteps)
+    return replace(settings, convert=convert, correction=_correction_for(settings, rules))
+
+
+def _correction_for(settings: MethodSettings, rules: TargetRules) -> CorrectionConfig | None:
+    """A hard-reset target gets the hard-reset fit for any correction; a zero start, the bias form of a potential one."""
     correction = settings.correction
-    if correction is not None and correction.kind is Correction.POTENTIAL and not rules.initial_membrane:
-        correction = replace(correction, kind=Correction.BIAS)
-    return replace(settings, convert=convert, correction=correction)
+    if correction is None:
+        return None
+    if rules.reset is Reset.ZERO:
+        return replace(correction, kind=Correction.HARD_RESET)
+    if correction.kind is Correction.POTENTIAL and not rules.initial_membrane:
+        return replace(correction, kind=Correction.BIAS)
+    return correction
 
 
-def target_changes(settings: MethodSettings, rules: TargetRules) -> list[str]:
+def target_changes(settings: MethodSettings, rules: TargetRules, *, timesteps: int) -> list[str]:
     """What making ``settings`` the target's changes, in words (for the CLI's note)."""
-    _, changes = config_for_target(settings.convert, rules)
-    correction = settings.correction
-    if correction is not None and correction.kind is Correction.POTENTIAL and not rules.initial_membrane:
-        changes.append("initial-potential correction -> bias correction")
+    _, changes = config_for_target(settings.convert, rules, timesteps=timesteps)
+    before, after = settings.correction, _correction_for(settings, rules)
+    if before is not None and after.kind is not before.kind:
+        changes.append(f"{before.kind.value} correction -> {_CORRECTION_TEXT[after.kind]}")
     return [*changes, "thresholds folded into the weights (every threshold 1)"]
+
+
+_CORRECTION_TEXT = {Correction.BIAS: "bias correction",
+                    Correction.HARD_RESET: "hard-reset fit (θ, spike value and bias per channel, by simulating the neuron)"}  # fmt: skip

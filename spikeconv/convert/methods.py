@@ -193,4 +193,6 @@ def method_settings(
     builder = CONVERSION_METHODS[method_name(method)]
     settings = builder(base, overrides or MethodOverrides(), target_timesteps=target_timesteps,
                        correction_samples=correction_samples)  # fmt: skip
-    return settings if base.target is None else settings_for_target(settings, base.target)  # convert --target: its neuron
+    if base.target is None:
+        return settings
+    return settings_for_target(settings, base.target, timesteps=target_timesteps)  # convert --target: its neuron

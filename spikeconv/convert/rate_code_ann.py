@@ -75,7 +75,8 @@ def rate_code_ann(calibrated: fx.GraphModule, timesteps: int, config: ConvertCon
     Args:
         calibrated: A graph from :func:`spikeconv.calibrate` (or ``attach_plan``), corrections included.
         timesteps: T, the number of steps the SNN would run.
-        config: The conversion settings whose neurons are modelled (``v_init``, ``max_spikes``);
+        config: The conversion settings whose neurons are modelled (``v_init``, ``max_spikes``; a target's
+            ``start_shift`` gives T times its charge by step T, as ``v_init`` would);
             defaults to :class:`ConvertConfig`'s. Max-pools after a spiking layer stay max-pools
             (a spiking max-pool passes the max of its input counts) unless ``config.maxpool`` is
             ``AVERAGE``, in which case they become the same average pools the SNN gets.
@@ -91,7 +92,7 @@ def rate_code_ann(calibrated: fx.GraphModule, timesteps: int, config: ConvertCon
     gm = copy.deepcopy(calibrated)
     for site, observer_name in gm.meta[OBSERVERS_KEY].items():
         record = plan.corrections.get(site, {})
-        quantizer = RateCodeQuantizer(torch.tensor(plan.thresholds[site]), steps, v_init=config.v_init,
+        quantizer = RateCodeQuantizer(torch.tensor(plan.thresholds[site]), steps, v_init=config.v_init + config.start_shift * steps,
                                       max_spikes=config.max_spikes, bias=_correction(record, "bias"),
                                       v_offset=_correction(record, "v_offset"))  # fmt: skip
         gm.add_submodule(site, quantizer)  # the site is the activation module itself: replaced

@@ -24,7 +24,7 @@ from torch import fx
 
 from spikeconv.calibration import OBSERVERS_KEY, STAGE_KEY, plan_of
 from spikeconv.convert.config import ConvertConfig
-from spikeconv.convert.fold import fold_thresholds_
+from spikeconv.convert.fold import fold_thresholds_, shift_start_, spike_values_
 from spikeconv.convert.maxpool import rewrite_maxpools_
 from spikeconv.convert.neurons import converted_neuron
 from spikeconv.convert.operators import OPERATORS_KEY, spike_equivalent_operators_
@@ -99,7 +99,10 @@ def convert(calibrated: fx.GraphModule, config: ConvertConfig | None = None) -> 
     operators = spike_equivalent_operators_(gm, gm.meta.get(OPERATORS_KEY, {}), kinds, steps)  # transformers (convert/operators.py)
     maxpools = rewrite_maxpools_(gm, kinds, steps, config.maxpool)
     finished = kind.finish(gm, neurons, kinds, steps, config) if kind.finish is not None else None
-    if config.target is not None:  # convert --target: every θ = 1, then integer weights (convert/fold.py, quantize.py)
+    if config.start_shift:  # a target's membranes start at 0: V[0] as a bias per step (convert/fold.py)
+        shift_start_(gm, config.start_shift)
+    if config.target is not None:  # convert --target: fitted spike values, every θ = 1, then integer weights (fold.py, quantize.py)
+        spike_values_(gm, plan.corrections, config.target)
         fold_thresholds_(gm, config.target)
     if config.weight_bits is not None:
         quantize_weights_(gm, config.weight_bits, per_layer=config.target.uniform_thresholds)

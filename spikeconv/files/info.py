@@ -88,6 +88,8 @@ def _describe_snn(path: Path, payload: Mapping) -> dict[str, Any]:
         "maxpool": config.get("maxpool", "spiking"),
         "encoding": _mapping(config.get("encoding")).get("name", "direct"),
     }
+    if config.get("start_shift"):  # a target's initial membrane as a bias per step
+        described["neuron"]["start_shift"] = config["start_shift"]
     if described["neuron"]["kind"] == "bistable":
         described["neuron"]["bistable"] = config.get("bistable")
     target = _mapping(config.get("target"))
@@ -237,12 +239,16 @@ def _snn_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     target = d.get("target")
     if target:
         bits = f"; {target['weight_bits']}-bit integer weights" if target.get("weight_bits") else ""
+        fit = _mapping(thresholds.get("correction"))
+        if fit.get("kind") == "hard-reset":
+            bits += f"; θ, spike value and bias per channel fitted to its hard-reset neuron at T = {fit.get('timesteps')}"
         rows.append(("target", f"{target['name']} ({target['library']}): thresholds folded into the weights{bits}; "
                                f"`spikeconv export --target {target['name']}` writes the file it loads"))  # fmt: skip
     spikes = neuron["max_spikes"]
     gamma = "no limit on spikes/step" if spikes >= 1 << 20 else f"Γ {spikes} spike{'s' if spikes != 1 else ''}/step"
     floor = f", membrane floor −{target['membrane_floor']:g}·θ" if target and target.get("membrane_floor") else ""
-    rows.append(("neuron", f"{neuron['kind']}, reset {neuron['reset']}, v_init {neuron['v_init']:g}, {gamma}{floor}, "
+    shift = f" (+{neuron['start_shift']:.4g}·θ per step in the layer bias)" if neuron.get("start_shift") else ""
+    rows.append(("neuron", f"{neuron['kind']}, reset {neuron['reset']}, v_init {neuron['v_init']:g}{shift}, {gamma}{floor}, "
                  f"sin correction {neuron['sin_correction']}, "
                  f"max-pool {neuron['maxpool']}, encoding {neuron['encoding']}"))  # fmt: skip
     rows.append(("preprocessing", describe_preprocessing(d.get("preprocessing"))))

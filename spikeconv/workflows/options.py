@@ -66,8 +66,10 @@ def target_note(config: ConvertConfig) -> str | None:
     reset = "resets by subtraction" if rules.reset is Reset.SUBTRACT else "resets to 0"
     floor = f", membrane floored at −{rules.membrane_floor:g}·θ" if rules.membrane_floor is not None else ""
     bits = f"; {config.weight_bits}-bit integer weights" if config.weight_bits is not None else ""
-    return (f"for {rules.library}: the neuron {reset}, starts at 0, fires {rules.spikes_text}{floor}; max pooling averaged, "
-            f"initial-potential corrections made bias corrections, thresholds folded into the weights{bits}; "
+    fit = ("corrections replaced by a hard-reset fit (θ, spike value and bias per channel, by simulating the neuron)"
+           if rules.reset is Reset.ZERO else "initial-potential corrections made bias corrections")  # fmt: skip
+    return (f"for {rules.library}: the neuron {reset}, starts at 0 (the θ/2 start as a bias of θ/(2T) per step), fires "
+            f"{rules.spikes_text}{floor}; max pooling averaged, {fit}, thresholds folded into the weights{bits}; "
             f"`spikeconv export --target {rules.name}` writes the file it loads")
 
 
