@@ -3,8 +3,10 @@
 ``make interop`` (``bench/interop_check.py``) makes one venv per library under ``$SPIKECONV_INTEROP_VENVS``
 (default ``/tmp/spikeconv-interop``), never spikeconv dependencies. Where a library's venv exists, its
 importer is probed for the conventions its target is written for (``EXPECTED`` in the bench), and a
-small network converted for the target is exported, run by the library on 24 inputs for 4 steps, and
-its accumulated readout compared with spikeconv's at every step. Without the venvs the tests skip.
+small network converted for the target (start shift, and the target's correction: the hard-reset fit's
+spike values and shortcut scales, or sinabs' bias and 8-bit weights) is exported, run by the library on
+24 inputs for 4 steps, and its accumulated readout compared with spikeconv's at every step. Without the
+venvs the tests skip.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import torch
 from torch import nn
 
 from spikeconv.calibration import CalibrationConfig, MaxThreshold, calibrate, prepare
-from spikeconv.convert import ConvertConfig, MaxPoolMode, convert
+from spikeconv.convert import ConvertConfig, Correction, CorrectionConfig, MaxPoolMode, convert, correct
 from spikeconv.convert.for_target import config_for_target
 from spikeconv.files.targets import TARGETS, export_for_target
 from spikeconv.ingest import ingest_module
+from spikeconv.neurons import Reset
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 _spec = importlib.util.spec_from_file_location("interop_check", BENCH / "interop_check.py")
@@ -67,9 +70,13 @@ def _network(target: str):
     data = torch.rand(64, 1, 12, 12, generator=torch.Generator().manual_seed(0))
     calibrated = calibrate(prepare(ingest_module(model.eval()), CalibrationConfig(default=MaxThreshold(per_channel=True))), [data])
     config = ConvertConfig(maxpool=MaxPoolMode.AVERAGE)
-    if TARGETS[target].rules is not None:
-        config, _ = config_for_target(config, TARGETS[target].rules)
-    return convert(calibrated, replace(config, weight_bits=8 if target == "sinabs" else None))
+    rules = TARGETS[target].rules
+    if rules is not None:  # as convert --target makes it for T = 4: the start shift, and the target's correction measured
+        config, _ = config_for_target(config, rules, timesteps=4)
+        kind = Correction.HARD_RESET if rules.reset is Reset.ZERO else Correction.BIAS  # the fit: spike values, shortcut scales
+        config = replace(config, weight_bits=8 if target == "sinabs" else None)
+        calibrated = correct(calibrated, [data], CorrectionConfig(kind, timesteps=4, max_samples=64), config)
+    return convert(calibrated, config)
 
 
 @pytest.mark.parametrize("target", TARGET_NAMES)

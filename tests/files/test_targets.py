@@ -17,10 +17,10 @@ import pytest
 import torch
 from torch import nn
 
-from spikeconv.calibration import CalibrationConfig, MaxThreshold, calibrate, prepare
+from spikeconv.calibration import CalibrationConfig, MaxThreshold, attach_plan, calibrate, plan_of, prepare
 from spikeconv.cli import main
 from spikeconv.convert import ConvertConfig, Correction, convert
-from spikeconv.convert.fold import ChannelScale
+from spikeconv.convert.fold import ChannelScale, unfold_thresholds_
 from spikeconv.convert.for_target import config_for_target
 from spikeconv.data import Split, load_dataset
 from spikeconv.errors import CheckpointError, ConfigError, ConversionError
@@ -97,6 +97,60 @@ def test_folding_the_thresholds_keeps_the_network(per_channel):
     assert torch.equal(out.cumsum(0).argmax(-1), reference.cumsum(0).argmax(-1))
     scales = [m for m in folded.body.modules() if isinstance(m, ChannelScale) and m.role == "shortcut"]
     assert len(scales) == 1  # the identity shortcut carries θ_in/θ_join, now that spikes are 1
+
+
+def test_the_start_shift_gives_the_half_threshold_start_by_step_t():
+    """V[0] = θ/2 (spikeconv's own neuron) and a bias of θ/(2T) per step (sinabs' zero-start neuron) give the same
+    spike counts at step T for a constant input: the same readout summed over T steps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 5)).eval()
+    calibrated = calibrate(prepare(ingest_module(model), CalibrationConfig(default=MaxThreshold(per_channel=True))), [_data()])
+    steps = 5
+    config, changes = config_for_target(ConvertConfig(), TARGETS["sinabs"].rules, timesteps=steps)
+    assert config.v_init == 0.0 and config.start_shift == pytest.approx(0.5 / steps)
+    assert "initial membrane 0.5·θ -> 0 and a bias of 0.1·θ per step (the same charge by step 5)" in changes
+    own, shifted, unshifted = (convert(calibrated, c) for c in (ConvertConfig(), config, replace(config, start_shift=0.0)))
+    x = _data()  # the calibration inputs: every current is below θ, so one spike per step is enough for both
+    with torch.no_grad():
+        reference, out, plain = (net(x, steps).sum(0) for net in (own, shifted, unshifted))
+    assert torch.allclose(out, reference, rtol=1e-4, atol=1e-4) and not torch.allclose(plain, reference, rtol=1e-3, atol=1e-3)
+    assert ConvertConfig.from_dict(config.to_dict()) == config
+
+
+def _site_dims(calibrated) -> dict[str, int]:
+    """Dimensions of one sample's activation at each site ([C] or [C, H, W])."""
+    dims, hooks = {}, []
+    for site in plan_of(calibrated).sites:
+        hooks.append(calibrated.get_submodule(site).register_forward_hook(
+            lambda _m, _a, out, site=site: dims.__setitem__(site, out.dim() - 1)))  # fmt: skip
+    with torch.no_grad():
+        calibrated(_data(2))
+    for hook in hooks:
+        hook.remove()
+    return dims
+
+
+@pytest.mark.parametrize("target", ["snntorch", "sinabs"])
+def test_unfolding_gives_the_network_in_the_ann_units(target):
+    """What the corrections measure: a network converted for a target, unfolded, is the same network as one converted
+    with the target's neuron and no fold: the same readout, thresholds and plan biases back in the neurons."""
+    calibrated = _calibrated() if target == "snntorch" else _cnn_calibrated()
+    plan = plan_of(calibrated)
+    dims = _site_dims(calibrated)
+    sites = {site: torch.linspace(-0.05, 0.1, len(values)).reshape(-1, *([1] * (dims[site] - 1)))
+             for site, values in plan.thresholds.items()}  # fmt: skip
+    corrections = {site: {"bias": b.flatten().tolist(), "bias_shape": list(b.shape)} for site, b in sites.items()}
+    corrected = attach_plan(calibrated, replace(plan, corrections=corrections))
+    config = _for(target, start_shift=0.05)
+    folded = convert(corrected, config)
+    unfold_thresholds_(folded.body, plan.thresholds, corrections, config.target)
+    neurons = dict(folded.neurons())
+    assert all(torch.equal(neurons[site].threshold, torch.tensor(values)) for site, values in plan.thresholds.items())
+    assert all(torch.allclose(neurons[site].bias, bias) for site, bias in sites.items())
+    reference = convert(corrected, replace(config, target=None))  # the same neuron, spikes worth θ (no floor: sinabs' CNN stays above it)
+    x = _data(16, seed=1)
+    with torch.no_grad():
+        assert torch.allclose(folded(x, 6), reference(x, 6), rtol=1e-4, atol=1e-4)
 
 
 def test_a_target_whose_executor_cannot_run_a_shortcut_scale_refuses_at_conversion():
