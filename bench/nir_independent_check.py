@@ -15,9 +15,12 @@ the NIR file with ``spikeconv export``'s writer, runs spikeconv's own simulation
 one on the same test images, and reports per step: the largest relative difference of the
 accumulated readout, the share of images whose prediction agrees, and both accuracies.
 
+nirtorch is not a spikeconv dependency: run the script with the nirtorch venv ``make interop`` makes
+(``bench/interop_check.py``; it sees spikeconv through the host's site-packages).
+
 Usage:
-    python bench/nir_independent_check.py SNN_FILE [SNN_FILE ...] [--dataset fashion-mnist] [--limit 256] [--timesteps 8]
-        [--json bench/results/nir_independent_check.json]
+    /tmp/spikeconv-interop/nirtorch/bin/python bench/nir_independent_check.py SNN_FILE [SNN_FILE ...]
+        [--dataset fashion-mnist] [--limit 256] [--timesteps 8] [--json bench/results/nir_independent_check.json]
 """
 
 from __future__ import annotations
