@@ -17,6 +17,7 @@ from torch import fx
 
 from spikeconv._fx import module_of
 from spikeconv.ingest.attention import decompose_attention_
+from spikeconv.ingest.gelu_pattern import collapse_gelu_
 from spikeconv.ingest.shape_values import remove_shape_asserts_, shape_values
 from spikeconv.ingest.spike_sites import insert_spike_sites_
 from spikeconv.ingest.transformer_ops import canonicalize_transformer_ops_, operator_kind
@@ -38,6 +39,7 @@ def _dependent(gm: fx.GraphModule) -> set[fx.Node]:
 def canonicalize_transformer_(gm: fx.GraphModule) -> int:
     """Shape assertions removed, attention split, one module per transformer operation (in place). Returns the operations."""
     remove_shape_asserts_(gm)
+    collapse_gelu_(gm)
     decompose_attention_(gm)
     return canonicalize_transformer_ops_(gm, _dependent(gm) - shape_values(gm))
 

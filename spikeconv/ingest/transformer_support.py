@@ -16,6 +16,7 @@ from torch import fx, nn
 
 from spikeconv._fx import module_of
 from spikeconv.ingest.attention import mha_problem, sdpa_problem
+from spikeconv.ingest.gelu_pattern import ERF_FUNCTIONS, gelu_pattern
 from spikeconv.ingest.transformer_ops import ActivationProduct, is_product
 
 __all__ = ["TRANSFORMER_FUNCTIONS", "TRANSFORMER_METHODS", "TRANSFORMER_MODULES", "transformer_problem"]
@@ -42,6 +43,7 @@ TRANSFORMER_FUNCTIONS: dict[object, str] = {
     torch.mul: "scaling by a constant; of two activations: a product (spike-equivalent operator, MACs at every step)",
     F.scaled_dot_product_attention: "no mask: Q·Kᵀ, softmax and ·V as spike-equivalent operators",
     torch._assert: "removed (a check on input sizes)",
+    torch.erf: "inside 0.5·x·(1 + erf(x/√2)): the pattern is a GELU (one nn.GELU)",
 }
 """Functions that convert as transformer operations, and what conversion does with them."""
 
@@ -96,6 +98,8 @@ def _function_problem(gm: fx.GraphModule, node: fx.Node, dependent: set[fx.Node]
         return _softmax_problem(_dims(node, 1, "dim"))
     if target is F.gelu:
         return None
+    if target in ERF_FUNCTIONS:
+        return None if gelu_pattern(gm, node) is not None else "erf outside an exact GELU, 0.5·x·(1 + erf(x/√2)), has no spiking form"
     if target is F.layer_norm:
         constants = [_dims(node, i, n) for i, n in ((2, "weight"), (3, "bias"))]
         varies = any(isinstance(c, fx.Node) and c.op != "get_attr" for c in constants)
@@ -117,6 +121,6 @@ def transformer_problem(gm: fx.GraphModule, node: fx.Node, dependent: set[fx.Nod
         return _module_problem(gm, node)
     if node.op == "call_method" and node.target in (*TRANSFORMER_METHODS, "bmm", "__matmul__"):
         return _function_problem(gm, node, dependent)
-    if node.op == "call_function" and node.target in TRANSFORMER_FUNCTIONS:
+    if node.op == "call_function" and (node.target in TRANSFORMER_FUNCTIONS or node.target in ERF_FUNCTIONS):
         return _function_problem(gm, node, dependent)
     return False

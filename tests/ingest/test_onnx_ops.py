@@ -61,7 +61,41 @@ ONE_NODE = {
     "Reshape": lambda: _model("Reshape", ["x", "shape"], IMAGE, [_init("shape", np.array([-1, 8, 18], dtype=np.int64))]),
     "Identity": lambda: _model("Identity", ["x"], IMAGE),
     "Dropout": lambda: _model("Dropout", ["x"], IMAGE),
+    "LayerNormalization": lambda: _model("LayerNormalization", ["x", "s", "b"], ["N", 5, 6], [_weights("s", 6), _weights("b", 6)],
+                                         axis=-1),  # fmt: skip
+    "Softmax": lambda: _model("Softmax", ["x"], IMAGE, axis=-1),
+    "Transpose": lambda: _model("Transpose", ["x"], IMAGE, perm=[0, 2, 3, 1]),
+    "Gather": lambda: _model("Gather", ["x", "i"], IMAGE, [_init("i", np.array(2, dtype=np.int64))], axis=1),
+    "Erf": lambda: _gelu_model(),
+    "Expand": lambda: _class_token_model(),
 }
+
+
+def _graph(nodes, shape, initializers) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)], [], list(initializers))
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+    model.graph.output.extend(v for v in model.graph.value_info if v.name == "y")
+    return model
+
+
+def _gelu_model() -> onnx.ModelProto:
+    """``Erf`` as the TorchScript exporter writes GELU below opset 20: ``0.5·x·(1 + erf(x/√2))`` (one nn.GELU)."""
+    nodes = [helper.make_node("Div", ["x", "c"], ["d"], name="div"), helper.make_node("Erf", ["d"], ["e"], name="the_erf"),
+             helper.make_node("Add", ["e", "one"], ["a"], name="add"), helper.make_node("Mul", ["x", "a"], ["m"], name="mul"),
+             helper.make_node("Mul", ["m", "half"], ["y"], name="half_of")]  # fmt: skip
+    return _graph(nodes, IMAGE, [_init("c", np.float32(np.sqrt(2.0))), _init("one", np.float32(1.0)), _init("half", np.float32(0.5))])
+
+
+def _class_token_model() -> onnx.ModelProto:
+    """``Expand`` of a class token [1, 1, C] to the batch read from the input's shape, then joined with the tokens."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Slice", ["s", "zero", "one"], ["n"], name="batch"),
+             helper.make_node("Concat", ["n", "rest"], ["size"], name="size", axis=0),
+             helper.make_node("Expand", ["token", "size"], ["t"], name="the_expand"),
+             helper.make_node("Concat", ["t", "x"], ["y"], name="join", axis=1)]  # fmt: skip
+    constants = [_weights("token", 1, 1, 6), _init("zero", np.array([0], dtype=np.int64)), _init("one", np.array([1], dtype=np.int64)),
+                 _init("rest", np.array([1, 6], dtype=np.int64))]  # fmt: skip
+    return _graph(nodes, ["N", 4, 6], constants)
 
 
 def _onnxruntime(model: onnx.ModelProto, x: torch.Tensor) -> np.ndarray:

@@ -145,3 +145,49 @@ def test_sdpa_scale_defaults_to_one_over_sqrt_depth():
     product = ActivationProduct("matmul", scale_by_depth=True)
     a, b = torch.randn(2, 3, 5), torch.randn(2, 5, 4)
     torch.testing.assert_close(product(a, b), a @ b / math.sqrt(5))
+
+
+@pytest.mark.parametrize("exporter", ["torchscript-opset17", "torchscript-opset20-static", "dynamo"])
+def test_onnx_vit_of_either_exporter_ingests_batch_first_and_matches_at_another_batch(tmp_path, exporter):
+    import onnx
+
+    from spikeconv.ingest import ingest_onnx
+
+    model = tiny_vit(layers=1)
+    path = tmp_path / "vit.onnx"
+    example = torch.zeros(1, 1, 8, 8)
+    if exporter == "dynamo":
+        torch.onnx.export(model, example, path, dynamo=True, input_names=["x"], external_data=False)
+    elif exporter == "torchscript-opset17":
+        torch.onnx.export(model, example, path, dynamo=False, opset_version=17, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    else:  # Gelu is an ONNX op from opset 20; the batch is fixed at 1 in every reshape
+        torch.onnx.export(model, example, path, dynamo=False, opset_version=20, input_names=["x"])
+    assert any(n.op_type == "Softmax" for n in onnx.load(path).graph.node)
+    gm = ingest_onnx(path)
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), model(x), rtol=1e-4, atol=1e-5)
+    kinds = list(gm.meta[OPERATORS_KEY].values())
+    assert kinds.count("product") == 2 and kinds.count("softmax") == 1 and kinds.count("gelu") == 1 and kinds.count("layer_norm") == 3
+    assert len(activation_sites(gm)) == 2 * 5  # qkv, out, fc1, fc2, head
+
+
+def test_a_written_out_gelu_is_one_gelu_and_a_lone_erf_is_refused():
+    class Written(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return self.fc(y * 0.5 * (1.0 + torch.erf(y / math.sqrt(2.0))))
+
+    gm = ingest_module(Written().eval())
+    assert list(gm.meta[OPERATORS_KEY].values()) == ["gelu"]
+    with pytest.raises(UnsupportedLayerError, match="erf outside an exact GELU"):
+        ingest_module(nn.Sequential(nn.Linear(4, 4), _Erf()).eval())
+
+
+class _Erf(nn.Module):
+    def forward(self, x):
+        return torch.erf(x)

@@ -98,10 +98,14 @@ def gemm(site: OnnxNodeSite) -> None:
     _to_module(site, linear)
 
 
-@register_onnx_op("MatMul", note="nn.Linear without bias, when the second input is a constant 2-D weight")
+@register_onnx_op("MatMul", note="nn.Linear without bias when the second input is a constant 2-D weight; of two activations: "
+                  "a product (spike-equivalent operator)", joins=True)  # fmt: skip
 def matmul(site: OnnxNodeSite) -> None:
-    """``x @ W`` with a constant ``W [in, out]`` is ``Linear(weight = Wᵀ, bias=False)``."""
+    """``x @ W`` with a constant ``W [in, out]`` is ``Linear(weight = Wᵀ, bias=False)``; ``a @ b`` of data is ``torch.matmul``."""
     weight = _constant(site, site.node.args[1]) if len(site.node.args) == 2 else None
+    if weight is None and len(site.node.args) == 2:
+        _to_function(site, torch.matmul, tuple(site.node.args))  # a product of two activations (ingest/transformer_ops.py)
+        return
     if weight is None or weight.dim() != 2:
         return
     linear = nn.Linear(weight.shape[0], weight.shape[1], bias=False)
@@ -158,7 +162,8 @@ def sub(site: OnnxNodeSite) -> None:
     _binary(site, operator.sub)
 
 
-@register_onnx_op("Mul", note="operator.mul, when at most one input varies with the data")
+@register_onnx_op("Mul", note="operator.mul: scaling by a constant; of two activations, a product (spike-equivalent operator)",
+                  joins=True)  # fmt: skip
 def mul(site: OnnxNodeSite) -> None:
     """``OnnxBinaryMathOperation('Mul')`` -> ``a * b`` (the scan made sure one side is constant)."""
     _binary(site, operator.mul)

@@ -16,6 +16,7 @@ from spikeconv.ingest.onnx.graph_passes import canonicalize_nodes_, fold_constan
 from spikeconv.ingest.onnx.load import load_onnx
 from spikeconv.ingest.onnx.scan import check_onnx_supported
 from spikeconv.ingest.onnx.tidy import lower_opset, tidy_model
+from spikeconv.ingest.onnx.transformer import prepare_transformer_
 from spikeconv.ingest.onnx.verify import CHECK_KEY, check_against_onnxruntime, make_probe
 
 
@@ -75,8 +76,9 @@ def ingest_onnx(
     try:
         _check_finite(model, label)
         tidy = tidy_model(model)
-        check_onnx_supported(tidy, label)
         probe = make_probe(model, label, probe_input)
+        prepare_transformer_(tidy, probe.numpy())  # transformers: GELU spelled out, attention batch first (onnx/transformer.py)
+        check_onnx_supported(tidy, label)
         gm, op_types = _onnx2torch(lower_opset(tidy, label), label)
         fold_constants_(gm)
         record_shapes_(gm, probe)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import onnx
 from torch import fx, nn
 
 from spikeconv.errors import ConfigError
@@ -33,6 +35,8 @@ class OnnxNodeSite:
 
 
 Canonicalizer = Callable[[OnnxNodeSite], None]
+Checker = Callable[[onnx.NodeProto, dict[str, np.ndarray]], str | None]
+"""``(node, constant initializers) -> why it cannot be converted, or None``: an op's extra condition for the scan."""
 
 
 @dataclass(frozen=True)
@@ -43,20 +47,23 @@ class OnnxOp:
         op_type: ONNX op type (``"Conv"``).
         canonicalize: Rewrites the onnx2torch node in place into standard torch.
         note: What the converter makes of it (one line, used in docs/supported_layers.md).
-        joins: True for ops that may combine several time-varying inputs (Add, Sub, Concat);
-            every other op must be affine in its one time-varying input, its first.
+        joins: True for ops that may combine several time-varying inputs (Add, Sub, Concat, and the products Mul
+            and MatMul); every other op must be affine in its one time-varying input, its first.
+        check: Extra condition the scan applies (e.g. a transpose must keep the batch first), or None.
     """
 
     op_type: str
     canonicalize: Canonicalizer
     note: str
     joins: bool = False
+    check: Checker | None = None
 
 
 _ONNX_OPS: dict[str, OnnxOp] = {}
 
 
-def register_onnx_op(op_type: str, *, note: str, joins: bool = False) -> Callable[[Canonicalizer], Canonicalizer]:
+def register_onnx_op(op_type: str, *, note: str, joins: bool = False,
+                     check: Checker | None = None) -> Callable[[Canonicalizer], Canonicalizer]:  # fmt: skip
     """Decorator: register ``fn`` as the canonicaliser of ``op_type``.
 
     Raises:
@@ -66,7 +73,7 @@ def register_onnx_op(op_type: str, *, note: str, joins: bool = False) -> Callabl
     def decorate(fn: Canonicalizer) -> Canonicalizer:
         if op_type in _ONNX_OPS:
             raise ConfigError(f"ONNX op {op_type!r} is already registered (by {_ONNX_OPS[op_type].canonicalize.__name__})")
-        _ONNX_OPS[op_type] = OnnxOp(op_type, fn, note, joins)
+        _ONNX_OPS[op_type] = OnnxOp(op_type, fn, note, joins, check)
         return fn
 
     return decorate

@@ -67,8 +67,10 @@ def _problem(node: onnx.NodeProto, kinds: list[_Kind], constants: dict[str, np.n
         return hint_for(node.op_type) if node.op_type in ("Mul", "Div", "MatMul") else "needs constant weights/parameters"
     if node.op_type == "Clip":
         return _clip_problem(node, constants)
-    if node.op_type == "MatMul" and (node.input[1] not in constants or constants[node.input[1]].ndim != 2):
-        return "needs a constant 2-D weight as its second input"
+    if node.op_type == "MatMul" and kinds[1] is not _Kind.DATA and (node.input[1] not in constants or constants[node.input[1]].ndim != 2):
+        return "needs a constant 2-D weight as its second input (or an activation: a product)"
+    if op.check is not None:
+        return op.check(node, constants)
     if node.op_type == "Gemm" and _attribute(node, "transA", 0):
         return "transA=1 transposes the batch; re-export without it"
     if node.op_type == "MaxPool" and len(_attribute(node, "kernel_shape", [])) != 2:
