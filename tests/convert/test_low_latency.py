@@ -65,6 +65,21 @@ def test_mse_threshold_matches_brute_force_search(steps):
     assert observer.compute().item() == pytest.approx(expected, rel=0.02)
 
 
+@pytest.mark.parametrize(("steps", "shift", "per_channel"), [(1, 0.5, False), (4, 0.5, True), (7, 0.0, True), (64, 0.5, True)])
+def test_mse_search_by_prefix_sums_picks_the_threshold_of_the_pass_over_every_bin(steps, shift, per_channel, monkeypatch):
+    """The fast search (prefix sums + bisection, in channel blocks) and the definition agree channel by channel."""
+    import spikeconv.calibration.observers as observers
+
+    monkeypatch.setattr(observers, "SEARCH_ELEMENTS", 95 * (steps + 2) * 3)  # blocks of 3 channels: the blocking is exercised
+    g = torch.Generator().manual_seed(steps)
+    scales = torch.tensor([0.5, 1.0, 3.0, 0.0, 2.0, 0.1, 1.5])[None, :, None, None]  # one channel never fires
+    values = (torch.randn(64, 7, 6, 6, generator=g).relu() ** 1.5) * scales
+    observer = MseObserver(steps, per_channel=per_channel, shift=shift)
+    observer(values)
+    fast, reference = observer._compute(), observer.reference_compute()
+    assert torch.equal(fast, reference) and (not per_channel or fast[3] == 0 and bool((fast[scales.flatten() > 0] > 0).all()))
+
+
 def test_mse_threshold_grows_with_timesteps():
     values = torch.randn(20000, generator=torch.Generator().manual_seed(0)).relu() ** 2
     chosen = []
