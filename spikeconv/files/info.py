@@ -79,6 +79,8 @@ def _describe_snn(path: Path, payload: Mapping) -> dict[str, Any]:
     if "auto" in info:
         described["auto"] = info["auto"]
     described["thresholds"] = summarise_plan(_mapping(payload.get("plan")))
+    if payload.get("operators"):  # a transformer: its spike-equivalent operations (convert/operators.py)
+        described["operators"] = {key: dict(_mapping(value)) for key, value in _mapping(payload["operators"]).items()}
     described["neuron"] = {
         "kind": config.get("neuron", "if"),
         "reset": config.get("reset", "subtract"),
@@ -236,6 +238,8 @@ def _snn_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     rows.append(("model", f"{model.get('model_format') or model.get('kind')} {model.get('arch') or model.get('name') or ''}".rstrip()
                  + f"; input {_shape_text(model.get('input_shape'))}, {model.get('num_classes')} classes{accuracy}"))  # fmt: skip
     rows.append(("thresholds", _thresholds_text(thresholds)))
+    if d.get("operators"):
+        rows.append(("operators", _operators_text(d["operators"])))
     target = d.get("target")
     if target:
         bits = f"; {target['weight_bits']}-bit integer weights" if target.get("weight_bits") else ""
@@ -257,6 +261,19 @@ def _snn_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:
                  if cal.get("dataset") is not None else "not recorded"))  # fmt: skip
     rows.append(("provenance", _provenance_text(d.get("provenance") or {})))
     return rows
+
+
+def _operators_text(operators: Mapping[str, Any]) -> str:
+    """``12 spike-equivalent (4 product, ...; MACs every step), 1 computed once (layer_norm)``."""
+    def counted(kinds: Mapping[str, str]) -> str:
+        totals: dict[str, int] = {}
+        for kind in kinds.values():
+            totals[kind] = totals.get(kind, 0) + 1
+        return ", ".join(f"{count} {kind}" for kind, count in sorted(totals.items()))
+
+    spiking, static = _mapping(operators.get("spiking")), _mapping(operators.get("static"))
+    text = f"{len(spiking)} spike-equivalent ({counted(spiking)}; evaluated on running means, MACs every step)"
+    return text + (f", {len(static)} on time-invariant values computed once ({counted(static)})" if static else "")
 
 
 def _thresholds_text(t: Mapping[str, Any]) -> str:

@@ -69,6 +69,7 @@ def save_snn(path: str | Path, snn: SpikingNetwork, *, ann_source: dict, info: d
         "ann": ann_source,
         "plan": snn.metadata["plan"],
         "convert": snn.metadata["convert"],
+        **({"operators": snn.metadata["operators"]} if "operators" in snn.metadata else {}),  # transformers' spike-equivalent ops
         "state_dict": {k: v.detach().cpu() for k, v in snn.state_dict().items()},
         "info": info,
     }
