@@ -26,7 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"neurons", "errors", "_io", "_names", "runtime"},
     "convert": {"neurons", "calibration", "_fx", "errors", "_io", "_names", "runtime"},
     "files": {"ingest", "calibration", "convert", "neurons", "data", "models", "training"} | LEAVES,
-    "workflows": {"neurons", "data", "ingest", "calibration", "models", "training", "evaluation", "convert", "files", "runtime"} | LEAVES,
+    "search": {"neurons", "data", "calibration", "training", "evaluation", "convert", "runtime"} | LEAVES,  # --method auto
+    "options": {"neurons", "calibration", "models", "training", "convert", "files", "ingest", "search"} | LEAVES,  # strings -> configs
+    "workflows": {"neurons", "data", "ingest", "calibration", "models", "training", "evaluation", "convert", "files", "runtime",
+                  "search", "options"} | LEAVES,  # fmt: skip
     "cli": {"workflows", "errors", "data", "models", "neurons", "runtime"},
     "__main__": {"cli"},  # `python -m spikeconv` (and `torchrun -m spikeconv`): the entry point only
 }

@@ -16,6 +16,7 @@ from spikeconv.workflows import (
     OBJECTIVES,
     RESETS,
     SIN_CORRECTIONS,
+    TARGET_NAMES,
     THRESHOLD_RULES,
     ConvertJob,
     auto_from_options,
@@ -26,8 +27,8 @@ from spikeconv.workflows import (
     finetune_budget,
     format_choice,
     settings_from_options,
+    target_note,
 )
-from spikeconv.workflows.options import TARGET_NAMES, target_note
 
 
 @cli.command("convert")

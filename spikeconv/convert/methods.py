@@ -16,7 +16,7 @@ registry, :data:`CONVERSION_METHODS`; adding one is one :func:`register_method` 
 | ``hybrid`` | as ``calibrated``, then trained | soft-reset IF, V[0] = θ/2 | potential, then BPTT at the target T | Rathi et al. 2020 |
 
 ``hybrid`` is the only method that trains: its settings say ``finetune``, and the convert workflow
-then fine-tunes the converted SNN (:mod:`spikeconv.workflows.hybrid`).
+then fine-tunes the converted SNN (:mod:`spikeconv.training.snn.finetune`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Training: ANN classifiers (the networks conversion starts from) and their checkpoints."""
+"""Training: ANN classifiers (the networks conversion starts from) and their checkpoints; direct SNN training and
+the short fine-tune of a converted SNN (hybrid) in ``training.snn``."""
 
 from spikeconv.training.ann import EpochRecord, TrainHistory, evaluate_classifier, train_ann
 from spikeconv.training.augment import MAX_SHIFT, augment_batch, random_flip, random_shift
@@ -20,6 +21,7 @@ from spikeconv.training.snn.checkpoint import (
     snn_from_checkpoint,
 )
 from spikeconv.training.snn.config import SnnLoss, SnnTrainConfig
+from spikeconv.training.snn.finetune import FinetuneBudget, checkpoint_path, finetune_converted
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
 from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_network, train_snn
 from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
@@ -33,6 +35,7 @@ __all__ = [
     "AnnTrainConfig",
     "Augment",
     "EpochRecord",
+    "FinetuneBudget",
     "MAX_SHIFT",
     "Optimizer",
     "SNN_CHECKPOINT_FORMAT",
@@ -50,6 +53,8 @@ __all__ = [
     "augment_batch",
     "evaluate_classifier",
     "evaluate_snn",
+    "finetune_converted",
+    "checkpoint_path",
     "ann_checkpoint_from_payload",
     "load_ann_checkpoint",
     "load_snn_checkpoint",

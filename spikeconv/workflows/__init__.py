@@ -1,12 +1,41 @@
-"""End-to-end jobs (train, convert, curve, demo) composed from the packages below."""
+"""End-to-end jobs (train, convert, curve, demo) composed from the packages below.
+
+Also re-exported here for the CLI, which imports only ``workflows``: the option parsers of
+:mod:`spikeconv.options`, the search of :mod:`spikeconv.search` (``--method auto``) and the hybrid fine-tune.
+"""
 
 from spikeconv.convert.methods import METHODS, ConversionMethod, MethodSettings, method_settings
 from spikeconv.evaluation import GapResult, format_curve_table
 from spikeconv.files import LoadedAnn, LoadedSnn, ModelSpec, build_snn, load_ann, load_snn, rebuild_ann, save_snn
 from spikeconv.files.info import describe_file, format_description
 from spikeconv.ingest.preprocessing import Preprocessing
-from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion
-from spikeconv.workflows.auto_report import format_choice
+from spikeconv.options import (
+    ACTIVATIONS,
+    AUGMENTS,
+    ENCODINGS,
+    MAXPOOL_MODES,
+    OBJECTIVES,
+    OPTIMIZERS,
+    RESETS,
+    SCHEDULES,
+    SIN_CORRECTIONS,
+    SNN_LOSSES,
+    TARGET_NAMES,
+    THRESHOLD_RULES,
+    TRAINABLE_NEURONS,
+    activation_from_options,
+    ann_training_from_options,
+    auto_from_options,
+    check_auto_flags,
+    convert_from_options,
+    finetune_budget,
+    model_spec_from_options,
+    settings_from_options,
+    snn_training_from_options,
+    target_note,
+)
+from spikeconv.search import AutoConfig, Objective, choose_conversion, format_choice
+from spikeconv.training import FinetuneBudget, finetune_converted
 from spikeconv.workflows.compare import (
     COMPARE_METHODS,
     DEFAULT_COMPARE_METHODS,
@@ -24,7 +53,6 @@ from spikeconv.workflows.curve import CurveJob, curve_job
 from spikeconv.workflows.curves import curves_job
 from spikeconv.workflows.demo import DemoJob, DemoResult, demo_job, pretrained_path
 from spikeconv.workflows.gap import GapJob, format_gap_table, gap_job
-from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
 from spikeconv.workflows.jobs import (
     ConvertJob,
     ConvertResult,
@@ -34,29 +62,6 @@ from spikeconv.workflows.jobs import (
     convert_job,
     describe_conversion,
     train_ann_job,
-)
-from spikeconv.workflows.options import (
-    ACTIVATIONS,
-    AUGMENTS,
-    ENCODINGS,
-    MAXPOOL_MODES,
-    OBJECTIVES,
-    OPTIMIZERS,
-    RESETS,
-    SCHEDULES,
-    SIN_CORRECTIONS,
-    SNN_LOSSES,
-    THRESHOLD_RULES,
-    TRAINABLE_NEURONS,
-    activation_from_options,
-    ann_training_from_options,
-    auto_from_options,
-    check_auto_flags,
-    convert_from_options,
-    finetune_budget,
-    model_spec_from_options,
-    settings_from_options,
-    snn_training_from_options,
 )
 from spikeconv.workflows.train_snn import INITS, TrainSnnJob, TrainSnnResult, train_snn_job
 
@@ -102,11 +107,13 @@ __all__ = [
     "SIN_CORRECTIONS",
     "SCHEDULES",
     "SNN_LOSSES",
+    "TARGET_NAMES",
     "THRESHOLD_RULES",
     "TRAINABLE_NEURONS",
     "ann_training_from_options",
     "convert_from_options",
     "snn_training_from_options",
+    "target_note",
     "format_curve_table",
     "ConvertJob",
     "ConvertResult",

@@ -29,9 +29,8 @@ from spikeconv.files import LoadedAnn, load_ann
 from spikeconv.ingest import STAGE_KEY, ingest_module
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.runtime import BatchesOn, Precision, resolve_device
-from spikeconv.workflows.auto import AutoConfig, choose_conversion
-from spikeconv.workflows.auto_splits import auto_calibration_samples, finetune_split, validation_split
-from spikeconv.workflows.hybrid import FinetuneBudget, finetune_converted
+from spikeconv.search import AutoConfig, auto_calibration_samples, choose_conversion, finetune_split, validation_split
+from spikeconv.training import FinetuneBudget, finetune_converted
 
 
 def _graph_of(model: nn.Module | LoadedAnn | str | os.PathLike) -> fx.GraphModule:
@@ -92,8 +91,8 @@ def convert(
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: calibration and corrections run there (batches are
             moved one at a time) and the SNN lives there. None: where the model is, with the batches as given.
         train_data: Labelled training samples for ``method="hybrid"``, which fine-tunes the conversion at ``timesteps``.
-        finetune: The hybrid fine-tune budget (default :class:`~spikeconv.workflows.hybrid.FinetuneBudget`).
-        auto: With ``method="auto"``: the budget and search bounds (default :class:`~spikeconv.workflows.auto.AutoConfig`).
+        finetune: The hybrid fine-tune budget (default :class:`~spikeconv.training.FinetuneBudget`).
+        auto: With ``method="auto"``: the budget and search bounds (default :class:`~spikeconv.search.AutoConfig`).
             ``calibration_data`` must then be the labelled training *Dataset*: auto draws its calibration, validation
             (and fine-tune) samples from it as ``convert --method auto`` does; the chosen T is the network's default
             length and the search's report is ``snn.metadata["auto"]``.
@@ -137,7 +136,7 @@ def convert(
 def _auto_convert(model, train: Any, *, base: ConvertConfig, auto: AutoConfig | None, allow_finetune: bool,
                   finetune: FinetuneBudget | None, max_samples: int | None, correction_samples: int,
                   device: str | torch.device | None) -> SpikingNetwork:  # fmt: skip
-    """``method="auto"``: the search of :mod:`spikeconv.workflows.auto` on samples drawn from the training Dataset ``train``."""
+    """``method="auto"``: the search of :mod:`spikeconv.search` on samples drawn from the training Dataset ``train``."""
     if not isinstance(train, Dataset) or not hasattr(train, "__len__"):
         raise ConfigError("method='auto' draws calibration and validation samples from calibration_data: pass the labelled "
                           "training Dataset of (image, label), not batches")  # fmt: skip

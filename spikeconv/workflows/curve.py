@@ -34,7 +34,7 @@ class CurveJob:
     time_chunk: int | None = None
     json_path: Path | None = None
     plot_path: Path | None = None
-    rate_code: bool = False  # also the ideal rate code of each converted SNN (workflows/rate_code_curve.py)
+    rate_code: bool = False  # also the ideal rate code of each converted SNN (workflows/curves.py)
     device: str = "cpu"  # auto, cpu, cuda, cuda:N (runtime/device.py)
     precision: str = Precision.FP32.value  # 32, bf16, 16: autocast of the simulation's conv/linear layers
 

@@ -3,6 +3,17 @@
 ``spikeconv curve A.pt B.pt C.pt --plot p.png`` compares conversion methods (or a conversion
 with a directly trained SNN) on identical samples; each curve is computed exactly as
 :func:`spikeconv.workflows.curve.curve_job` computes a single one.
+
+Beside a converted SNN's simulated curve come, when asked or implied, two curves of the same conversion:
+
+- ``--rate-code``: the accuracy of :func:`spikeconv.convert.rate_code_ann` at T = 1, 2, 4, ..., T on the
+  same samples, one ANN pass per T instead of a simulation. Where the simulated curve lies below it, the
+  loss is timing (transients, spikes of inactivated neurons); the ideal curve's own gap to the ANN is the
+  code's resolution.
+- an SNN converted with ``--weight-bits``: the same conversion with float weights. The SNN file holds the
+  integer weights; its calibrated ANN graph, plan and settings rebuild the float network exactly as it was
+  before quantisation (the same folded thresholds and corrections), which is then simulated on the same
+  samples, so the table shows what the integer grid costs.
 """
 
 from __future__ import annotations
@@ -11,15 +22,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from spikeconv._io import output_set
 from spikeconv._outputs import check_outputs
+from spikeconv.convert import ConvertConfig, convert, rate_code_ann
+from spikeconv.data import Split, make_loader
 from spikeconv.errors import ConfigError
-from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, plot_curves, write_curve_json
-from spikeconv.files import load_snn
+from spikeconv.evaluation import CurveResult, MemoryBudget, check_curve_memory, default_table_points, plot_curves, write_curve_json
+from spikeconv.files import LoadedSnn, load_snn
 from spikeconv.workflows.curve import CurveJob, curve_of_loaded
-from spikeconv.workflows.float_weights import float_weights_curve, integer_bits
 from spikeconv.workflows.jobs import write_main
-from spikeconv.workflows.rate_code_curve import rate_code_curve
 
 
 def curve_label(path: Path, info: dict) -> str:
@@ -36,7 +49,7 @@ def curves_job(snns: Sequence[Path], job: CurveJob, *, progress: bool = True) ->
     loaded (and checked against the data) before the first simulation starts.
 
     With ``job.rate_code`` every converted SNN's curve is followed by its ideal rate code's
-    (:func:`spikeconv.workflows.rate_code_curve.rate_code_curve`); directly trained SNNs have none.
+    (:func:`rate_code_curve`); directly trained SNNs have none.
 
     Raises:
         ConfigError: No SNN file, the same file twice, or ``rate_code`` without a converted SNN.
@@ -75,3 +88,47 @@ def _write_outputs(results: list[CurveResult], paths: list[Path], job: CurveJob)
         if job.plot_path is not None:
             title = f"{paths[0].name} on {job.data.name}" if len(paths) == 1 else f"{len(paths)} SNNs on {job.data.name}"
             plot_curves(results, job.plot_path, title=title)
+
+
+def rate_code_accuracy(loaded: LoadedSnn, data, steps: Sequence[int], *, batch_size: int = 256) -> list[float]:
+    """Accuracy (percent) of the ideal ``T``-step rate code of ``loaded``'s conversion, per T in ``steps``."""
+    if loaded.calibrated is None:
+        raise ConfigError("the ideal rate code needs a converted SNN; this one was trained directly")
+    config = ConvertConfig.from_dict(loaded.snn.metadata["convert"])
+    graphs = [rate_code_ann(loaded.calibrated, t, config) for t in steps]
+    correct = torch.zeros(len(steps), dtype=torch.long)
+    seen = 0
+    device = next(iter(loaded.snn.parameters()), torch.empty(0)).device  # where --device put the network
+    graphs = [graph.to(device) for graph in graphs]
+    with torch.inference_mode():
+        for x, y in make_loader(data, batch_size=batch_size, shuffle=False):
+            x = x.to(device)
+            for i, graph in enumerate(graphs):
+                correct[i] += (graph(x).argmax(1).cpu() == y).sum()
+            seen += y.numel()
+    return [100.0 * int(c) / seen for c in correct]
+
+
+def rate_code_curve(loaded: LoadedSnn, job: CurveJob, simulated: CurveResult) -> CurveResult:
+    """The ideal rate code's accuracy at T = 1, 2, 4, ..., ``job.timesteps``, on ``simulated``'s samples."""
+    data = job.data.load(Split.TEST, job.limit, input_shape=tuple(loaded.info["input_shape"]))
+    steps = default_table_points(job.timesteps)
+    accuracy = rate_code_accuracy(loaded, data, steps, batch_size=job.batch_size)
+    return CurveResult(timesteps=tuple(steps), accuracy=tuple(accuracy), ann_accuracy=simulated.ann_accuracy,
+                       num_samples=simulated.num_samples, label=f"ideal rate code ({job.snn.name})",
+                       extra={"kind": "rate_code_ann", "snn": str(job.snn)})  # fmt: skip
+
+
+def integer_bits(loaded: LoadedSnn) -> int | None:
+    """The ``--weight-bits`` a converted SNN was made with (None: float weights, or not converted)."""
+    record = (loaded.snn.metadata or {}).get("convert", {}) if isinstance(loaded.snn.metadata, dict) else {}
+    bits = record.get("weight_bits") if isinstance(record, dict) else None
+    return int(bits) if bits is not None and loaded.calibrated is not None else None
+
+
+def float_weights_curve(loaded: LoadedSnn, job, result: CurveResult) -> CurveResult:
+    """The curve of ``loaded``'s conversion with float weights, labelled beside ``result`` (same data, T, device)."""
+    config = replace(ConvertConfig.from_dict(loaded.snn.metadata["convert"]), weight_bits=None)
+    floats = convert(loaded.calibrated, config).eval()
+    curve = curve_of_loaded(replace(loaded, snn=floats), job, progress=False)
+    return replace(curve, label=f"{result.label} with float weights")

@@ -9,7 +9,7 @@ from pathlib import Path
 from spikeconv._outputs import check_output_folder, check_outputs
 from spikeconv.errors import CheckpointError
 from spikeconv.evaluation import CurveResult
-from spikeconv.workflows.auto import AutoConfig
+from spikeconv.search import AutoConfig
 from spikeconv.workflows.curve import CurveJob
 from spikeconv.workflows.curves import curves_job
 from spikeconv.workflows.jobs import ConvertJob, DataSource, convert_job

@@ -30,16 +30,17 @@ from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_a
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.runtime import BatchesOn, Precision, barrier, check_precision, is_main_process, resolve_device
 from spikeconv.runtime.memory import stage
+from spikeconv.search import AutoConfig, auto_calibration_samples, choose_conversion, finetune_split, validation_split
 from spikeconv.training import (
     AnnTrainConfig,
+    FinetuneBudget,
     TrainHistory,
+    checkpoint_path,
     evaluate_classifier,
+    finetune_converted,
     save_ann_checkpoint,
     train_ann,
 )
-from spikeconv.workflows.auto import AutoConfig, choose_conversion
-from spikeconv.workflows.auto_splits import auto_calibration_samples, finetune_split, validation_split
-from spikeconv.workflows.hybrid import FinetuneBudget, checkpoint_path, finetune_converted
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,12 @@ class ConvertJob:
     plan_json: Path | None = None
     model_spec: ModelSpec = field(default_factory=ModelSpec)
     command: str = ""
-    auto: AutoConfig | None = None  # method "auto": search methods x T for this budget (workflows/auto.py)
+    auto: AutoConfig | None = None  # method "auto": search methods x T for this budget (spikeconv/search)
     auto_timesteps: bool = True  # with auto, store the chosen T as the SNN's default length (else convert.timesteps)
     device: str = "cpu"  # where calibration, corrections and auto's simulations run; the SNN file holds CPU tensors
     finetune: FinetuneBudget | None = None  # method hybrid: train the converted SNN at finetune_timesteps afterwards
     finetune_timesteps: int = 4
-    resume: bool = False  # hybrid: continue the fine-tune from its checkpoint beside --out (workflows/hybrid.py)
+    resume: bool = False  # hybrid: continue the fine-tune from its checkpoint beside --out (training/snn/finetune.py)
 
     def __post_init__(self) -> None:
         resolve_device(self.device)
@@ -259,7 +260,7 @@ def convert_job(job: ConvertJob, *, progress: bool = True) -> ConvertResult:
         convert_config, method, auto_report = job.convert, job.method, None
     with stage("convert"):
         snn = convert(calibrated, convert_config) if trained is None else trained  # auto may have fine-tuned its choice
-    if job.finetune is not None:  # hybrid: the converted SNN trained briefly at the target T (workflows/hybrid.py)
+    if job.finetune is not None:  # hybrid: the converted SNN trained briefly at the target T (training/snn/finetune.py)
         with stage("fine-tune"):
             snn, hybrid = finetune_converted(snn, train, timesteps=job.finetune_timesteps, budget=job.finetune, progress=progress,
                                              checkpoint=job.checkpoint, resume=job.resume)  # rank 0 writes it; all resume  # fmt: skip

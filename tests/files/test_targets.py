@@ -33,10 +33,10 @@ from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
 from spikeconv.neurons import Reset
 from spikeconv.neurons.floored_if import FlooredIFNeuron
+from spikeconv.options import convert_from_options, settings_from_options
+from spikeconv.search import format_choice
 from spikeconv.training import save_ann_checkpoint
 from spikeconv.workflows import AutoConfig, ConvertJob, DataSource, choose_conversion, convert_job
-from spikeconv.workflows.auto_report import format_choice
-from spikeconv.workflows.options import convert_from_options, settings_from_options
 
 CONSUMERS = ("sinabs", "snntorch", "spikingjelly", "norse")
 

@@ -12,9 +12,8 @@ from spikeconv.errors import ConfigError
 from spikeconv.models import build_model
 from spikeconv.models.activations import ActivationSpec, apply_activation_
 from spikeconv.neurons import SinCorrection
-from spikeconv.training import save_ann_checkpoint
+from spikeconv.training import FinetuneBudget, save_ann_checkpoint
 from spikeconv.workflows import ConvertJob, DataSource, convert_from_options, convert_job, settings_from_options
-from spikeconv.workflows.hybrid import FinetuneBudget
 
 SHAPE = (1, 8, 8)
 

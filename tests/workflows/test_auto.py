@@ -15,8 +15,7 @@ from spikeconv.errors import CalibrationError
 from spikeconv.files import load_ann, load_snn
 from spikeconv.ingest import ingest_module
 from spikeconv.models import build_model
-from spikeconv.workflows.auto import AutoConfig, Objective, choose_conversion
-from spikeconv.workflows.auto_splits import validation_split
+from spikeconv.search import AutoConfig, Objective, choose_conversion, validation_split
 
 DIGITS = ["--dataset", "digits"]
 
@@ -109,7 +108,7 @@ def test_energy_objective_picks_the_least_energy_within_budget(trained, train_da
 
 def test_qcfs_anns_get_the_qcfs_methods():
     from spikeconv.models.activations import ActivationKind, ActivationSpec, apply_activation_
-    from spikeconv.workflows.auto import variants_for
+    from spikeconv.search import variants_for
 
     model = build_model("digits-cnn", input_shape=(1, 8, 8), num_classes=10)
     assert "qcfs" not in {v.method for v in variants_for(ingest_module(model))}

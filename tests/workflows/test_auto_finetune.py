@@ -13,10 +13,10 @@ from spikeconv.data import Split, calibration_subset, load_dataset
 from spikeconv.errors import ConfigError
 from spikeconv.files import load_ann, load_snn
 from spikeconv.ingest import ingest_module
-from spikeconv.workflows import auto as auto_module
-from spikeconv.workflows.auto import AutoConfig, choose_conversion
-from spikeconv.workflows.auto_splits import finetune_split, validation_indices, validation_split
-from spikeconv.workflows.hybrid import FinetuneBudget
+from spikeconv.search import AutoConfig, choose_conversion, finetune_split, validation_indices, validation_split
+from spikeconv.search import candidates as candidates_module
+from spikeconv.search import choose as choose_module
+from spikeconv.training import FinetuneBudget
 
 DIGITS = ["--dataset", "digits"]
 BUDGET = FinetuneBudget(samples=600, lr=1e-3)
@@ -42,7 +42,7 @@ def plain_search(trained, train_data):
         raise AssertionError("auto fine-tuned without allow_finetune")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auto_module, "finetune_converted", refuse)
+        patch.setattr(candidates_module, "finetune_converted", refuse)
         return _search(trained, train_data)
 
 
@@ -92,7 +92,7 @@ def test_hybrid_is_chosen_below_the_conversion_cost_and_its_numbers_reproduce(pl
     assert all(row["train_seconds"] >= 0 for row in tuned) and report["finetune"]["seconds"] >= 0
     assert all(row["timesteps"] < plain.report["chosen"]["timesteps"] * plain.report["chosen"]["bits_per_step"] for row in tuned)
     if choice.variant.method != "hybrid":  # then no fine-tuned candidate met the budget (auto never drops one that did)
-        assert not any(row["drop"] + auto_module.STANDARD_ERRORS * row["drop_se"] <= 5.0 for row in tuned)
+        assert not any(row["drop"] + choose_module.STANDARD_ERRORS * row["drop_se"] <= 5.0 for row in tuned)
         assert choice.report["chosen"] == plain.report["chosen"]
         return
     # on this net and budget (measured with one thread; the margin depends on float summation order) hybrid wins

@@ -11,8 +11,8 @@ from spikeconv.cli import main
 from spikeconv.data import Split, load_dataset
 from spikeconv.evaluation import timestep_accuracy_curve
 from spikeconv.files import load_snn
+from spikeconv.workflows.curves import rate_code_accuracy
 from spikeconv.workflows.gap import gap_networks, layer_gaps
-from spikeconv.workflows.rate_code_curve import rate_code_accuracy
 
 DIGITS = ["--dataset", "digits"]
 

@@ -11,9 +11,9 @@ from spikeconv.cli import main
 from spikeconv.data import Split, load_dataset, make_loader
 from spikeconv.errors import CheckpointError
 from spikeconv.files import load_ann, load_snn
-from spikeconv.workflows import hybrid
+from spikeconv.training import FinetuneBudget, checkpoint_path, finetune_converted
+from spikeconv.training.snn import finetune as hybrid
 from spikeconv.workflows.api import convert
-from spikeconv.workflows.hybrid import FinetuneBudget, checkpoint_path, finetune_converted
 
 DIGITS = ["--dataset", "digits"]
 BUDGET = FinetuneBudget(epochs=2, samples=256, batch_size=64, lr=1e-3)

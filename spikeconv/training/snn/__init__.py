@@ -2,7 +2,8 @@
 
 One module per concern: ``config`` (SnnTrainConfig, SnnLoss), ``spikify`` (ReLU network ->
 trainable SpikingNetwork), ``tdbn`` (threshold-dependent BatchNorm init), ``losses``, ``loop``
-(train_snn, evaluate_snn), ``history`` and ``checkpoint``. ``spikeconv.training`` re-exports them.
+(train_snn, evaluate_snn), ``history``, ``checkpoint``, and ``finetune`` (hybrid conversion's short
+fine-tune of a converted SNN at its T). ``spikeconv.training`` re-exports them.
 """
 
 from spikeconv.training.snn.checkpoint import (
@@ -14,6 +15,7 @@ from spikeconv.training.snn.checkpoint import (
     snn_from_checkpoint,
 )
 from spikeconv.training.snn.config import SnnLoss, SnnTrainConfig
+from spikeconv.training.snn.finetune import FinetuneBudget, checkpoint_path, finetune_converted
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
 from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_network, train_snn
 from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
@@ -21,6 +23,7 @@ from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
 
 __all__ = [
+    "FinetuneBudget",
     "SNN_CHECKPOINT_FORMAT",
     "SNN_CHECKPOINT_VERSION",
     "SnnCheckpoint",
@@ -31,7 +34,9 @@ __all__ = [
     "SnnTrainOutputs",
     "SnnTrainResult",
     "apply_tdbn_",
+    "checkpoint_path",
     "evaluate_snn",
+    "finetune_converted",
     "load_snn_checkpoint",
     "mean_readout_cross_entropy",
     "per_step_mse",

@@ -12,9 +12,9 @@ from spikeconv.data.checks import check_data_fits
 from spikeconv.errors import CheckpointError
 from spikeconv.files import LoadedSnn, load_ann
 from spikeconv.models import build_model
+from spikeconv.options import snn_training_from_options
 from spikeconv.workflows.compare.methods import MethodKind
 from spikeconv.workflows.compare.models import ModelPlan, TrainingBudget
-from spikeconv.workflows.options import snn_training_from_options
 
 __all__ = ["check_arch", "check_snn_kind", "expected_shapes", "weight_shapes"]
 

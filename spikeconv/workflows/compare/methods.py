@@ -16,7 +16,7 @@ from pathlib import Path
 from spikeconv.convert.methods import METHODS
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import available_trainable_neurons
-from spikeconv.workflows.options import has_mpr
+from spikeconv.options import has_mpr
 
 __all__ = [
     "COMPARE_METHODS",

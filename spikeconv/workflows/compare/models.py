@@ -24,15 +24,10 @@ from spikeconv._io import file_sha256
 from spikeconv.convert.methods import MethodSettings
 from spikeconv.errors import CheckpointError, ConfigError
 from spikeconv.files import ModelSpec
+from spikeconv.options import ann_training_from_options, convert_from_options, settings_from_options, snn_training_from_options
+from spikeconv.training import FinetuneBudget
 from spikeconv.workflows.compare.methods import CompareMethod, MethodKind, compare_method
-from spikeconv.workflows.hybrid import FinetuneBudget
 from spikeconv.workflows.jobs import ConvertJob, DataSource, TrainAnnJob, convert_job, train_ann_job
-from spikeconv.workflows.options import (
-    ann_training_from_options,
-    convert_from_options,
-    settings_from_options,
-    snn_training_from_options,
-)
 from spikeconv.workflows.train_snn import TrainSnnJob, train_snn_job
 
 __all__ = ["ModelPlan", "TrainingBudget", "ann_spec", "file_sha256", "json_sha256", "make_model", "plan_models", "settle_plan"]

@@ -1,7 +1,7 @@
 """Which training samples ``--method auto`` calibrates on, validates on and fine-tunes on.
 
-Kept apart from the search (:mod:`spikeconv.workflows.auto`) because the convert job and the Python API
-draw these splits themselves and hand them to :func:`~spikeconv.workflows.auto.choose_conversion`.
+Kept apart from the search (:mod:`spikeconv.search.choose`) because the convert job and the Python API
+draw these splits themselves and hand them to :func:`~spikeconv.search.choose_conversion`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from spikeconv.data import calibration_indices
 from spikeconv.errors import ConfigError
-from spikeconv.workflows.auto import AutoConfig
+from spikeconv.search.config import AutoConfig
 
 
 def auto_calibration_samples(train_size: int, calib_samples: int, config: AutoConfig) -> int:

@@ -1,6 +1,6 @@
 """The ``--method auto`` report as text: the candidates table and the decision, for the CLI.
 
-Separate from the search (:mod:`spikeconv.workflows.auto`), which produces the report as a dict.
+Separate from the search (:mod:`spikeconv.search.choose`), which produces the report as a dict.
 """
 
 from __future__ import annotations

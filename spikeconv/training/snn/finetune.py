@@ -33,8 +33,9 @@ from torch.utils.data import Dataset, Subset
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import SpikingNetwork, check_timesteps
 from spikeconv.neurons.finetune_if import make_inference_, make_trainable_
-from spikeconv.training import SnnTrainConfig, SnnTrainOutputs, train_network
 from spikeconv.training.config import Optimizer, Schedule
+from spikeconv.training.snn.config import SnnTrainConfig
+from spikeconv.training.snn.loop import SnnTrainOutputs, train_network
 
 __all__ = ["FinetuneBudget", "checkpoint_path", "finetune_converted"]
 

@@ -1,0 +1,142 @@
+"""The state of one ``--method auto`` search: shared calibration statistics, the validation split, and the
+table of candidates, each screened by its ideal rate code or simulated (with operation counts), or fine-tuned."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import fx
+
+from spikeconv.calibration import calibrate, plan_of, prepare, recalibrate, sharing_layers
+from spikeconv.convert import ConvertConfig, convert, correct
+from spikeconv.convert.methods import MethodSettings
+from spikeconv.convert.rate_code_ann import rate_code_ann
+from spikeconv.data import make_loader
+from spikeconv.evaluation import count_operations
+from spikeconv.evaluation.memory import measure_simulation, time_chunk_set
+from spikeconv.neurons import SpikingNetwork
+from spikeconv.runtime import BatchesOn
+from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, rebatch, resolve_budget
+from spikeconv.search.config import AutoConfig
+from spikeconv.search.variants import AutoChoice, Variant, bits_per_step
+from spikeconv.training.snn.finetune import finetune_converted
+
+
+class Candidates:
+    """The state of one search: shared statistics, data, and the table of candidates."""
+
+    def __init__(self, graph: fx.GraphModule, calibration, validation, base: ConvertConfig, config: AutoConfig,
+                 extra: dict[str, Any]) -> None:  # fmt: skip
+        self.graph, self.base, self.config, self.extra = graph, base, config, extra
+        self.device = next(iter(graph.parameters()), torch.empty(0)).device  # convert --device put the graph there
+        self.calibration_loader = BatchesOn(make_loader(calibration, batch_size=256, shuffle=False), self.device)
+        self.validation = validation
+        self.correction_samples = config.correction_samples
+        self.statistics: dict[tuple, fx.GraphModule] = {}
+        self.plans: dict[tuple, fx.GraphModule] = {}
+        self.rows: list[dict[str, Any]] = []
+        # read again for every candidate (one batch in memory at a time); only the labels are kept
+        self.batches = BatchesOn(make_loader(validation, batch_size=256, shuffle=False), self.device)
+        self.labels = torch.cat([y for _, y in self.batches])
+        self.example = next(iter(self.batches))[0][:1]
+        self.ann_correct = self._correct(graph, self._ann_batch(graph))
+        self.ann_accuracy = 100.0 * float(self.ann_correct.float().mean())
+
+    def _ann_batch(self, model: torch.nn.Module) -> int:
+        """The validation batch an ANN-like ``model`` (the ANN, a rate code) may take within the working set."""
+        with torch.inference_mode():
+            cost = measure_batch_cost(model.eval(), self.example)
+        room, source = resolve_budget(MemoryBudget(), self.device)
+        return plan_batch(cost, wanted=256, room=min(room, WORKING_SET), source=source, what="scoring the validation split")
+
+    def _correct(self, predict: Callable[[torch.Tensor], torch.Tensor], batch: int) -> torch.Tensor:
+        """Which validation samples ``predict`` (logits or summed readout) classifies right, ``batch`` samples at a time;
+        ties go to the lowest class."""
+        with torch.inference_mode():
+            found = [predict(x).argmax(dim=1) for x in rebatch((x for x, _ in self.batches), batch)]
+        return torch.cat(found) == self.labels
+
+    def _scored(self, right: torch.Tensor) -> dict[str, float]:
+        """Accuracy, drop below the ANN, and the standard error of that paired drop (McNemar's discordant pairs)."""
+        n = right.numel()
+        lost = float((self.ann_correct & ~right).sum())
+        gained = float((~self.ann_correct & right).sum())
+        se = math.sqrt(max(lost + gained - (lost - gained) ** 2 / n, 0.0)) / n * 100.0
+        accuracy = 100.0 * float(right.float().mean())
+        return {"accuracy": round(accuracy, 2), "drop": round(self.ann_accuracy - accuracy, 2), "drop_se": round(se, 2)}
+
+    def calibrated(self, settings: MethodSettings) -> fx.GraphModule:
+        """The plan of ``settings``' rules, from statistics gathered once per observer family.
+
+        Each plan shares the ANN's layers with its family's statistics and keeps no statistics itself
+        (:func:`~spikeconv.calibration.sharing_layers`), so a plan per target T costs only the plan."""
+        rule = settings.calibration.default.to_dict()
+        family = (rule["kind"], rule.get("per_channel", False), rule.get("q"))
+        if family not in self.statistics:
+            self.statistics[family] = calibrate(prepare(self.graph, settings.calibration), self.calibration_loader,
+                                                extra=self.extra, memory=MemoryBudget(limit=self._room()))  # fmt: skip
+        key = (family, rule.get("timesteps"))
+        if key not in self.plans:  # per-channel MMSE searches cost seconds; signed and plain variants share them
+            planned = recalibrate(self.statistics[family], settings.calibration)
+            self.plans[key] = sharing_layers(self.statistics[family], plan_of(planned), rules=planned.meta["spikeconv_rules"])
+        return self.plans[key]
+
+    def _room(self) -> int:
+        """What a stage of the search may use: the budget, at most the working set."""
+        return min(resolve_budget(MemoryBudget(), self.device)[0], WORKING_SET)
+
+    def screen(self, variant: Variant, timesteps: int) -> dict[str, Any]:
+        settings = variant.settings(self.base, timesteps, self.correction_samples)
+        code = rate_code_ann(self.calibrated(settings), timesteps, settings.convert).to(self.device).eval()
+        row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
+               "bits_per_step": bits_per_step(settings.convert), **self._scored(self._correct(code, self._ann_batch(code))),
+               "energy_uj": None, "how": "screened"}  # fmt: skip
+        self.rows.append(row)
+        return row
+
+    def _converted(self, variant: Variant, timesteps: int) -> tuple[fx.GraphModule, ConvertConfig, SpikingNetwork]:
+        settings = variant.settings(self.base, timesteps, self.correction_samples)
+        calibrated = self.calibrated(settings)
+        if settings.correction is not None:
+            corrected = correct(calibrated, self.calibration_loader, settings.correction, settings.convert,
+                                memory=MemoryBudget(limit=self._room()))  # fmt: skip
+            calibrated = sharing_layers(calibrated, plan_of(corrected))  # the candidate keeps its plan, not a copy of the layers
+        convert_config = replace(settings.convert, timesteps=timesteps)
+        return calibrated, convert_config, convert(calibrated, convert_config).to(self.device).eval()
+
+    def _measured(self, snn: SpikingNetwork, variant: Variant, timesteps: int, convert_config: ConvertConfig,
+                  how: str) -> dict[str, Any]:  # fmt: skip
+        plan = measure_simulation(snn, self.example, timesteps, wanted=256, memory=MemoryBudget(limit=self._room()))
+        with count_operations(snn) as counter, time_chunk_set(snn, plan.chunk):
+            right = self._correct(lambda x: snn(x, timesteps).sum(dim=0), plan.batch)
+        totals = counter.result().totals(timesteps)
+        row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
+               "bits_per_step": bits_per_step(convert_config), **self._scored(right), "how": how,
+               "energy_uj": round(self.config.energy.energy_pj(ac=totals["ac"], mac=totals["mac"]) / 1e6, 4),
+               "spike_rate": round(float(totals["spike_rate"]), 4)}  # fmt: skip
+        self.rows.append(row)
+        return row
+
+    def simulate(self, variant: Variant, timesteps: int) -> tuple[dict[str, Any], AutoChoice]:
+        calibrated, convert_config, snn = self._converted(variant, timesteps)
+        row = self._measured(snn, variant, timesteps, convert_config, "simulated")
+        if convert_config.weight_bits is not None:  # --weight-bits: the same candidate with float weights, for comparison
+            floats = convert(calibrated, replace(convert_config, weight_bits=None)).to(self.device).eval()
+            plan = measure_simulation(floats, self.example, timesteps, wanted=256, memory=MemoryBudget(limit=self._room()))
+            with time_chunk_set(floats, plan.chunk):
+                right = self._correct(lambda x: floats(x, timesteps).sum(dim=0), plan.batch)
+            row["float_accuracy"] = self._scored(right)["accuracy"]
+        return row, AutoChoice(calibrated, convert_config, variant, {})
+
+    def finetune(self, timesteps: int, train_data) -> tuple[dict[str, Any], AutoChoice]:
+        """``hybrid`` at ``timesteps``: converted, fine-tuned on ``train_data``, scored on the validation split."""
+        variant = Variant("hybrid")
+        calibrated, convert_config, snn = self._converted(variant, timesteps)
+        trained, record = finetune_converted(snn, train_data, timesteps=timesteps, budget=self.config.finetune)
+        row = self._measured(trained.eval(), variant, timesteps, convert_config, "fine-tuned")
+        row["train_seconds"] = record["seconds"]
+        return row, AutoChoice(calibrated, convert_config, variant, {}, snn=trained, hybrid=record)

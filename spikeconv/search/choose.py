@@ -1,0 +1,192 @@
+"""``--method auto``: the conversion method and T that meet the user's accuracy budget at least cost.
+
+The search answers "what is the fewest timesteps (or the least energy) at which my network stays
+within ``max_drop`` points of its ANN, and with which method?" on a validation split of the
+*training* data (never the test set; disjoint from the calibration samples):
+
+1. Calibrate once per family of statistics: per-layer and per-channel MMSE histograms (shared by
+   every target T through :func:`~spikeconv.calibration.recalibrate`), percentile histograms for
+   ``burst``, the learned clip for ``qcfs`` when the ANN has QCFS activations.
+2. For T = 1, 2, ... ``max_timesteps``: screen every variant (method x per-channel x signed
+   neuron) by the accuracy of its ideal T-step rate code (:func:`~spikeconv.convert.rate_code_ann`,
+   one ANN pass, no simulation); simulate the most promising ones (with their measured correction)
+   on the validation split, counting operations for the energy estimate.
+3. A candidate is within budget when its drop plus one standard error of that paired drop
+   (from the samples the ANN and the SNN disagree on) is at most ``max_drop``: the split is small,
+   and the ANN has seen these samples in training, so the measured drop errs low (on the shipped
+   CNN a validation drop of 0.40 ± 0.36 at T = 3 was a test-set drop of 1.00).
+   ``timesteps`` objective: the smallest T at which a simulated candidate is within budget; ties
+   go to the least estimated energy. ``energy`` objective: the least energy among all simulated
+   candidates within budget. If none is (the search stops early once three more T in a row did
+   not lower the best drop), the candidate with the smallest drop is kept and the report says so.
+
+Multi-spike neurons (``burst``, Γ = 2) carry more than one bit per step, so they are ranked by
+binary-equivalent steps, T·⌈log2(Γ + 1)⌉, not by T alone.
+
+4. Only with ``allow_finetune`` (``--allow-finetune``) does the search train: after the conversion
+   search, ``hybrid`` (the calibrated conversion fine-tuned at T, :mod:`spikeconv.training.snn.finetune`)
+   is tried below the chosen T in binary-equivalent steps (at the chosen T when nothing met the budget), from the largest such
+   T down, at the T whose best conversion is within ``FINETUNE_REACH`` points of the budget, at most
+   ``FINETUNE_TRIALS`` fine-tunes, stopping at the first that misses the budget. Each is trained on
+   training samples outside the validation split and scored on that split like any candidate; the
+   smallest T that meets the budget wins. The report records every fine-tune and its wall time.
+   Without it nothing is ever trained.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from torch import fx
+
+from spikeconv.convert import ConvertConfig
+from spikeconv.convert.for_target import allowed_for_target
+from spikeconv.errors import ConfigError
+from spikeconv.search.candidates import Candidates
+from spikeconv.search.config import AutoConfig, Objective
+from spikeconv.search.variants import AutoChoice, bits_per_step, variants_for
+
+SCREEN_MARGIN = 2.0  # points: a rate-code prediction this far outside the budget is not simulated
+SIMULATED_PER_T = 2  # at most this many variants are simulated at each T
+PATIENCE = 3  # stop after this many T without a better simulated drop, when nothing is within budget yet
+STANDARD_ERRORS = 1.0  # the budget must hold this many standard errors of the paired drop above the measured drop
+FINETUNE_REACH = 3.0  # points: hybrid is tried where the best conversion misses the budget by at most this much (it
+# closed 1.6 points on the residual net at T = 4 and 2.0 on the shipped CNN at T = 2, docs/benchmarks.md)
+FINETUNE_TRIALS = 2  # at most this many fine-tunes per search
+
+
+def _meets(row: dict[str, Any], config: AutoConfig) -> bool:
+    """Within budget with one standard error to spare: the validation split is small and was seen in training."""
+    return row["drop"] + STANDARD_ERRORS * row["drop_se"] <= config.max_drop
+
+
+def _cost(row: dict[str, Any]) -> int:
+    return int(row["timesteps"]) * int(row["bits_per_step"])
+
+
+def _preference(row: dict[str, Any], config: AutoConfig) -> tuple:
+    """How the objective ranks candidates within budget: smaller is better."""
+    if config.objective is Objective.ENERGY:
+        return (row["energy_uj"], _cost(row))
+    return (_cost(row), row["energy_uj"])
+
+
+def choose_conversion(graph: fx.GraphModule, calibration, validation, base: ConvertConfig, config: AutoConfig, *,
+                      extra: dict[str, Any] | None = None, on_candidate: Callable[[dict[str, Any]], None] | None = None,
+                      train_data=None) -> AutoChoice:  # fmt: skip
+    """Search methods x T as the module docstring describes; return the choice with its evidence.
+
+    Args:
+        graph: The canonical ANN graph.
+        calibration: Training samples for thresholds and corrections.
+        validation: Other training samples, for the ANN's and every candidate's accuracy.
+        base: The user's neuron settings (reset, v_init, encoding, max-pool mode).
+        config: Budget, objective and bounds.
+        extra: Facts recorded in the threshold plan (data set, split, seed).
+        on_candidate: Called with each table row as it is measured (for a live log).
+        train_data: Labelled training samples outside ``validation`` for the fine-tunes of
+            ``config.allow_finetune`` (required then, unused otherwise).
+
+    Raises:
+        ConfigError: ``allow_finetune`` without ``train_data``.
+    """
+    if config.allow_finetune and train_data is None:
+        raise ConfigError("allow_finetune trains hybrid candidates: pass train_data (labelled samples outside the validation split)")
+    search = Candidates(graph, calibration, validation, base, config, dict(extra or {}))
+    if config.allow_finetune and base.target is not None:
+        raise ConfigError(f"--allow-finetune trains hybrid's thresholds, which --target {base.target.name} folds into the weights; "
+                          "drop one of them")  # fmt: skip
+    variants = [v for v in variants_for(graph) if base.target is None or allowed_for_target(v.method, v.sin, base.target)]
+    simulated: list[tuple[dict[str, Any], AutoChoice]] = []
+    best_cost, best_drop, stalled = None, math.inf, 0
+    for timesteps in range(1, config.max_timesteps + 1):
+        screened = []
+        for variant in variants:
+            if best_cost is not None and timesteps * bits_per_step(variant.settings(base, timesteps, 1).convert) > best_cost:
+                continue
+            row = search.screen(variant, timesteps)
+            screened.append((row, variant))
+            if on_candidate is not None:
+                on_candidate(row)
+        screened.sort(key=lambda item: (-item[0]["accuracy"], _cost(item[0])))
+        promising = [v for row, v in screened if row["drop"] <= config.max_drop + SCREEN_MARGIN][:SIMULATED_PER_T]
+        for variant in promising:
+            row, choice = search.simulate(variant, timesteps)
+            simulated.append((row, choice))
+            if on_candidate is not None:
+                on_candidate(row)
+        drops = [row["drop"] + STANDARD_ERRORS * row["drop_se"] for row, _ in simulated if row["timesteps"] == timesteps]
+        stalled = 0 if drops and min(drops) < best_drop - 0.05 else stalled + 1
+        best_drop = min([best_drop, *drops])
+        within = [item for item in simulated if _meets(item[0], config)]
+        if not within and simulated and stalled >= PATIENCE:  # the budget is out of reach: more steps stopped helping
+            break
+        if within and best_cost is None:
+            cheapest = min(_cost(row) for row, _ in within)  # a multi-spike candidate may cost more than this T
+            best_cost = cheapest if config.objective is Objective.TIMESTEPS else 2 * cheapest  # energy: look further, not forever
+        if best_cost is not None and timesteps >= best_cost:
+            break
+    choice = _decide(search, simulated, variants, config)
+    if not config.allow_finetune:
+        return replace(choice, report={**choice.report, "finetune": {"allowed": False}})
+    return _consider_hybrid(search, choice, config, train_data, on_candidate)
+
+
+def _hybrid_steps(search: Candidates, choice: AutoChoice, config: AutoConfig) -> list[int]:
+    """Where a fine-tune may pay: below the chosen cost in binary-equivalent steps (at the chosen T when nothing met the
+    budget), near enough the budget, largest T first."""
+    chosen = choice.report["chosen"]
+    top = min(_cost(chosen) - 1, config.max_timesteps) if choice.report["met_budget"] else int(chosen["timesteps"])
+    best: dict[int, float] = {}
+    for row in search.rows:
+        best[int(row["timesteps"])] = min(best.get(int(row["timesteps"]), math.inf), float(row["drop"]))
+    return [t for t in range(top, 0, -1) if best.get(t, math.inf) <= config.max_drop + FINETUNE_REACH]
+
+
+def _consider_hybrid(search: Candidates, choice: AutoChoice, config: AutoConfig, train_data,
+                     on_candidate: Callable[[dict[str, Any]], None] | None) -> AutoChoice:  # fmt: skip
+    """Fine-tune hybrid where :func:`_hybrid_steps` says, keep the smallest T that meets the budget (else the closest)."""
+    trials: list[tuple[dict[str, Any], AutoChoice]] = []
+    for timesteps in _hybrid_steps(search, choice, config)[:FINETUNE_TRIALS]:
+        trials.append(search.finetune(timesteps, train_data))
+        if on_candidate is not None:
+            on_candidate(trials[-1][0])
+        if not _meets(trials[-1][0], config):
+            break
+    report = {**choice.report, "candidates": list(search.rows), "simulated": sum(r["how"] != "screened" for r in search.rows),
+              "finetune": {"allowed": True, "budget": config.finetune.to_dict(), "trained": len(trials),
+                           "seconds": round(sum(row["train_seconds"] for row, _ in trials), 1)}}  # fmt: skip
+    within = [item for item in trials if _meets(item[0], config)]
+    best = min(within, key=lambda item: _preference(item[0], config)) if within else None
+    conversion_wins = best is not None and choice.report["met_budget"] and (
+        _preference(choice.report["chosen"], config) <= _preference(best[0], config))  # fmt: skip
+    if best is not None and not conversion_wins:
+        row, picked = best
+    elif not choice.report["met_budget"] and trials and min(r["drop"] for r, _ in trials) < choice.report["chosen"]["drop"]:
+        row, picked = min(trials, key=lambda item: item[0]["drop"])
+    else:
+        return replace(choice, report=report)
+    return replace(picked, report={**report, "chosen": dict(row), "met_budget": bool(within)})
+
+
+def _decide(search: Candidates, simulated, variants, config: AutoConfig) -> AutoChoice:
+    if not simulated:  # nothing was promising: simulate the best-screened candidate at the largest T
+        best = max((row for row in search.rows), key=lambda row: row["accuracy"])
+        variant = next(v for v in variants if v.label == best["variant"])
+        simulated = [search.simulate(variant, int(best["timesteps"]))]
+    within = [item for item in simulated if _meets(item[0], config)]
+    if within:
+        row, choice = min(within, key=lambda item: _preference(item[0], config))
+    else:
+        row, choice = min(simulated, key=lambda item: (item[0]["drop"], _cost(item[0])))
+    report = {
+        "objective": config.objective.value, "max_drop": config.max_drop, "max_timesteps": config.max_timesteps,
+        "met_budget": bool(within), "validation": {"samples": len(search.validation), "ann_accuracy": round(search.ann_accuracy, 2)},
+        "chosen": dict(row), "screened": sum(r["how"] == "screened" for r in search.rows),
+        "simulated": sum(r["how"] == "simulated" for r in search.rows), "candidates": list(search.rows),
+        "energy_model": config.energy.to_dict(),
+    }  # fmt: skip
+    return replace(choice, report=report)
