@@ -36,7 +36,12 @@ from spikeconv.workflows.jobs import write_main
 
 
 def curve_label(path: Path, info: dict) -> str:
-    """``file (method)`` for converted SNNs that record their method, else the file name."""
+    """``file (method)`` for converted SNNs that record their method, else the file name; for ``--method auto``
+    what it chose: ``file (auto: calibrated + per-channel + signed, T = 3)``."""
+    auto = info.get("auto")
+    chosen = auto.get("chosen") if isinstance(auto, dict) else None
+    if isinstance(chosen, dict) and "variant" in chosen and "timesteps" in chosen:
+        return f"{path.name} (auto: {chosen['variant']}, T = {chosen['timesteps']})"
     method = info.get("method")
     return f"{path.name} ({method})" if method else path.name
 

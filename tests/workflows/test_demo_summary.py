@@ -19,3 +19,15 @@ def test_summary_states_the_choice_the_drop_and_the_rate_baseline():
     assert line == ("auto chose calibrated + signed at T = 3: 91.50 % on the test set, within 0.50 points of the ANN "
                     "(92.00 %); rate needs T = 4 for the same")  # fmt: skip
     assert "rate is not there by T = 4" in summary_line(auto, [converted, _curve([10.0, 20.0, 30.0, 40.0], "rate")])
+
+
+def test_the_legend_names_what_auto_chose():
+    from pathlib import Path
+
+    from spikeconv.workflows.curves import curve_label
+
+    chosen = {"variant": "calibrated + per-channel + signed", "timesteps": 3}
+    info = {"method": "calibrated", "auto": {"chosen": chosen}}
+    assert curve_label(Path("out/fmnist-cnn.snn.pt"), info) == "fmnist-cnn.snn.pt (auto: calibrated + per-channel + signed, T = 3)"
+    assert curve_label(Path("rate.snn.pt"), {"method": "rate"}) == "rate.snn.pt (rate)"
+    assert curve_label(Path("trained.pt"), {}) == "trained.pt"
