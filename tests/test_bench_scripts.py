@@ -59,3 +59,30 @@ def test_scale_measures_every_stage_of_a_small_conversion_and_its_curve(tmp_path
     stages = {s["stage"] for s in rows[0]["stages"]}
     assert {"calibrate", "convert", "write"} <= stages and any(s.startswith("potential correction at T = ") for s in stages)
     assert all(row["peak_rss_gib"] > 0 and row["wall_s"] > 0 for row in rows)
+
+
+def test_vit_cost_times_a_converted_vit_and_counts_its_operators_as_macs(tmp_path):
+    """bench/vit_cost.py on a one-block torchvision ViT converted by the CLI (docs/benchmarks.md, "Vision Transformers")."""
+    import torch
+
+    sys.path.insert(0, str(BENCH))
+    from vit_train import build
+
+    torch.manual_seed(0)
+    model = build(patch=7, layers=1, hidden=16, heads=2, mlp=32).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 28, 28),)), tmp_path / "vit.pt2")
+    done = subprocess.run([sys.executable, "-m", "spikeconv", "convert", str(tmp_path / "vit.pt2"), "--method", "calibrated",
+                           "--target-timesteps", "2", "--calib-samples", "64", "--correction-samples", "16",
+                           "--mean", "0.2860", "--std", "0.3530", "--out", str(tmp_path / "vit.snn.pt")],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "cost.json"
+    _run("vit_cost.py", str(tmp_path / "vit.snn.pt"), "--timesteps", "2", "--images", "8", "--batch", "4", "--repeats", "1",
+         "--json", str(out))  # fmt: skip
+    record = json.loads(out.read_text())
+    assert record["ratio_to_T_ann_forwards"] > 0 and 0 < record["mac_share_of_operations"] < 1
+    kinds = record["snn_by_kind"]
+    assert {"layer_norm", "gelu", "softmax", "product"} <= set(kinds)
+    assert all(kinds[k]["mac"] > 0 for k in ("layer_norm", "gelu", "softmax", "product"))  # dense work every step, counted
+    assert kinds["linear"]["mac"] == 0 and kinds["linear"]["ac"] > 0  # the linear layers run on spikes
+    assert record["energy_uj"]["snn_static_once"] < record["energy_uj"]["snn"]
