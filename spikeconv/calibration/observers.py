@@ -149,7 +149,8 @@ class PercentileObserver(Observer):
 
 
 SEARCH_ELEMENTS = 1 << 22
-"""Bisection entries (channels x 95 candidates x T) :class:`MseObserver` searches at once (a few tens of MB)."""
+"""Entries of the bisection (channels x 95 candidates x T) and of the prefix sums (3 x channels x bins) that
+:class:`MseObserver` holds at once: a block of channels at a time, a few tens of MB."""
 
 
 class MseObserver(PercentileObserver):
@@ -183,20 +184,19 @@ class MseObserver(PercentileObserver):
         channel instead of a pass over every bin (:meth:`reference_compute` is that pass; both pick the same θ
         up to the rounding of the error sums). All candidates are searched at once, a block of channels at a
         time so that the ``[channels, 95, T]`` bisection stays within :data:`SEARCH_ELEMENTS`."""
-        hist = self.histogram.double()
-        width = self.upper.double()[:, None] / self.bins
-        centres = (torch.arange(self.bins, dtype=torch.float64)[None, :] + 0.5) * width
-        prefix = torch.stack([F.pad(torch.cumsum(m, dim=1), (1, 0)) for m in (hist, hist * centres, hist * centres * centres)])
         clips = 1.0 - 0.01 * torch.arange(95, dtype=torch.float64)
         thetas = (self.max_value.double()[:, None] * clips[None, :]).clamp_min(1e-12)  # [C, 95], largest first
-        block = max(1, SEARCH_ELEMENTS // (95 * (self.timesteps + 2)))
-        best = torch.cat([self._best_of(prefix[:, c : c + block], width[c : c + block], thetas[c : c + block])
-                          for c in range(0, hist.shape[0], block)])  # fmt: skip
-        return torch.where(hist.sum(dim=1) > 0, best, torch.zeros_like(best)).float()
+        width = self.upper.double()[:, None] / self.bins
+        block = max(1, min(SEARCH_ELEMENTS // (95 * (self.timesteps + 2)), SEARCH_ELEMENTS // (3 * (self.bins + 1))))
+        best = torch.cat([self._best_of(self.histogram[c : c + block].double(), width[c : c + block], thetas[c : c + block])
+                          for c in range(0, thetas.shape[0], block)])  # fmt: skip
+        return torch.where(self.histogram.sum(dim=1) > 0, best, torch.zeros_like(best)).float()
 
-    def _best_of(self, prefix: Tensor, width: Tensor, thetas: Tensor) -> Tensor:
-        """The candidate of ``thetas`` (``[C, A]``) with the least quantisation error; the first on a tie."""
+    def _best_of(self, hist: Tensor, width: Tensor, thetas: Tensor) -> Tensor:
+        """The candidate of ``thetas`` (``[C, A]``) with the least quantisation error of ``hist``; the first on a tie."""
         steps, (channels, candidates) = self.timesteps, thetas.shape
+        centres = (torch.arange(self.bins, dtype=torch.float64)[None, :] + 0.5) * width
+        prefix = torch.stack([F.pad(torch.cumsum(m, dim=1), (1, 0)) for m in (hist, hist * centres, hist * centres * centres)])
         edges = torch.cat([torch.zeros(channels, candidates, 1, dtype=torch.long), self._level_starts(width, thetas),
                            torch.full((channels, candidates, 1), self.bins, dtype=torch.long)], dim=2).reshape(channels, -1)  # fmt: skip
         sums = prefix.gather(2, edges[None].expand(3, -1, -1)).reshape(3, channels, candidates, steps + 2)

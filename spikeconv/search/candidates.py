@@ -20,7 +20,15 @@ from spikeconv.evaluation import count_operations
 from spikeconv.evaluation.memory import measure_simulation, time_chunk_set
 from spikeconv.neurons import SpikingNetwork
 from spikeconv.runtime import BatchesOn
-from spikeconv.runtime.memory import WORKING_SET, MemoryBudget, measure_batch_cost, plan_batch, rebatch, resolve_budget
+from spikeconv.runtime.memory import (
+    WORKING_SET,
+    MemoryBudget,
+    measure_batch_cost,
+    plan_batch,
+    rebatch,
+    release_free_memory,
+    resolve_budget,
+)
 from spikeconv.search.config import AutoConfig
 from spikeconv.search.variants import AutoChoice, Variant, bits_per_step
 from spikeconv.training.snn.finetune import finetune_converted
@@ -96,6 +104,7 @@ class Candidates:
                "bits_per_step": bits_per_step(settings.convert), **self._scored(self._correct(code, self._ann_batch(code))),
                "energy_uj": None, "how": "screened"}  # fmt: skip
         self.rows.append(row)
+        release_free_memory()  # a candidate's tensors are gone: their pages too, before the next is planned
         return row
 
     def _converted(self, variant: Variant, timesteps: int) -> tuple[fx.GraphModule, ConvertConfig, SpikingNetwork]:
@@ -119,6 +128,7 @@ class Candidates:
                "energy_uj": round(self.config.energy.energy_pj(ac=totals["ac"], mac=totals["mac"]) / 1e6, 4),
                "spike_rate": round(float(totals["spike_rate"]), 4)}  # fmt: skip
         self.rows.append(row)
+        release_free_memory()
         return row
 
     def simulate(self, variant: Variant, timesteps: int) -> tuple[dict[str, Any], AutoChoice]:

@@ -136,3 +136,46 @@ def test_cli_refuses_method_flags_with_auto(trained, tmp_path, capsys, flag):
     assert main(["convert", str(trained), *DIGITS, "--out", str(out), *flag]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--method auto chooses" in err and not out.exists()
+
+
+class _ScriptedCandidates:
+    """A search whose rate codes lose 24/T points and whose simulations add a fixed timing gap per variant."""
+
+    GAPS = {"calibrated + per-channel": 20.0, "calibrated + per-channel + signed": -0.5}
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.rows, self.validation, self.ann_accuracy, self.calls = [], range(2000), 90.0, []
+
+    def _row(self, variant, timesteps: int, drop: float, how: str) -> dict:
+        return {"method": variant.method, "variant": variant.label, "timesteps": timesteps, "bits_per_step": 1,
+                "accuracy": 90.0 - drop, "drop": round(drop, 2), "drop_se": 0.0, "energy_uj": float(timesteps), "how": how}  # fmt: skip
+
+    def screen(self, variant, timesteps: int) -> dict:
+        self.rows.append(self._row(variant, timesteps, 24.0 / timesteps, "screened"))
+        return self.rows[-1]
+
+    def simulate(self, variant, timesteps: int):
+        from spikeconv.search.variants import AutoChoice
+
+        self.calls.append((variant.label, timesteps))
+        self.rows.append(self._row(variant, timesteps, 24.0 / timesteps + self.GAPS[variant.label], "simulated"))
+        return self.rows[-1], AutoChoice(None, ConvertConfig(timesteps=timesteps), variant, {})
+
+
+def test_a_neuron_whose_spikes_fall_far_behind_its_rate_code_is_not_simulated_again(monkeypatch):
+    """The rate code cannot see a plain neuron's timing loss; its first simulation can, and the search
+    then spends its simulations on the variant that can meet the budget, without stopping early."""
+    from spikeconv.neurons import SinCorrection
+    from spikeconv.search import choose
+    from spikeconv.search.variants import Variant
+
+    variants = [Variant("calibrated", True), Variant("calibrated", True, SinCorrection.SIGNED)]
+    made = []
+    monkeypatch.setattr(choose, "Candidates", lambda *a, **k: made.append(_ScriptedCandidates()) or made[-1])
+    monkeypatch.setattr(choose, "variants_for", lambda graph: variants)
+    choice = choose.choose_conversion(None, None, None, ConvertConfig(), AutoConfig(max_drop=1.0, max_timesteps=20))
+    calls = made[0].calls
+    first = 8  # the first T whose rate code is within the screening margin (24/8 = 3 points)
+    assert [t for label, t in calls if label == variants[0].label] == [first]  # one simulation showed its 20-point gap
+    assert [t for label, t in calls if label == variants[1].label] == list(range(first, 17))
+    assert choice.report["met_budget"] and choice.timesteps == 16 and choice.variant == variants[1]  # 24/16 - 0.5 = 1.0
