@@ -208,21 +208,24 @@ class MseObserver(PercentileObserver):
     def _level_starts(self, width: Tensor, thetas: Tensor) -> Tensor:
         """``[C, A, T]``: for k = 1..T the first bin whose level ``⌊c·T/θ + s⌋`` is at least k (``bins`` if none).
 
-        The level grows with the bin, so each start is found by bisection, evaluating the level with the
-        operations of :meth:`reference_compute` in the same order (so each bin lands in the same level)."""
-        steps = self.timesteps
-        shape = (*thetas.shape, steps)
-        wanted = torch.arange(1, steps + 1, dtype=torch.float64).expand(shape)
+        Solved for the bin in closed form, then moved bin by bin until the level evaluated with the
+        operations of :meth:`reference_compute`, in the same order, agrees (rounding moves it by one at
+        most), so each bin lands in the level the definition gives it."""
+        steps, bins = self.timesteps, self.bins
+        wanted = torch.arange(1, steps + 1, dtype=torch.float64)
         theta, width = thetas[..., None], width[..., None]
-        low = torch.zeros(shape, dtype=torch.long)
-        high = torch.full(shape, self.bins, dtype=torch.long)
-        while bool((low < high).any()):
-            middle = (low + high) // 2
-            reached = (((middle.double() + 0.5) * width) * steps / theta + self.shift).floor() >= wanted
-            open_ = low < high
-            high = torch.where(reached & open_, middle, high)
-            low = torch.where(~reached & open_, middle + 1, low)
-        return low
+
+        def reached(b: Tensor) -> Tensor:  # level of bin b >= k; the bin past the last always "reaches"
+            return ((((b.double() + 0.5) * width) * steps / theta + self.shift).floor() >= wanted) | (b >= bins)
+
+        guess = torch.ceil((wanted - self.shift) * theta / (width * steps) - 0.5)
+        start = torch.nan_to_num(guess, nan=bins, posinf=bins, neginf=0).clamp(0, bins).long()  # an empty channel: none
+        while True:
+            up = ~reached(start)
+            down = (start > 0) & reached((start - 1).clamp_min(0))
+            if not bool(up.any() or down.any()):
+                return start
+            start = start + up.long() - down.long()
 
     def reference_compute(self) -> Tensor:
         """The same search as a pass over every bin for every candidate: the definition, kept for the tests."""

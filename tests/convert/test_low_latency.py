@@ -80,6 +80,12 @@ def test_mse_search_by_prefix_sums_picks_the_threshold_of_the_pass_over_every_bi
     assert torch.equal(fast, reference) and (not per_channel or fast[3] == 0 and bool((fast[scales.flatten() > 0] > 0).all()))
 
 
+def test_mse_search_of_channels_that_never_fired_is_zero():
+    observer = MseObserver(4, per_channel=True)
+    observer(torch.zeros(8, 3, 4, 4))  # nothing above 0 anywhere: empty histograms of zero width
+    assert torch.equal(observer._compute(), torch.zeros(3)) and torch.equal(observer.reference_compute(), torch.zeros(3))
+
+
 def test_mse_threshold_grows_with_timesteps():
     values = torch.randn(20000, generator=torch.Generator().manual_seed(0)).relu() ** 2
     chosen = []
