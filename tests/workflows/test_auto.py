@@ -141,7 +141,8 @@ def test_cli_refuses_method_flags_with_auto(trained, tmp_path, capsys, flag):
 class _ScriptedCandidates:
     """A search whose rate codes lose 24/T points and whose simulations add a fixed timing gap per variant."""
 
-    GAPS = {"calibrated + per-channel": 20.0, "calibrated + per-channel + signed": -0.5}
+    GAPS = {"calibrated + per-channel": 20.0, "calibrated + per-channel + signed": -0.5, "calibrated + signed": 0.0}
+    OFFSETS = {"calibrated + signed": 1.5}  # a rate code 1.5 points below the others at every T
 
     def __init__(self, *args, **kwargs) -> None:
         self.rows, self.validation, self.ann_accuracy, self.calls = [], range(2000), 90.0, []
@@ -151,14 +152,15 @@ class _ScriptedCandidates:
                 "accuracy": 90.0 - drop, "drop": round(drop, 2), "drop_se": 0.0, "energy_uj": float(timesteps), "how": how}  # fmt: skip
 
     def screen(self, variant, timesteps: int) -> dict:
-        self.rows.append(self._row(variant, timesteps, 24.0 / timesteps, "screened"))
+        self.rows.append(self._row(variant, timesteps, 24.0 / timesteps + self.OFFSETS.get(variant.label, 0.0), "screened"))
         return self.rows[-1]
 
     def simulate(self, variant, timesteps: int):
         from spikeconv.search.variants import AutoChoice
 
         self.calls.append((variant.label, timesteps))
-        self.rows.append(self._row(variant, timesteps, 24.0 / timesteps + self.GAPS[variant.label], "simulated"))
+        drop = 24.0 / timesteps + self.OFFSETS.get(variant.label, 0.0) + self.GAPS[variant.label]
+        self.rows.append(self._row(variant, timesteps, drop, "simulated"))
         return self.rows[-1], AutoChoice(None, ConvertConfig(timesteps=timesteps), variant, {})
 
 
@@ -169,7 +171,11 @@ def test_a_neuron_whose_spikes_fall_far_behind_its_rate_code_is_not_simulated_ag
     from spikeconv.search import choose
     from spikeconv.search.variants import Variant
 
-    variants = [Variant("calibrated", True), Variant("calibrated", True, SinCorrection.SIGNED)]
+    variants = [
+        Variant("calibrated", True),
+        Variant("calibrated", True, SinCorrection.SIGNED),
+        Variant("calibrated", False, SinCorrection.SIGNED),
+    ]
     made = []
     monkeypatch.setattr(choose, "Candidates", lambda *a, **k: made.append(_ScriptedCandidates()) or made[-1])
     monkeypatch.setattr(choose, "variants_for", lambda graph: variants)
@@ -178,4 +184,5 @@ def test_a_neuron_whose_spikes_fall_far_behind_its_rate_code_is_not_simulated_ag
     first = 8  # the first T whose rate code is within the screening margin (24/8 = 3 points)
     assert [t for label, t in calls if label == variants[0].label] == [first]  # one simulation showed its 20-point gap
     assert [t for label, t in calls if label == variants[1].label] == list(range(first, 17))
+    assert not [t for label, t in calls if label == variants[2].label]  # predicted 1.5 points behind: never beside the best
     assert choice.report["met_budget"] and choice.timesteps == 16 and choice.variant == variants[1]  # 24/16 - 0.5 = 1.0
