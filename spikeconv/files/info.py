@@ -286,7 +286,7 @@ def _thresholds_text(t: Mapping[str, Any]) -> str:
 
 
 def _auto_rows(auto: Any) -> list[tuple[str, str | None]]:
-    """Why ``--method auto`` chose this (the report of :mod:`spikeconv.workflows.auto`)."""
+    """Why ``--method auto`` chose this (the report of :mod:`spikeconv.search`)."""
     if not isinstance(auto, Mapping) or not isinstance(auto.get("chosen"), Mapping):
         return [("auto", "record not readable")]
     chosen, validation = auto["chosen"], _mapping(auto.get("validation"))

@@ -26,145 +26,21 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from spikeconv.errors import UnsupportedLayerError
+from spikeconv.ingest.onnx.attention_trace import (
+    Graph,
+    Projection,
+    back,
+    data_inputs,
+    forward,
+    index,
+    projection_at,
+    readers,
+    run,
+)
 
 __all__ = ["rewrite_attention_"]
-
-_LAYOUT = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Gather", "Slice", "Split", "Expand"}
-
-
-@dataclass
-class _Graph:
-    """Lookups over one ONNX graph and the values every tensor took on the probe."""
-
-    model: onnx.ModelProto
-    values: dict[str, np.ndarray]
-
-    def __post_init__(self) -> None:
-        graph = self.model.graph
-        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        self.producer = {out: node for node in graph.node for out in node.output if out}
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for node in graph.node:
-            for name in node.input:
-                self.consumers.setdefault(name, []).append(node)
-        data = {v.name for v in graph.input if v.name not in self.constants}
-        for node in graph.node:  # data: what depends on the input other than through Shape
-            if node.op_type not in ("Shape", "Size") and any(name in data for name in node.input):
-                data.update(o for o in node.output if o)
-        self.data = data
-
-    def scalar(self, name: str) -> float | None:
-        """The value of a one-element tensor that does not vary with the data (a scale), else None."""
-        value = self.constants.get(name, self.values.get(name)) if name not in self.data else None
-        return float(np.asarray(value).reshape(-1)[0]) if value is not None and np.asarray(value).size == 1 else None
-
-
-def _data_inputs(g: _Graph, node: onnx.NodeProto) -> list[int]:
-    return [i for i, name in enumerate(node.input) if name in g.data]
-
-
-def _scale_of(g: _Graph, node: onnx.NodeProto) -> tuple[float, int] | None:
-    """``(factor, data input index)`` of a Mul or Div of data by a scalar, else None."""
-    if node.op_type not in ("Mul", "Div") or len(_data_inputs(g, node)) != 1:
-        return None
-    index = _data_inputs(g, node)[0]
-    other = g.scalar(node.input[1 - index])
-    if other is None or (node.op_type == "Div" and index != 0):
-        return None
-    return (other if node.op_type == "Mul" else 1.0 / other), index
-
-
-@dataclass
-class _Link:
-    """One layout op of a chain: the node, which of its inputs carries the data, which output the chain follows."""
-
-    node: onnx.NodeProto
-    index: int
-    output: str
-
-
-def _run(g: _Graph, chain: list[_Link], value: np.ndarray) -> np.ndarray:
-    """The chain applied to ``value`` in place of its input; other inputs keep their probe values (same shapes)."""
-    for link in chain:
-        feeds = {name: g.constants.get(name, g.values.get(name)) for name in link.node.input if name}
-        feeds[link.node.input[link.index]] = value
-        outputs = ReferenceEvaluator(link.node).run(None, feeds)
-        value = outputs[list(link.node.output).index(link.output)]
-    return value
-
-
-@dataclass(frozen=True)
-class _Projection:
-    """``y = x·Wᵀ + b`` on the last dimension: the node(s), the data input name, W ``[out, in]`` and b."""
-
-    output: str
-    data: str
-    weight: np.ndarray
-    bias: np.ndarray | None
-
-
-def _projection_at(g: _Graph, name: str) -> _Projection | None:
-    node = g.producer.get(name)
-    bias = None
-    if node is not None and node.op_type == "Add" and len(_data_inputs(g, node)) == 1:
-        index = _data_inputs(g, node)[0]
-        bias = g.constants.get(node.input[1 - index])
-        node = g.producer.get(node.input[index]) if bias is not None else None
-    if node is None:
-        return None
-    if node.op_type == "MatMul" and node.input[1] in g.constants and g.constants[node.input[1]].ndim == 2 and node.input[0] in g.data:
-        return _Projection(name, node.input[0], g.constants[node.input[1]].T, bias)
-    if node.op_type == "Gemm" and bias is None and node.input[0] in g.data and node.input[1] in g.constants:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attrs.get("transA", 0):
-            return None
-        b = g.constants[node.input[1]]
-        weight = attrs.get("alpha", 1.0) * (b if attrs.get("transB", 0) else b.T)
-        c = g.constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        return _Projection(name, node.input[0], weight, None if c is None else attrs.get("beta", 1.0) * np.broadcast_to(c, weight.shape[:1]))
-    return None
-
-
-def _back(g: _Graph, name: str, stop) -> tuple[str, list[_Link], float]:
-    """Walk up from ``name`` through layout ops and scalar factors until ``stop(name)``; the chain (top first) and the factor."""
-    chain, factor = [], 1.0
-    while not stop(name):
-        node = g.producer.get(name)
-        scale = _scale_of(g, node) if node is not None else None
-        if scale is not None:
-            factor *= scale[0]
-            name = node.input[scale[1]]
-            continue
-        if node is None or node.op_type not in _LAYOUT or _data_inputs(g, node) != [0]:
-            return name, chain[::-1], factor
-        chain.append(_Link(node, 0, name))
-        name = node.input[0]
-    return name, chain[::-1], factor
-
-
-def _readers(g: _Graph, name: str) -> list[onnx.NodeProto]:
-    """The nodes that read ``name``'s values (a ``Shape`` of it reads only its size)."""
-    return [node for node in g.consumers.get(name, []) if node.op_type not in ("Shape", "Size")]
-
-
-def _forward(g: _Graph, name: str) -> list[_Link]:
-    chain = []
-    while len(_readers(g, name)) == 1 and _readers(g, name)[0].op_type in _LAYOUT:
-        node = _readers(g, name)[0]
-        if _data_inputs(g, node) != [0] or len([o for o in node.output if o]) != 1:
-            break
-        chain.append(_Link(node, 0, node.output[0]))
-        name = node.output[0]
-    return chain
-
-
-def _index(shape: tuple[int, ...], axis: int) -> np.ndarray:
-    view = [1] * len(shape)
-    view[axis] = shape[axis]
-    return np.broadcast_to(np.arange(shape[axis], dtype=np.float64).reshape(view), shape).copy()
 
 
 @dataclass(frozen=True)
@@ -173,7 +49,7 @@ class _Operand:
     of the attention tensors the batch and the projection row of each element of the head."""
 
     entry: str
-    projection: _Projection
+    projection: Projection
     factor: float
     batch: np.ndarray  # [P]
     rows: np.ndarray  # [P, d]
@@ -187,28 +63,28 @@ def _through_projection(x: np.ndarray, features: int) -> np.ndarray:
     return np.broadcast_to(x[..., :1], (*x.shape[:-1], features)).copy()
 
 
-def _operand(g: _Graph, name: str, transposed: bool, where: str) -> _Operand:
-    top, to_core, factor = _back(g, name, stop=lambda n: _projection_at(g, n) is not None)
-    projection = _projection_at(g, top)
+def _operand(g: Graph, name: str, transposed: bool, where: str) -> _Operand:
+    top, to_core, factor = back(g, name, stop=lambda n: projection_at(g, n) is not None)
+    projection = projection_at(g, top)
     if projection is None:
         raise _refuse(where, "its query, key or value does not come from a linear projection")
-    entry, to_projection, before = _back(g, projection.data, stop=lambda n: False)
+    entry, to_projection, before = back(g, projection.data, stop=lambda n: False)
     shape = tuple(g.values[entry].shape)
     if len(shape) != 3:
         raise _refuse(where, f"its projections read a {len(shape)}-D tensor; expected [N, L, E]")
-    batch, token, feature = (_run(g, to_projection, _index(shape, axis)) for axis in range(3))
-    if not np.array_equal(feature, _index(feature.shape, feature.ndim - 1)):
+    batch, token, feature = (run(g, to_projection, index(shape, axis)) for axis in range(3))
+    if not np.array_equal(feature, index(feature.shape, feature.ndim - 1)):
         raise _refuse(where, "its projection does not act on the feature dimension")
     out = projection.weight.shape[0]
-    traced = [_run(g, to_core, v) for v in (_through_projection(batch, out), _through_projection(token, out),
-                                              _index((*batch.shape[:-1], out), batch.ndim - 1))]  # fmt: skip
+    traced = [run(g, to_core, v) for v in (_through_projection(batch, out), _through_projection(token, out),
+                                              index((*batch.shape[:-1], out), batch.ndim - 1))]  # fmt: skip
     if transposed:
         traced = [np.swapaxes(v, -1, -2) for v in traced]
     if traced[0].ndim < 3:
         raise _refuse(where, "its heads are not [..., L, d] tensors")
     length, depth = traced[0].shape[-2:]
     batch_at, token_at, feature_at = (v.reshape(-1, length, depth) for v in traced)
-    if not np.array_equal(token_at, np.broadcast_to(_index((1, length, depth), 1), token_at.shape)):
+    if not np.array_equal(token_at, np.broadcast_to(index((1, length, depth), 1), token_at.shape)):
         raise _refuse(where, "its heads do not keep the tokens in order")
     if not (np.array_equal(batch_at, np.broadcast_to(batch_at[:, :1, :1], batch_at.shape))
             and np.array_equal(feature_at, np.broadcast_to(feature_at[:, :1, :], feature_at.shape))):  # fmt: skip
@@ -249,32 +125,32 @@ class _Output:
     exit: str
 
 
-def _output(g: _Graph, context: str, head: np.ndarray, batch: np.ndarray, where: str) -> _Output:
-    to_projection = _forward(g, context)
+def _output(g: Graph, context: str, head: np.ndarray, batch: np.ndarray, where: str) -> _Output:
+    to_projection = forward(g, context)
     last = to_projection[-1].output if to_projection else context
-    users = _readers(g, last)
+    users = readers(g, last)
     candidate = users[0].output[0] if len(users) == 1 else None
-    add = _readers(g, candidate) if candidate else []
+    add = readers(g, candidate) if candidate else []
     if len(add) == 1 and add[0].op_type == "Add":
-        candidate = add[0].output[0] if _projection_at(g, add[0].output[0]) is not None else candidate
-    projection = _projection_at(g, candidate) if candidate else None
+        candidate = add[0].output[0] if projection_at(g, add[0].output[0]) is not None else candidate
+    projection = projection_at(g, candidate) if candidate else None
     if projection is None or projection.data != last:
         raise _refuse(where, "its result does not reach a linear output projection")
-    after = _forward(g, projection.output)
+    after = forward(g, projection.output)
     exit_name = after[-1].output if after else projection.output
     shape = tuple(g.values[context].shape)
     length, depth = shape[-2:]
     feature = (head[:, None, None] * depth + np.arange(depth)[None, None, :]).astype(np.float64)
     traces = [np.broadcast_to(feature, (len(head), length, depth)).reshape(shape),
-              np.broadcast_to(_index((1, length, depth), 1), (len(head), length, depth)).reshape(shape),
+              np.broadcast_to(index((1, length, depth), 1), (len(head), length, depth)).reshape(shape),
               np.broadcast_to(batch[:, None, None].astype(np.float64), (len(head), length, depth)).reshape(shape)]  # fmt: skip
-    columns, token, sample = (_run(g, to_projection, v) for v in traces)
+    columns, token, sample = (run(g, to_projection, v) for v in traces)
     flat = columns.reshape(-1, columns.shape[-1])
     out = projection.weight.shape[0]
-    token, sample = (_run(g, after, _through_projection(v, out)) for v in (token, sample))
+    token, sample = (run(g, after, _through_projection(v, out)) for v in (token, sample))
     exit_shape = (int(batch.max()) + 1, length, out)
     if not (np.array_equal(flat, np.broadcast_to(flat[:1], flat.shape)) and token.shape == exit_shape
-            and np.array_equal(token, _index(exit_shape, 1)) and np.array_equal(sample, _index(exit_shape, 0))):  # fmt: skip
+            and np.array_equal(token, index(exit_shape, 1)) and np.array_equal(sample, index(exit_shape, 0))):  # fmt: skip
         raise _refuse(where, "its output does not merge the heads batch first")
     weight = np.empty_like(projection.weight)
     weight[:, flat[0].astype(np.int64)] = projection.weight
@@ -317,12 +193,12 @@ class _Emit:
         return self.node("Transpose", [split], perm=[0, 2, 1, 3], what="heads_first")
 
 
-def _rewrite_block(g: _Graph, softmax: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str] | None:
+def _rewrite_block(g: Graph, softmax: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str] | None:
     where = softmax.name
-    scores, _, score_factor = _back(g, softmax.input[0], stop=lambda n: g.producer.get(n) is not None
-                                    and g.producer[n].op_type == "MatMul" and len(_data_inputs(g, g.producer[n])) == 2)  # fmt: skip
+    scores, _, score_factor = back(g, softmax.input[0], stop=lambda n: g.producer.get(n) is not None
+                                    and g.producer[n].op_type == "MatMul" and len(data_inputs(g, g.producer[n])) == 2)  # fmt: skip
     product = g.producer.get(scores)
-    users = _readers(g, softmax.output[0])
+    users = readers(g, softmax.output[0])
     if product is None or product.op_type != "MatMul" or len(users) != 1 or users[0].op_type != "MatMul" \
             or users[0].input[0] != softmax.output[0]:  # fmt: skip
         return None  # a softmax that is not attention's: the support scan judges it
@@ -337,7 +213,9 @@ def _rewrite_block(g: _Graph, softmax: onnx.NodeProto) -> tuple[list[onnx.NodePr
     split = []
     for label, operand in zip("qkv", (q, k, v), strict=True):
         rows = _canonical_rows(operand, head, heads, where)
-        bias = None if operand.projection.bias is None else np.broadcast_to(operand.projection.bias, operand.projection.weight.shape[:1])[rows]
+        bias = (
+            None if operand.projection.bias is None else np.broadcast_to(operand.projection.bias, operand.projection.weight.shape[:1])[rows]
+        )
         split.append(emit.heads(emit.linear(f"{label}_proj", operand.entry, operand.projection.weight[rows],
                                             None if bias is None else bias), heads, depth))  # fmt: skip
     # every constant factor on the q and k paths scales the scores (and v's the context, so the output projection)
@@ -381,7 +259,7 @@ def rewrite_attention_(model: onnx.ModelProto, values: dict[str, np.ndarray]) ->
     softmaxes = [n for n in model.graph.node if n.op_type == "Softmax"]
     if not softmaxes:
         return 0
-    g = _Graph(model, values)
+    g = Graph(model, values)
     rewritten = 0
     for softmax in softmaxes:
         if softmax.input[0] not in g.data:
