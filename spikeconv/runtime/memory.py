@@ -73,10 +73,11 @@ log = logging.getLogger("spikeconv")
 
 
 def size_text(num_bytes: float) -> str:
-    """``1.5 GiB``, ``300 MiB``, ``12 KiB`` or ``512 B``."""
+    """``1.5 GiB``, ``300 MiB``, ``1010 MiB``, ``12 KiB`` or ``512 B`` (never ``1e+03``: logs are parsed)."""
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if num_bytes >= scale:
-            return f"{num_bytes / scale:.3g} {unit}"
+            value = num_bytes / scale
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
     return f"{int(num_bytes)} B"
 
 

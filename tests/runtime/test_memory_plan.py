@@ -59,6 +59,13 @@ def test_the_plan_is_the_largest_batch_that_fits_and_refuses_in_one_line():
     assert "raise SPIKECONV_MEMORY_BUDGET" in message
 
 
+@pytest.mark.parametrize(("num_bytes", "text"), [(512, "512 B"), (1.5 * 2**30, "1.5 GiB"), (300 * 2**20, "300 MiB"),
+                                                  (1010 * 2**20, "1010 MiB"), (1023.9 * 2**20, "1024 MiB")])  # fmt: skip
+def test_sizes_are_written_without_exponents(num_bytes, text):
+    """bench/scale.py and users read the stage lines: ``1e+03 MiB`` (1000-1023 MiB under .3g) broke both."""
+    assert memory.size_text(num_bytes) == text
+
+
 def test_rebatch_keeps_samples_and_order():
     batches = [(torch.arange(10), torch.arange(10) * 2), (torch.arange(3), torch.arange(3))]
     parts = list(rebatch(batches, 4))
