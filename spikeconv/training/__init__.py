@@ -25,6 +25,7 @@ from spikeconv.training.snn.finetune import FinetuneBudget, checkpoint_path, fin
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
 from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_network, train_snn
 from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
+from spikeconv.training.snn.recipes import SnnRecipe, available_snn_recipes, register_snn_recipe, snn_recipe
 from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
 
@@ -44,12 +45,14 @@ __all__ = [
     "SnnCheckpoint",
     "SnnEpochRecord",
     "SnnLoss",
+    "SnnRecipe",
     "SnnTrainConfig",
     "SnnTrainHistory",
     "SnnTrainOutputs",
     "SnnTrainResult",
     "TrainHistory",
     "apply_tdbn_",
+    "available_snn_recipes",
     "augment_batch",
     "evaluate_classifier",
     "evaluate_snn",
@@ -63,9 +66,11 @@ __all__ = [
     "random_flip",
     "random_shift",
     "readout_loss",
+    "register_snn_recipe",
     "save_ann_checkpoint",
     "save_snn_checkpoint",
     "snn_from_checkpoint",
+    "snn_recipe",
     "spikify",
     "train_ann",
     "train_network",

@@ -103,6 +103,27 @@ def test_resume_with_other_options_is_refused(trained, capsys):
     assert trained.read_bytes() == before
 
 
+@pytest.mark.parametrize("extra", [["--weight-decay", "0.001"], ["--label-smoothing", "0.1"], ["--recipe", "guo2022-inflor"]])
+def test_resume_with_new_regularisation_or_a_recipe_is_refused(trained, capsys, extra):
+    before = trained.read_bytes()
+    code, out, err = _run([*TRAIN, *extra, "--out", trained, "--resume"], capsys)
+    assert code == 2 and out == "" and "other training options" in err and err.count("\n") == 1
+    assert trained.read_bytes() == before
+
+
+def test_recipe_with_explicit_overrides_is_recorded(one_thread, tmp_path, capsys):
+    out = tmp_path / "mt.pt"
+    code, printed, err = _run(["train-snn", "--arch", "digits-cnn", *DIGITS, "--recipe", "xu2021-mtlif", "--epochs", 1,
+                               "--batch-size", 32, "--train-limit", 64, "--label-smoothing", 0.1, "--weight-decay", 0.0001,
+                               "--out", out], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "at T=2 after 1 epochs" in printed  # the recipe's T
+    config = json.loads(out.with_name("mt.pt.log.json").read_text())["config"]
+    assert config["neuron"]["type"] == "multi-threshold" and config["loss"] == "per-step-mse" and config["schedule"] == "constant"
+    assert (config["optimizer"], config["lr"], config["augment"], config["tdbn"]) == ("adam", 0.005, "shift", True)
+    assert (config["epochs"], config["batch_size"], config["label_smoothing"], config["weight_decay"]) == (1, 32, 0.1, 0.0001)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -110,6 +131,10 @@ def test_resume_with_other_options_is_refused(trained, capsys):
         (["--timesteps", "0"], "--timesteps"),
         (["--neuron", "izhikevich"], "--neuron"),
         (["--epochs", "0"], "--epochs"),
+        (["--recipe", "xu2023-mtlif"], "--recipe"),
+        (["--label-smoothing", "1"], "--label-smoothing"),
+        (["--weight-decay", "-0.1"], "--weight-decay"),
+        (["--recipe", "xu2021-mtlif", "--mpr"], "--mpr applies to the neurons if, lif, srif"),
         (["--arch", "12Q3"], "12Q3"),
         (["--dataset", "no-such-set"], "no-such-set"),
         (["--out", "{tmp}/garbage.pt", "--resume"], "garbage.pt"),

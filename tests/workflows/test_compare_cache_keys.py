@@ -92,3 +92,16 @@ def test_a_deleted_cached_ann_is_retrained_and_converted_anew(cached_report, tmp
     retrained = load_ann_checkpoint(cached_ann).state_dict
     assert all(torch.equal(weights[k], retrained[k]) for k in weights)
     assert json.dumps(second["points"]) == json.dumps(first["points"])
+
+
+def test_options_added_later_keep_direct_training_cache_keys_at_their_defaults():
+    """label_smoothing (issue 30) at 0 leaves a train-snn cache key as it was before the option existed."""
+    import dataclasses
+
+    from spikeconv.neurons import trainable_neuron_config
+    from spikeconv.training import SnnTrainConfig
+    from spikeconv.workflows.compare.models import json_sha256, snn_train_record
+
+    config = SnnTrainConfig(neuron=trainable_neuron_config("srif", mpr=True), timesteps=4, epochs=6, seed=0)
+    assert json_sha256(snn_train_record(config)) == "01d0823bd032a7146c205bf96b17887cddd82ee697c989f3aa7c241acce47f03"  # at 8025ac3
+    assert snn_train_record(dataclasses.replace(config, label_smoothing=0.1))["label_smoothing"] == 0.1

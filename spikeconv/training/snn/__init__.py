@@ -1,7 +1,7 @@
 """Direct SNN training: spikify a ReLU network, train it through time (BPTT), checkpoint it.
 
 One module per concern: ``config`` (SnnTrainConfig, SnnLoss), ``spikify`` (ReLU network ->
-trainable SpikingNetwork), ``tdbn`` (threshold-dependent BatchNorm init), ``losses``, ``loop``
+trainable SpikingNetwork), ``recipes`` (papers' settings by name), ``tdbn`` (threshold-dependent BatchNorm init), ``losses``, ``loop``
 (train_snn, evaluate_snn), ``history``, ``checkpoint``, and ``finetune`` (hybrid conversion's short
 fine-tune of a converted SNN at its T). ``spikeconv.training`` re-exports them.
 """
@@ -19,6 +19,7 @@ from spikeconv.training.snn.finetune import FinetuneBudget, checkpoint_path, fin
 from spikeconv.training.snn.history import SnnEpochRecord, SnnTrainHistory
 from spikeconv.training.snn.loop import SnnTrainOutputs, SnnTrainResult, evaluate_snn, train_network, train_snn
 from spikeconv.training.snn.losses import mean_readout_cross_entropy, per_step_mse, readout_loss
+from spikeconv.training.snn.recipes import SnnRecipe, available_snn_recipes, register_snn_recipe, snn_recipe
 from spikeconv.training.snn.spikify import spikify
 from spikeconv.training.snn.tdbn import apply_tdbn_
 
@@ -29,11 +30,13 @@ __all__ = [
     "SnnCheckpoint",
     "SnnEpochRecord",
     "SnnLoss",
+    "SnnRecipe",
     "SnnTrainConfig",
     "SnnTrainHistory",
     "SnnTrainOutputs",
     "SnnTrainResult",
     "apply_tdbn_",
+    "available_snn_recipes",
     "checkpoint_path",
     "evaluate_snn",
     "finetune_converted",
@@ -41,8 +44,10 @@ __all__ = [
     "mean_readout_cross_entropy",
     "per_step_mse",
     "readout_loss",
+    "register_snn_recipe",
     "save_snn_checkpoint",
     "snn_from_checkpoint",
+    "snn_recipe",
     "spikify",
     "train_network",
     "train_snn",

@@ -4,7 +4,8 @@ Modes are Enums (shared with ANN training where they mean the same thing) and th
 frozen neuron configuration, so the library never parses strings; ``from_dict`` is the JSON/CLI
 edge. Defaults follow InfLoR (SRIF + MPR, SGD with momentum and cosine decay to 0); the
 multi-threshold paper's setting is ``neuron=trainable_neuron_config("mtlif")``, Adam, lr 0.005,
-T = 2, ``loss=SnnLoss.PER_STEP_MSE`` (methods.md §2.6, §3.4).
+T = 2, ``loss=SnnLoss.PER_STEP_MSE`` (methods.md §2.6, §3.4); ``training/snn/recipes.py`` names both
+papers' full settings.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class SnnTrainConfig:
         weight_decay: L2 penalty (>= 0).
         schedule: Learning-rate schedule, stepped every batch (cosine decays to 0).
         loss: Readout loss.
+        label_smoothing: ε in [0, 1): the target becomes ``(1 − ε)·one_hot + ε/K`` (torch's
+            ``cross_entropy(label_smoothing=ε)``; the per-step MSE's target likewise).
         tdbn: Initialise every BatchNorm weight to ``tdbn_alpha·V_th`` (tdBN, Zheng et al. 2021).
         tdbn_alpha: α of tdBN (1; 1/√2 for BNs summed at a residual junction) (> 0).
         augment: Batch augmentation.
@@ -79,6 +82,7 @@ class SnnTrainConfig:
     weight_decay: float = 0.0
     schedule: Schedule = Schedule.COSINE
     loss: SnnLoss = SnnLoss.CROSS_ENTROPY
+    label_smoothing: float = 0.0
     tdbn: bool = False
     tdbn_alpha: float = 1.0
     augment: Augment = Augment.NONE
@@ -94,8 +98,10 @@ class SnnTrainConfig:
         _check_number("lr", self.lr, low=0.0, low_inclusive=False)
         _check_number("weight_decay", self.weight_decay, low=0.0)
         _check_number("tdbn_alpha", self.tdbn_alpha, low=0.0, low_inclusive=False)
-        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        for name in ("momentum", "label_smoothing"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
         if not isinstance(self.tdbn, bool):
             raise ConfigError(f"tdbn must be true or false, got {self.tdbn!r}")
         for name, enum_type in _ENUM_FIELDS:

@@ -164,7 +164,7 @@ def train_network(
         scheduler = _make_scheduler(optimizer, config, steps=config.epochs * len(loader))  # type: ignore[arg-type]
         run = _Run(snn, optimizer, scheduler, generator, device, [], parallel(snn, device), precision)
         run.micro_batch = planned_micro_batch(snn, _first_sample(train_data, device), config.timesteps, config.batch_size,
-                                              lambda readout, labels: readout_loss(readout, labels, config.loss))  # fmt: skip
+                                              lambda readout, labels: _loss(readout, labels, config))  # fmt: skip
         if resume and outputs.checkpoint is not None and Path(outputs.checkpoint).exists():
             _restore_(run, load_snn_checkpoint(outputs.checkpoint), config, outputs.checkpoint, arch=outputs.arch)
         for epoch in range(len(run.records) + 1, config.epochs + 1):
@@ -213,6 +213,10 @@ def evaluate_snn(snn: SpikingNetwork, data: Dataset | Iterable, *, timesteps: in
     return 100.0 * correct / total
 
 
+def _loss(readout: torch.Tensor, labels: torch.Tensor, config: SnnTrainConfig) -> torch.Tensor:
+    return readout_loss(readout, labels, config.loss, label_smoothing=config.label_smoothing)
+
+
 def _first_sample(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """One training sample as a batch of one, on ``device`` (what the micro-batch plan is measured on)."""
     x, y = data[0]
@@ -232,7 +236,7 @@ def _run_epoch(
         for part_images, part_labels, weight in micro_batches(run.trained, images, labels, run.micro_batch or images.shape[0]):
             with autocast(run.device, run.precision):
                 readout = run.trained(part_images, config.timesteps)
-                loss = readout_loss(readout, part_labels, config.loss)
+                loss = _loss(readout, part_labels, config)
             if not math.isfinite(loss.item()):
                 raise ConfigError(f"training loss became {loss.item()} in epoch {epoch}; lower lr (now {config.lr:g}) or check the data")
             scaler.backward(loss * weight if weight != 1.0 else loss)

@@ -25,12 +25,13 @@ from spikeconv.convert.methods import MethodSettings
 from spikeconv.errors import CheckpointError, ConfigError
 from spikeconv.files import ModelSpec
 from spikeconv.options import ann_training_from_options, convert_from_options, settings_from_options, snn_training_from_options
-from spikeconv.training import FinetuneBudget
+from spikeconv.training import FinetuneBudget, SnnTrainConfig
 from spikeconv.workflows.compare.methods import CompareMethod, MethodKind, compare_method
 from spikeconv.workflows.jobs import ConvertJob, DataSource, TrainAnnJob, convert_job, train_ann_job
 from spikeconv.workflows.train_snn import TrainSnnJob, train_snn_job
 
-__all__ = ["ModelPlan", "TrainingBudget", "ann_spec", "file_sha256", "json_sha256", "make_model", "plan_models", "settle_plan"]
+__all__ = ["ModelPlan", "TrainingBudget", "ann_spec", "file_sha256", "json_sha256", "make_model", "plan_models", "settle_plan",
+           "snn_train_record"]
 
 ANN_EPOCHS = 15  # spikeconv train-ann's default
 SNN_EPOCHS = 20  # spikeconv train-snn's default
@@ -209,6 +210,15 @@ def _snn_config(method: CompareMethod, budget: TrainingBudget):
                                      schedule="cosine", loss=None, tdbn=None, augment=budget.augment, seed=budget.seed)  # fmt: skip
 
 
+def snn_train_record(config: SnnTrainConfig) -> dict[str, Any]:
+    """``config.to_dict()`` without the options added after caches existed (``label_smoothing``) while they are at their
+    defaults, so that a cache made before them keeps its key and is not retrained."""
+    record = config.to_dict()
+    if record.get("label_smoothing") == 0.0:
+        del record["label_smoothing"]
+    return record
+
+
 def _direct_source(method: CompareMethod, budget: TrainingBudget, ann: ModelPlan | None) -> Path | None:
     """The model file whose graph a direct method trains: the ANN's (from its weights), the user's MODEL, or None (the preset)."""
     if method.from_ann:
@@ -227,7 +237,7 @@ def _direct_plan(method: CompareMethod, budget: TrainingBudget, cache: Path, che
         return ModelPlan(method, cache / f"{method.name}-pending.pt", PENDING, False)
     config = _snn_config(method, budget)
     settings = {"kind": "train-snn", "arch": budget.arch, "dataset": budget.data.name, "train_limit": budget.train_limit,
-                "train": config.to_dict(), "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
+                "train": snn_train_record(config), "normalize": True, "data_files": data_files_sha256(budget.data)}  # fmt: skip
     network = ["--arch", str(budget.arch)]
     if source is not None:
         init = "ann" if method.from_ann else "scratch"
