@@ -20,6 +20,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import train_snn_fmnist  # noqa: E402
 
 VARIANTS = (("if", False), ("lif", False), ("srif", False), ("srif", True))
+"""The ablation's neurons as (train-snn --neuron, --mpr); bench/reproduce_seeds.py runs the same four."""
+
+
+def variant_name(neuron: str, mpr: bool) -> str:
+    """``srif+mpr`` style name of one variant, used in file names and tables."""
+    return f"{neuron}{'+mpr' if mpr else ''}"
 
 
 def main() -> None:
@@ -37,7 +43,7 @@ def main() -> None:
     results: dict[tuple[str, int], dict] = {}
     for t in steps:
         for neuron, mpr in VARIANTS:
-            name = f"{neuron}{'+mpr' if mpr else ''}"
+            name = variant_name(neuron, mpr)
             path = args.out_dir / f"{name}_t{t}.json"
             if not path.exists():
                 argv = ["--neuron", neuron, "--timesteps", str(t), "--epochs", str(args.epochs), "--augment", args.augment,
@@ -50,7 +56,7 @@ def main() -> None:
     print("| neuron | " + " | ".join(f"T={t} (train s)" for t in steps) + " |")
     print("|---|" + "---|" * len(steps))
     for neuron, mpr in VARIANTS:
-        name = f"{neuron}{'+mpr' if mpr else ''}"
+        name = variant_name(neuron, mpr)
         cells = [f"{results[(name, t)]['test_accuracy']:.2f} ({results[(name, t)]['total_seconds']:.0f})" for t in steps]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
