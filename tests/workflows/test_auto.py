@@ -186,3 +186,28 @@ def test_a_neuron_whose_spikes_fall_far_behind_its_rate_code_is_not_simulated_ag
     assert [t for label, t in calls if label == variants[1].label] == list(range(first, 17))
     assert not [t for label, t in calls if label == variants[2].label]  # predicted 1.5 points behind: never beside the best
     assert choice.report["met_budget"] and choice.timesteps == 16 and choice.variant == variants[1]  # 24/16 - 0.5 = 1.0
+
+
+def test_a_variant_never_simulated_is_tried_beside_twins_whose_simulations_beat_their_rate_codes(monkeypatch):
+    """Two per-channel twins share one rate code; the plain one is simulated first and beats its rate code. Ranked
+    with no gap of its own, the signed twin would trail it for good; borrowing the best gap measured so far (and going
+    first on a tie) it is simulated once, and its own 2-point gain makes it the choice at T = 10, not the per-layer
+    neuron at T = 16."""
+    from spikeconv.neurons import SinCorrection
+    from spikeconv.search import choose
+    from spikeconv.search.variants import Variant
+
+    class Twins(_ScriptedCandidates):
+        GAPS = {"calibrated + signed": -0.5, "calibrated + per-channel": -0.5, "calibrated + per-channel + signed": -2.0}
+        OFFSETS = {"calibrated + per-channel": 0.2, "calibrated + per-channel + signed": 0.2}
+
+    variants = [Variant("calibrated", False, SinCorrection.SIGNED), Variant("calibrated", True),
+                Variant("calibrated", True, SinCorrection.SIGNED)]  # fmt: skip
+    made = []
+    monkeypatch.setattr(choose, "Candidates", lambda *a, **k: made.append(Twins()) or made[-1])
+    monkeypatch.setattr(choose, "variants_for", lambda graph: variants)
+    choice = choose.choose_conversion(None, None, None, ConvertConfig(), AutoConfig(max_drop=1.0, max_timesteps=20))
+    calls = made[0].calls
+    assert calls[0] == (variants[0].label, 8)  # the only rate code within the screening margin at T = 8 (24/8 = 3)
+    assert (variants[1].label, 9) in calls and (variants[2].label, 10) in calls  # each untried twin in turn
+    assert choice.report["met_budget"] and choice.timesteps == 10 and choice.variant == variants[2]  # 2.4 + 0.2 - 2 = 0.6
