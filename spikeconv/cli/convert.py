@@ -50,8 +50,8 @@ from spikeconv.workflows import (
               help="auto: fewest timesteps within --max-drop (ties: least energy), or least estimated energy.")
 @click.option("--max-timesteps", type=POSITIVE, default=16, show_default=True, help="auto: largest T tried.")
 @click.option("--allow-finetune", is_flag=True,
-              help="auto: also consider hybrid, which trains the conversion (--finetune-* budget) where no conversion "
-                   "meets --max-drop; without this flag auto never trains.")  # fmt: skip
+              help="auto: also consider hybrid, which trains the best simulated conversion (per-channel and signed neurons "
+                   "included; --finetune-* budget) where no conversion meets --max-drop; without this flag auto never trains.")  # fmt: skip
 @click.option("--val-samples", type=POSITIVE, default=2000, show_default=True,
               help="auto: training samples held out for validation, disjoint from the calibration samples.")
 @click.option("--calib-samples", type=POSITIVE, default=2000, show_default=True,

@@ -13,7 +13,7 @@ registry, :data:`CONVERSION_METHODS`; adding one is one :func:`register_method` 
 | ``qcfs-calibrated`` | the ANN's learned λ | soft-reset IF, V[0] = θ/2 | initial potential | QCFS + Li et al. 2021 |
 | ``burst`` | 99.9th percentile | up to Γ = 2 spikes per step | none | Li & Zeng 2022 |
 | ``bsnn`` | 99.9th percentile | bistable IF, P = 1, 2 spikes per step, synchronous delays | none | BSNN (reconstruction) |
-| ``hybrid`` | as ``calibrated``, then trained | soft-reset IF, V[0] = θ/2 | potential, then BPTT at the target T | Rathi et al. 2020 |
+| ``hybrid`` | as ``calibrated``, then trained | soft-reset IF (or signed), V[0] = θ/2 | potential, then BPTT at T | Rathi et al. 2020 |
 
 ``hybrid`` is the only method that trains: its settings say ``finetune``, and the convert workflow
 then fine-tunes the converted SNN (:mod:`spikeconv.training.snn.finetune`).
@@ -33,6 +33,7 @@ from spikeconv.convert.corrections import Correction, CorrectionConfig
 from spikeconv.convert.for_target import settings_for_target
 from spikeconv.errors import ConfigError
 from spikeconv.neurons import SinCorrection
+from spikeconv.neurons.finetune_if import FINETUNABLE_SIN
 
 
 class ConversionMethod(NamedEnum):
@@ -155,6 +156,14 @@ def _bistable(convert: ConvertConfig, overrides: MethodOverrides) -> ConvertConf
     return replace(convert, neuron=NeuronKind.BISTABLE, bistable=bistable, max_spikes=1)
 
 
+def _finetunable(convert: ConvertConfig, overrides: MethodOverrides) -> ConvertConfig:
+    """hybrid's neurons: those :class:`~spikeconv.neurons.finetune_if.TrainableIF` trains, refused before any work."""
+    if convert.max_spikes != 1 or convert.sin_correction not in FINETUNABLE_SIN:
+        raise ConfigError(f"hybrid fine-tunes IF neurons with one spike per step and no SIN correction or the signed one, not "
+                          f"--max-spikes {convert.max_spikes} --sin-correction {convert.sin_correction.value}")  # fmt: skip
+    return convert
+
+
 register_method("rate", recipe(threshold="percentile"))
 register_method("calibrated", recipe(threshold="mse", correction=Correction.POTENTIAL))
 register_method("calibrated-light", recipe(threshold="mse", correction=Correction.BIAS))
@@ -162,7 +171,7 @@ register_method("qcfs", recipe(threshold="learned"))
 register_method("qcfs-calibrated", recipe(threshold="learned", correction=Correction.POTENTIAL))
 register_method("burst", recipe(threshold="percentile", percentile=99.9, max_spikes=2))
 register_method("bsnn", recipe(threshold="percentile", percentile=99.9, max_spikes=2, neuron=_bistable))
-register_method("hybrid", recipe(threshold="mse", correction=Correction.POTENTIAL, finetune=True))
+register_method("hybrid", recipe(threshold="mse", correction=Correction.POTENTIAL, neuron=_finetunable, finetune=True))
 
 METHODS = tuple(available_methods())
 """The method names at import time (the CLI's ``--method`` choices)."""

@@ -149,11 +149,14 @@ class Candidates:
             row["float_accuracy"] = self._scored(right)["accuracy"]
         return row, AutoChoice(calibrated, convert_config, variant, {})
 
-    def finetune(self, timesteps: int, train_data) -> tuple[dict[str, Any], AutoChoice]:
-        """``hybrid`` at ``timesteps``: converted, fine-tuned on ``train_data``, scored on the validation split."""
-        variant = Variant("hybrid")
+    def finetune(self, timesteps: int, train_data, start: Variant) -> tuple[dict[str, Any], AutoChoice]:
+        """``hybrid`` at ``timesteps``: the ``start`` variant converted, fine-tuned on ``train_data``, scored on the
+        validation split; the row's variant and the fine-tune's record name the start."""
+        variant = start.finetuned()
         calibrated, convert_config, snn = self._converted(variant, timesteps)
         trained, record = finetune_converted(snn, train_data, timesteps=timesteps, budget=self.config.finetune)
+        record = {**record, "start": start.label}
+        trained.metadata = {**trained.metadata, "hybrid": record}
         row = self._measured(trained.eval(), variant, timesteps, convert_config, "fine-tuned")
         row["train_seconds"] = record["seconds"]
         return row, AutoChoice(calibrated, convert_config, variant, {}, snn=trained, hybrid=record)

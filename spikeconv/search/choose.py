@@ -27,12 +27,15 @@ Multi-spike neurons (``burst``, Γ = 2) carry more than one bit per step, so the
 binary-equivalent steps, T·⌈log2(Γ + 1)⌉, not by T alone.
 
 4. Only with ``allow_finetune`` (``--allow-finetune``) does the search train: after the conversion
-   search, ``hybrid`` (the calibrated conversion fine-tuned at T, :mod:`spikeconv.training.snn.finetune`)
-   is tried below the chosen T in binary-equivalent steps (at the chosen T when nothing met the budget), from the largest such
-   T down, at the T whose best conversion is within ``FINETUNE_REACH`` points of the budget, at most
-   ``FINETUNE_TRIALS`` fine-tunes, stopping at the first that misses the budget. Each is trained on
-   training samples outside the validation split and scored on that split like any candidate; the
-   smallest T that meets the budget wins. The report records every fine-tune and its wall time.
+   search, ``hybrid`` (a conversion fine-tuned at T, :mod:`spikeconv.training.snn.finetune`) is tried
+   below the chosen T in binary-equivalent steps (at the chosen T when nothing met the budget), from the
+   largest such T down, at the T whose best conversion is within ``FINETUNE_REACH`` points of the budget,
+   at most ``FINETUNE_TRIALS`` fine-tunes, stopping at the first that misses the budget. Each starts from
+   the variant of the best simulated candidate at its T or the nearest below (:func:`_hybrid_start`;
+   per-channel thresholds and signed neurons included, burst and bistable neurons cannot be trained) and
+   is labelled so, e.g. ``hybrid (calibrated + per-channel + signed)``. Each is trained on training
+   samples outside the validation split and scored on that split like any candidate; the smallest T that
+   meets the budget wins. The report records every fine-tune and its wall time.
    Without it nothing is ever trained.
 """
 
@@ -50,7 +53,7 @@ from spikeconv.convert.for_target import allowed_for_target
 from spikeconv.errors import ConfigError
 from spikeconv.search.candidates import Candidates
 from spikeconv.search.config import AutoConfig, Objective
-from spikeconv.search.variants import AutoChoice, bits_per_step, variants_for
+from spikeconv.search.variants import AutoChoice, Variant, bits_per_step, variants_for
 
 SCREEN_MARGIN = 2.0  # points: a rate-code prediction this far outside the budget is not simulated
 SIMULATED_PER_T = 2  # at most this many variants are simulated at each T
@@ -164,7 +167,7 @@ def choose_conversion(graph: fx.GraphModule, calibration, validation, base: Conv
     choice = _decide(search, simulated, variants, config)
     if not config.allow_finetune:
         return replace(choice, report={**choice.report, "finetune": {"allowed": False}})
-    return _consider_hybrid(search, choice, config, train_data, on_candidate)
+    return _consider_hybrid(search, choice, config, train_data, on_candidate, starts=_finetunable(simulated, base))
 
 
 def _hybrid_steps(search: Candidates, choice: AutoChoice, config: AutoConfig) -> list[int]:
@@ -178,12 +181,35 @@ def _hybrid_steps(search: Candidates, choice: AutoChoice, config: AutoConfig) ->
     return [t for t in range(top, 0, -1) if best.get(t, math.inf) <= config.max_drop + FINETUNE_REACH]
 
 
+def _finetunable(simulated: list[tuple[dict[str, Any], AutoChoice]], base: ConvertConfig) -> list[tuple[dict[str, Any], Variant]]:
+    """The simulated rows whose neurons hybrid can train (not burst or bistable), with their variants."""
+    return [(row, choice.variant) for row, choice in simulated if choice.variant.can_finetune(base)]
+
+
+def _hybrid_start(starts: list[tuple[dict[str, Any], Variant]], timesteps: int) -> Variant:
+    """What hybrid fine-tunes at ``timesteps``: the variant of the best simulated row at the nearest T at or below it
+    (above when none is), else hybrid's own recipe (per-layer calibrated, plain IF).
+
+    On a MobileNetV2 the plain neuron simulated 15-67 points below its rate code and the per-channel signed one within
+    about 1.5 at T = 8: a fine-tune from the fixed plain recipe started far behind the best conversion."""
+    if not starts:
+        return Variant("calibrated")
+
+    def nearest(item: tuple[dict[str, Any], Variant]) -> tuple:
+        at = int(item[0]["timesteps"])
+        return (at > timesteps, abs(at - timesteps), item[0]["drop"])
+
+    return min(starts, key=nearest)[1]
+
+
 def _consider_hybrid(search: Candidates, choice: AutoChoice, config: AutoConfig, train_data,
-                     on_candidate: Callable[[dict[str, Any]], None] | None) -> AutoChoice:  # fmt: skip
-    """Fine-tune hybrid where :func:`_hybrid_steps` says, keep the smallest T that meets the budget (else the closest)."""
+                     on_candidate: Callable[[dict[str, Any]], None] | None,
+                     starts: list[tuple[dict[str, Any], Variant]]) -> AutoChoice:  # fmt: skip
+    """Fine-tune hybrid where :func:`_hybrid_steps` says, from :func:`_hybrid_start`'s variant; keep the smallest T that
+    meets the budget (else the closest)."""
     trials: list[tuple[dict[str, Any], AutoChoice]] = []
     for timesteps in _hybrid_steps(search, choice, config)[:FINETUNE_TRIALS]:
-        trials.append(search.finetune(timesteps, train_data))
+        trials.append(search.finetune(timesteps, train_data, _hybrid_start(starts, timesteps)))
         if on_candidate is not None:
             on_candidate(trials[-1][0])
         if not _meets(trials[-1][0], config):

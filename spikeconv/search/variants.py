@@ -3,33 +3,51 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import fx
 
-from spikeconv.convert import ConvertConfig
+from spikeconv.convert import ConvertConfig, NeuronKind
 from spikeconv.convert.methods import MethodOverrides, MethodSettings, method_settings
 from spikeconv.neurons import SinCorrection, SpikingNetwork
+from spikeconv.neurons.finetune_if import FINETUNABLE_SIN
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One method with its neuron options: a row family of the candidate table."""
+    """One method with its neuron options: a row family of the candidate table.
+
+    ``start`` names the conversion a ``hybrid`` variant fine-tunes (its thresholds, correction and neurons), so
+    that hybrid starts from the best conversion the search simulated rather than from one fixed recipe; its
+    label says so, e.g. ``hybrid (calibrated + per-channel + signed)``.
+    """
 
     method: str
     per_channel: bool = False
     sin: SinCorrection = SinCorrection.NONE
+    start: str | None = None
 
     @property
     def label(self) -> str:
-        parts = [self.method] + (["per-channel"] if self.per_channel else []) + (["signed"] if self.sin is SinCorrection.SIGNED else [])
-        return " + ".join(parts)
+        parts = [self.start or self.method] + (["per-channel"] if self.per_channel else [])
+        parts += ["signed"] if self.sin is SinCorrection.SIGNED else []
+        return f"{self.method} ({' + '.join(parts)})" if self.start else " + ".join(parts)
+
+    def finetuned(self) -> Variant:
+        """``hybrid`` started from this conversion variant."""
+        return Variant("hybrid", self.per_channel, self.sin, start=self.method)
+
+    def can_finetune(self, base: ConvertConfig) -> bool:
+        """Whether hybrid can train this variant's neurons (IF, one spike per step, no or the signed SIN correction)."""
+        convert = self.settings(base, 1, 1).convert
+        return convert.neuron is NeuronKind.IF and convert.max_spikes == 1 and convert.sin_correction in FINETUNABLE_SIN
 
     def settings(self, base: ConvertConfig, timesteps: int, correction_samples: int) -> MethodSettings:
         overrides = MethodOverrides(per_channel=self.per_channel, sin_correction=self.sin)
-        return method_settings(self.method, base, target_timesteps=timesteps, correction_samples=correction_samples,
-                               overrides=overrides)  # fmt: skip
+        settings = method_settings(self.start or self.method, base, target_timesteps=timesteps,
+                                   correction_samples=correction_samples, overrides=overrides)  # fmt: skip
+        return replace(settings, finetune=True) if self.start else settings
 
 
 @dataclass(frozen=True)

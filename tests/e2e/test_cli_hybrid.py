@@ -12,6 +12,7 @@ import torch
 
 from spikeconv.cli import main
 from spikeconv.evaluation.step_cost import output_levels
+from spikeconv.files import load_snn
 from spikeconv.neurons import IFNeuron, SinCorrection
 
 DIGITS = ["--dataset", "digits"]
@@ -54,6 +55,23 @@ def test_finetune_flags_are_refused_for_methods_that_do_not_train(ann, tmp_path,
     code, _, err = _run(["convert", ann, *DIGITS, "--method", "calibrated", "--finetune-epochs", "2", "--out", tmp_path / "x.snn.pt"],
                         capsys)  # fmt: skip
     assert code == 2 and "only apply to --method hybrid" in err and not (tmp_path / "x.snn.pt").exists()
+
+
+def test_hybrid_fine_tunes_signed_per_channel_neurons_and_refuses_the_isi_rule_before_any_work(ann, tmp_path, capsys):
+    signed = tmp_path / "signed.snn.pt"
+    code, out, err = _run(["convert", ann, *DIGITS, "--target-timesteps", "2", "--device", "cpu", "--method", "hybrid",
+                           "--per-channel", "--sin-correction", "signed", "--finetune-samples", "300", "--finetune-epochs", "1",
+                           "--out", signed], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "fine-tuned at T = 2 on 300 training samples" in out
+    loaded = load_snn(signed)
+    assert loaded.info["method"] == "hybrid" and loaded.info["hybrid"]["timesteps"] == 2
+    neurons = [n for _, n in loaded.snn.neurons()]
+    assert all(type(n) is IFNeuron and n.sin_correction is SinCorrection.SIGNED and n.threshold.numel() > 1 for n in neurons)
+    refused = tmp_path / "isi.snn.pt"
+    code, _, err = _run(["convert", ann, *DIGITS, "--method", "hybrid", "--sin-correction", "isi", "--out", refused], capsys)
+    assert code == 2 and "hybrid fine-tunes IF neurons with one spike per step" in err and not refused.exists()
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_output_levels_tell_multi_spike_neurons_apart():

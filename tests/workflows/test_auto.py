@@ -211,3 +211,48 @@ def test_a_variant_never_simulated_is_tried_beside_twins_whose_simulations_beat_
     assert calls[0] == (variants[0].label, 8)  # the only rate code within the screening margin at T = 8 (24/8 = 3)
     assert (variants[1].label, 9) in calls and (variants[2].label, 10) in calls  # each untried twin in turn
     assert choice.report["met_budget"] and choice.timesteps == 10 and choice.variant == variants[2]  # 2.4 + 0.2 - 2 = 0.6
+
+
+def test_allow_finetune_starts_hybrid_from_the_best_simulated_variant_and_says_so(monkeypatch):
+    """With the first scripted search (signed per-channel chosen at T = 16), hybrid is fine-tuned at T = 15 and 14 from
+    that variant, not from the plain per-layer recipe, and the chosen row is labelled with its start."""
+    from spikeconv.neurons import SinCorrection
+    from spikeconv.search import choose, format_choice
+    from spikeconv.search.variants import AutoChoice, Variant
+
+    class Tunable(_ScriptedCandidates):
+        def finetune(self, timesteps: int, train_data, start):
+            self.calls.append(("fine-tune", timesteps, start))
+            variant = start.finetuned()
+            self.rows.append({**self._row(variant, timesteps, 0.5, "fine-tuned"), "train_seconds": 1.0})
+            return self.rows[-1], AutoChoice(None, ConvertConfig(timesteps=timesteps), variant, {}, snn=object(),
+                                             hybrid={"start": start.label})  # fmt: skip
+
+    signed = Variant("calibrated", True, SinCorrection.SIGNED)
+    variants = [Variant("calibrated", True), signed, Variant("calibrated", False, SinCorrection.SIGNED)]
+    made = []
+    monkeypatch.setattr(choose, "Candidates", lambda *a, **k: made.append(Tunable()) or made[-1])
+    monkeypatch.setattr(choose, "variants_for", lambda graph: variants)
+    config = AutoConfig(max_drop=1.0, max_timesteps=20, allow_finetune=True)
+    choice = choose.choose_conversion(None, None, None, ConvertConfig(), config, train_data=[])
+    assert [call for call in made[0].calls if call[0] == "fine-tune"] == [("fine-tune", 15, signed), ("fine-tune", 14, signed)]
+    assert choice.variant == Variant("hybrid", True, SinCorrection.SIGNED, start="calibrated") and choice.timesteps == 14
+    assert choice.report["chosen"]["variant"] == "hybrid (calibrated + per-channel + signed)" and choice.report["met_budget"]
+    assert choice.hybrid == {"start": "calibrated + per-channel + signed"}
+    assert "auto: hybrid (calibrated + per-channel + signed) at T = 14" in format_choice(choice.report)
+
+
+def test_hybrid_starts_at_the_nearest_simulated_t_at_or_below_among_neurons_it_can_train():
+    from spikeconv.neurons import SinCorrection
+    from spikeconv.search.choose import _finetunable, _hybrid_start
+    from spikeconv.search.variants import AutoChoice, Variant
+
+    plain, signed, burst = Variant("calibrated"), Variant("calibrated", True, SinCorrection.SIGNED), Variant("burst")
+    simulated = [({"timesteps": t, "drop": drop}, AutoChoice(None, ConvertConfig(), v, {}))
+                 for t, drop, v in ((4, 10.0, plain), (4, 1.0, signed), (6, 0.2, burst), (8, 0.5, plain))]  # fmt: skip
+    starts = _finetunable(simulated, ConvertConfig())
+    assert [v for _, v in starts] == [plain, signed, plain]  # burst neurons (two spikes per step) cannot be trained
+    assert _hybrid_start(starts, 6) == signed and _hybrid_start(starts, 4) == signed  # T = 4's best; burst left out
+    assert _hybrid_start(starts, 9) == plain and _hybrid_start(starts, 3) == signed  # nearest below, else above
+    assert _hybrid_start([], 5) == Variant("calibrated")  # nothing simulated: hybrid's own recipe
+    assert Variant("calibrated").finetuned().label == "hybrid (calibrated)" and Variant("hybrid").label == "hybrid"

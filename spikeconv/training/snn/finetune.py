@@ -8,6 +8,13 @@ the converted ones, and :func:`spikeconv.training.train_network` — train-snn's
 surrogates — runs BPTT at T with a small learning rate. Afterwards the neurons are IF neurons again,
 so the result is an ordinary converted SNN file: same kernels, same counters, same export.
 
+Neurons converted with the signed SIN correction are trained as signed neurons (their retractions get
+a surrogate gradient too) and stay signed, because on deep networks the signed conversion is the one
+worth starting from: on a MobileNetV2 the plain neuron simulated 15-67 points below its rate code and
+``calibrated + per-channel + signed`` within about 1.5 at T = 8. ``--method auto --allow-finetune``
+therefore fine-tunes the best conversion variant it simulated (:func:`spikeconv.search.choose._hybrid_start`);
+``--method hybrid`` fine-tunes ``calibrated`` with the user's ``--per-channel`` / ``--sin-correction signed``.
+
 A long fine-tune is resumable as train-snn is: with a ``checkpoint`` path the loop rewrites it after
 every epoch (train-snn's checkpoint format, keyed by a digest of the converted network, T and the
 budget), and ``resume`` continues from it to exactly the weights of an uninterrupted run.
@@ -98,7 +105,7 @@ def finetune_converted(snn: SpikingNetwork, train_data: Dataset, *, timesteps: i
         on_epoch_end: Called with each new epoch's record (after its checkpoint is written).
 
     Raises:
-        ConfigError: A neuron that cannot be fine-tuned (bistable, burst, SIN-corrected), named; bad budget.
+        ConfigError: A neuron that cannot be fine-tuned (bistable, burst, ISI-corrected), named; bad budget.
         CheckpointError: ``resume`` from a checkpoint of another conversion, T or budget.
         DataError: ``train_data`` is empty.
     """
