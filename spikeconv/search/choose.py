@@ -28,7 +28,7 @@ binary-equivalent steps, T·⌈log2(Γ + 1)⌉, not by T alone.
 
 4. Only with ``allow_finetune`` (``--allow-finetune``) does the search train: after the conversion
    search, ``hybrid`` (a conversion fine-tuned at T, :mod:`spikeconv.training.snn.finetune`) is tried
-   below the chosen T in binary-equivalent steps (at the chosen T when nothing met the budget), from the
+   below the chosen T in binary-equivalent steps (up to ``max_timesteps`` when nothing met the budget), from the
    largest such T down, at the T whose best conversion is within ``FINETUNE_REACH`` points of the budget,
    at most ``FINETUNE_TRIALS`` fine-tunes, stopping at the first that misses the budget. Each starts from
    the variant of the best simulated candidate at its T or the nearest below (:func:`_hybrid_start`;
@@ -171,10 +171,11 @@ def choose_conversion(graph: fx.GraphModule, calibration, validation, base: Conv
 
 
 def _hybrid_steps(search: Candidates, choice: AutoChoice, config: AutoConfig) -> list[int]:
-    """Where a fine-tune may pay: below the chosen cost in binary-equivalent steps (at the chosen T when nothing met the
-    budget), near enough the budget, largest T first."""
+    """Where a fine-tune may pay: below the chosen cost in binary-equivalent steps (up to ``max_timesteps`` when nothing
+    met the budget: the largest T allowed starts from the best conversion and trains with the most steps, where the
+    closest conversion kept may lie several steps lower), near enough the budget, largest T first."""
     chosen = choice.report["chosen"]
-    top = min(_cost(chosen) - 1, config.max_timesteps) if choice.report["met_budget"] else int(chosen["timesteps"])
+    top = min(_cost(chosen) - 1, config.max_timesteps) if choice.report["met_budget"] else config.max_timesteps
     best: dict[int, float] = {}
     for row in search.rows:
         best[int(row["timesteps"])] = min(best.get(int(row["timesteps"]), math.inf), float(row["drop"]))

@@ -256,3 +256,38 @@ def test_hybrid_starts_at_the_nearest_simulated_t_at_or_below_among_neurons_it_c
     assert _hybrid_start(starts, 9) == plain and _hybrid_start(starts, 3) == signed  # nearest below, else above
     assert _hybrid_start([], 5) == Variant("calibrated")  # nothing simulated: hybrid's own recipe
     assert Variant("calibrated").finetuned().label == "hybrid (calibrated)" and Variant("hybrid").label == "hybrid"
+
+
+def test_when_nothing_meets_the_budget_hybrid_is_tried_from_the_largest_t_the_search_reached(monkeypatch):
+    """The closest conversion is kept at T = 6, where the rate code is best; the search screens on to T = 9 before
+    stalling. Fine-tuning starts there (more steps, and the user allowed them), not at the kept T = 6."""
+    from spikeconv.neurons import SinCorrection
+    from spikeconv.search import choose
+    from spikeconv.search.variants import AutoChoice, Variant
+
+    class Stalling(_ScriptedCandidates):
+        def screen(self, variant, timesteps: int) -> dict:
+            drop = 24.0 / timesteps if timesteps < 6 else (2.5 if timesteps == 6 else 3.5)
+            self.rows.append(self._row(variant, timesteps, drop, "screened"))
+            return self.rows[-1]
+
+        def simulate(self, variant, timesteps: int):
+            self.calls.append((variant.label, timesteps))
+            self.rows.append(self._row(variant, timesteps, self.rows[-1]["drop"] - 0.5, "simulated"))
+            return self.rows[-1], AutoChoice(None, ConvertConfig(timesteps=timesteps), variant, {})
+
+        def finetune(self, timesteps: int, train_data, start):
+            self.calls.append(("fine-tune", timesteps))
+            self.rows.append({**self._row(start.finetuned(), timesteps, 0.5, "fine-tuned"), "train_seconds": 1.0})
+            return self.rows[-1], AutoChoice(None, ConvertConfig(timesteps=timesteps), start.finetuned(), {}, snn=object())
+
+    variants = [Variant("calibrated", True, SinCorrection.SIGNED)]
+    made = []
+    monkeypatch.setattr(choose, "Candidates", lambda *a, **k: made.append(Stalling()) or made[-1])
+    monkeypatch.setattr(choose, "variants_for", lambda graph: variants)
+    config = AutoConfig(max_drop=1.0, max_timesteps=12, allow_finetune=True)
+    choice = choose.choose_conversion(None, None, None, ConvertConfig(), config, train_data=[])
+    assert [call for call in made[0].calls if call[0] != "fine-tune"] == [(variants[0].label, 6)]  # kept: 2.0 at T = 6
+    assert max(row["timesteps"] for row in made[0].rows if row["how"] == "screened") == 9  # stalled after 3 more T
+    assert [call for call in made[0].calls if call[0] == "fine-tune"] == [("fine-tune", 9), ("fine-tune", 8)]
+    assert choice.timesteps == 8 and choice.report["met_budget"]
