@@ -82,7 +82,10 @@ def _tight(cost_run, example: torch.Tensor, samples: int) -> MemoryBudget:
 def test_calibration_in_planned_parts_gives_the_same_plan(digits, monkeypatch):
     prepared = prepare(ingest_module(_model()), CalibrationConfig(default=MseThreshold(timesteps=4)))
     whole = calibrate(prepared, [digits])
-    budget = _tight(copy.deepcopy(prepared).eval(), digits[:1], 7)  # parts of about 7 samples
+    probe = copy.deepcopy(prepared).eval()
+    first_sight, _ = memory.allocated_bytes(lambda: probe(digits[:1]))  # the observers' statistics, as the plan counts them
+    cost = measure_batch_cost(probe, digits[:1])
+    budget = MemoryBudget(limit=memory.RESERVE + first_sight + cost.fixed + 7 * cost.per_sample)  # parts of about 7 samples
     prepare_module = sys.modules["spikeconv.calibration.prepare"]  # (the package re-exports a function of that name)
     calls = []
     run = prepare_module._run
@@ -93,6 +96,20 @@ def test_calibration_in_planned_parts_gives_the_same_plan(digits, monkeypatch):
     assert sum(runs) == 96 and 1 < len(runs) and max(runs) <= 10
     with pytest.raises(ConfigError, match="calibration needs"):
         calibrate(prepared, [digits], memory=MemoryBudget(limit=1))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_the_calibration_plan_counts_each_sample_and_the_statistics_observers_keep(digits, per_channel, monkeypatch):
+    """Observers allocate their histograms on the first batch they see; a probe that met them there read a negative
+    cost per sample for per-channel statistics (1 byte per sample: a 224x224 ResNet-18 peaked at 6.8 GiB in 4 GiB)."""
+    prepared = prepare(ingest_module(_model()), CalibrationConfig(default=MseThreshold(timesteps=4, per_channel=per_channel)))
+    prepare_module = sys.modules["spikeconv.calibration.prepare"]
+    seen = {}
+    monkeypatch.setattr(prepare_module, "plan_batch", lambda cost, **kw: seen.update(cost=cost, held=kw["held"]) or 8)
+    prepare_module.planned_batch(prepared, digits, MemoryBudget())
+    activations = sum(m.out_channels * 8 * 8 for m in _model().modules() if isinstance(m, torch.nn.Conv2d))
+    assert seen["cost"].per_sample >= 4 * activations  # at least the float32 activations of the convolutions
+    assert seen["held"] >= 4096 * 8  # the int64 histograms (sites or channels x 4,096 bins) are held, not per sample
 
 
 @pytest.mark.parametrize("kind", [Correction.POTENTIAL, Correction.BIAS])
