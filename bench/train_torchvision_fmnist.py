@@ -5,7 +5,7 @@ The networks of issue 27's check: torchvision's own builders with a one-channel 
 ``--mean 0.2860 --std 0.3530`` to convert), trained briefly on CPU. Each is written as a weights-only
 ``torch.export`` program (``.pt2``) and as ONNX by both exporters (legacy TorchScript and dynamo).
 
-Recipe (docs/benchmarks.md, "Deep torchvision networks"): SGD with Nesterov momentum 0.9, weight decay
+Recipe (docs/benchmarks.md, "Memory on deep networks, and auto's default on them"): SGD with Nesterov momentum 0.9, weight decay
 5e-4, one-cycle learning rate peaking at 0.1 (ResNet/VGG) or 0.05 (MobileNetV2), batch 128, label
 smoothing 0.1, random shifts of up to 2 pixels and horizontal flips; test accuracy on the full 10,000
 images, seed fixed.
