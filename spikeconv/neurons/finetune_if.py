@@ -145,8 +145,8 @@ def make_trainable_(root: nn.Module, surrogate: BinarySurrogate | None = None) -
         ConfigError: A neuron that cannot be fine-tuned (bistable, burst, ISI-corrected), named.
     """
     for name, module in root.named_modules():
-        plain = isinstance(module, IFNeuron) and module.max_spikes == 1 and module.sin_correction in FINETUNABLE_SIN
-        if isinstance(module, IFNeuron) and (isinstance(module, BistableIFNeuron) or not plain):
+        trainable = isinstance(module, IFNeuron) and module.max_spikes == 1 and module.sin_correction in FINETUNABLE_SIN
+        if isinstance(module, IFNeuron) and (isinstance(module, BistableIFNeuron) or not trainable):
             raise ConfigError(f"neuron {name} ({module.extra_repr()}) cannot be fine-tuned: {_REFUSAL}")
     return _swap_(root, lambda m: TrainableIF(m, surrogate) if type(m) is IFNeuron else None)
 

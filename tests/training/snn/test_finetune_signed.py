@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
@@ -17,13 +16,6 @@ from spikeconv.training import FinetuneBudget, SnnLoss, finetune_converted, read
 
 T = 2
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _digits_ann(x: torch.Tensor, y: torch.Tensor) -> nn.Module:

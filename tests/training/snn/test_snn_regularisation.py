@@ -26,13 +26,6 @@ INFO = dataset_info("digits")
 ARCH = {"notation": "32", "input_shape": [1, 8, 8], "num_classes": 10}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def small_mlp():
     torch.manual_seed(0)

@@ -28,15 +28,6 @@ INFO = dataset_info("digits")
 ARCH = {"notation": "128", "input_shape": [1, 8, 8], "num_classes": 10}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: extra intra-op threads only add synchronisation, which on a shared,
-    loaded 2-core machine made these tests 5-40x slower (measured 22 s vs 3.7 s). Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def small_mlp(seed=0, notation="128"):
     torch.manual_seed(seed)
