@@ -52,8 +52,11 @@ from spikeconv.workflows import (
 @click.option("--allow-finetune", is_flag=True,
               help="auto: also consider hybrid, which trains the best simulated conversion (per-channel and signed neurons "
                    "included; --finetune-* budget) where no conversion meets --max-drop; without this flag auto never trains.")  # fmt: skip
-@click.option("--val-samples", type=POSITIVE, default=2000, show_default=True,
+@click.option("--val-samples", type=POSITIVE, default=10000, show_default=True,
               help="auto: training samples held out for validation, disjoint from the calibration samples.")
+@click.option("--search-samples", type=POSITIVE, default=2000, show_default=True,
+              help="auto: how many of the validation samples every simulated candidate is scored on; one within budget "
+                   "there is confirmed on more of them (up to all) before it is chosen.")
 @click.option("--calib-samples", type=POSITIVE, default=2000, show_default=True,
               help="Training samples used to calibrate thresholds (drawn with --calib-seed).")
 @click.option("--correction-samples", type=POSITIVE, default=512, show_default=True,
@@ -101,7 +104,8 @@ from spikeconv.workflows import (
                    "(same options); it is deleted once OUT is written.")  # fmt: skip
 @device_options(precision=False)
 def convert_cmd(model, dataset, data_root, download, out, method, target_timesteps, max_drop, objective, max_timesteps,
-                allow_finetune, val_samples, calib_samples, correction_samples, calib_seed, threshold, percentile, per_channel, v_init,
+                allow_finetune, val_samples, search_samples, calib_samples, correction_samples, calib_seed, threshold, percentile,
+                per_channel, v_init,
                 max_spikes, half_period, synchronous, maxpool, sin_correction, reset, encoding, target, weight_bits, timesteps, plan_json,
                 finetune_epochs, finetune_samples, finetune_lr, resume, model_spec, device) -> None:  # fmt: skip
     """Calibrate MODEL on training data and convert it into a soft-reset SNN file.
@@ -122,8 +126,8 @@ def convert_cmd(model, dataset, data_root, download, out, method, target_timeste
         budget = finetune_budget(finetune=allow_finetune, method="auto without --allow-finetune", epochs=finetune_epochs,
                                  samples=finetune_samples, lr=finetune_lr, seed=calib_seed)  # fmt: skip
         auto = auto_from_options(max_drop=max_drop, objective=objective, max_timesteps=max_timesteps, val_samples=val_samples,
-                                 correction_samples=min(correction_samples, calib_samples), allow_finetune=allow_finetune,
-                                 finetune=budget)  # fmt: skip
+                                 search_samples=search_samples, correction_samples=min(correction_samples, calib_samples),
+                                 allow_finetune=allow_finetune, finetune=budget)  # fmt: skip
         job = ConvertJob(**common, convert=base, method="auto", auto=auto, auto_timesteps=timesteps is None, resume=resume)
     else:
         if allow_finetune:

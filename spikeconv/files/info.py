@@ -291,14 +291,19 @@ def _auto_rows(auto: Any) -> list[tuple[str, str | None]]:
         return [("auto", "record not readable")]
     chosen, validation = auto["chosen"], _mapping(auto.get("validation"))
     search = (f"objective {auto.get('objective')}, --max-drop {_number(auto.get('max_drop'))}, T <= {auto.get('max_timesteps')}; "
-              f"validation: {validation.get('samples')} held-out training samples, "
+              f"validation: {validation.get('samples')} held-out training samples"
+              + (f" ({validation['search_samples']} for the search)" if "search_samples" in validation else "") + ", "
               f"ANN {_number(validation.get('ann_accuracy'), '%')}")  # fmt: skip
     picked = (f"{chosen.get('variant')} at T = {chosen.get('timesteps')}: {_number(chosen.get('accuracy'), '%')}, drop "
               f"{_number(chosen.get('drop'))} ± {_number(chosen.get('drop_se'))}, "
-              f"estimated energy {_number(chosen.get('energy_uj'))} µJ")  # fmt: skip
+              + (f"expected {_number(chosen.get('expected_drop'))} ± {_number(chosen.get('expected_se'))}, "
+                 if "expected_drop" in chosen else "")  # files written before the expected drop was recorded lack it
+              + f"estimated energy {_number(chosen.get('energy_uj'))} µJ")  # fmt: skip
     met = "within budget" if auto.get("met_budget") else "NOT within budget (closest kept)"
+    confirmed = f", {auto['confirmed']} confirmed on more held-out samples" if "confirmed" in auto else ""
     return [("auto", search), ("auto choice", picked),
-            ("auto search", f"{met}; {auto.get('screened')} candidates screened, {auto.get('simulated')} simulated")]  # fmt: skip
+            ("auto search", f"{met}; {auto.get('screened')} candidates screened, {auto.get('simulated')} simulated"
+                            f"{confirmed}")]  # fmt: skip
 
 
 def _trained_rows(d: Mapping[str, Any]) -> list[tuple[str, str | None]]:

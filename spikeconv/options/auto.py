@@ -35,10 +35,10 @@ def check_auto_flags(**given: object) -> None:
                           "and T itself; drop them, or name the method (e.g. --method calibrated)")  # fmt: skip
 
 
-def auto_from_options(*, max_drop: float, objective: str, max_timesteps: int, val_samples: int,
+def auto_from_options(*, max_drop: float, objective: str, max_timesteps: int, val_samples: int, search_samples: int,
                       correction_samples: int, allow_finetune: bool = False,
                       finetune: FinetuneBudget | None = None) -> AutoConfig:  # fmt: skip
     """``--method auto`` settings from CLI values (``finetune``: the ``--finetune-*`` budget of ``--allow-finetune``)."""
     return AutoConfig(max_drop=float(max_drop), objective=Objective.from_name(objective), max_timesteps=max_timesteps,
-                      validation_samples=val_samples, correction_samples=correction_samples, allow_finetune=allow_finetune,
-                      finetune=finetune or FinetuneBudget())  # fmt: skip
+                      validation_samples=val_samples, search_samples=search_samples, correction_samples=correction_samples,
+                      allow_finetune=allow_finetune, finetune=finetune or FinetuneBudget())  # fmt: skip

@@ -30,6 +30,8 @@ from spikeconv.runtime.memory import (
     resolve_budget,
 )
 from spikeconv.search.config import AutoConfig
+from spikeconv.search.expected_drop import ExpectedDrop
+from spikeconv.search.splits import search_and_confirmation
 from spikeconv.search.variants import AutoChoice, Variant, bits_per_step
 from spikeconv.training.snn.finetune import finetune_converted
 
@@ -47,13 +49,40 @@ class Candidates:
         self.statistics: dict[tuple, fx.GraphModule] = {}
         self.plans: dict[tuple, fx.GraphModule] = {}
         self.rows: list[dict[str, Any]] = []
-        self.rate_codes: dict[tuple, torch.Tensor] = {}  # which validation samples a rate code got right
+        self.rate_codes: dict[tuple, torch.Tensor] = {}  # the class a rate code gave each search sample
+        searched, stages = search_and_confirmation(validation, config.search_samples)
         # read again for every candidate (one batch in memory at a time); only the labels are kept
-        self.batches = BatchesOn(make_loader(validation, batch_size=256, shuffle=False), self.device)
-        self.labels = torch.cat([y for _, y in self.batches])
+        self.batches = BatchesOn(make_loader(searched, batch_size=256, shuffle=False), self.device)
+        self.stages = [BatchesOn(make_loader(stage, batch_size=256, shuffle=False), self.device) for stage in stages]
+        self.searched, self.held_out = len(searched), len(validation)
+        self.stage_ends = [self.searched + sum(len(stage) for stage in stages[: k + 1]) for k in range(len(stages))]
+        self.labels = torch.cat([y.cpu() for _, y in self.batches])  # grows by a stage when a confirmation first reads it
         self.example = next(iter(self.batches))[0][:1]
-        self.ann_correct = self._correct(graph, self._ann_batch(graph))
+        ann_outputs = self._outputs(graph, self._ann_batch(graph), self.batches)
+        self.expected = ExpectedDrop(ann_outputs, self.labels)  # one temperature, fitted on the search samples
+        self.ann_correct = self._predictions_of(ann_outputs) == self.labels
         self.ann_accuracy = 100.0 * float(self.ann_correct.float().mean())
+        self.stages_read = 0
+        self.predictions: dict[int, torch.Tensor] = {}  # id(row) -> the classes its network gave the search samples
+        self.networks: dict[int, SpikingNetwork] = {}  # id(row) -> its network, for the rows of the latest T only
+        self.networks_at: int | None = None
+
+    def validation_record(self) -> dict[str, Any]:
+        """The held-out samples as the report records them: how many, how many the search used, the ANN's accuracy."""
+        return {"samples": self.held_out, "search_samples": self.searched, "ann_accuracy": round(self.ann_accuracy, 2),
+                "confirmation_stages": self.stage_ends, "inverse_temperature": round(self.expected.inverse_temperature, 4)}
+
+    def _read_stage(self, stage: int) -> None:
+        """The ANN's outputs and the labels of confirmation stage ``stage``, read the first time a confirmation needs
+        them (an ANN pass over samples no search may ever need is not paid up front)."""
+        while self.stages_read <= stage:
+            batches = self.stages[self.stages_read]
+            outputs = self._outputs(self.graph, self._ann_batch(self.graph), batches)
+            labels = torch.cat([y.cpu() for _, y in batches])
+            self.expected.extend(outputs)
+            self.labels = torch.cat([self.labels, labels])
+            self.ann_correct = torch.cat([self.ann_correct, self._predictions_of(outputs) == labels])
+            self.stages_read += 1
 
     def _ann_batch(self, model: torch.nn.Module) -> int:
         """The validation batch an ANN-like ``model`` (the ANN, a rate code) may take within the working set."""
@@ -62,21 +91,37 @@ class Candidates:
         room, source = resolve_budget(MemoryBudget(), self.device)
         return plan_batch(cost, wanted=256, room=min(room, WORKING_SET), source=source, what="scoring the validation split")
 
-    def _correct(self, predict: Callable[[torch.Tensor], torch.Tensor], batch: int) -> torch.Tensor:
-        """Which validation samples ``predict`` (logits or summed readout) classifies right, ``batch`` samples at a time;
-        ties go to the lowest class."""
+    @staticmethod
+    def _outputs(model: torch.nn.Module, batch: int, batches) -> torch.Tensor:
+        """The ANN's outputs on ``batches``, ``[n, classes]`` on the CPU (what the expected drop is read from)."""
         with torch.inference_mode():
-            found = [predict(x).argmax(dim=1) for x in rebatch((x for x, _ in self.batches), batch)]
-        return torch.cat(found) == self.labels
+            return torch.cat([model(x).float().cpu() for x in rebatch((x for x, _ in batches), batch)])
 
-    def _scored(self, right: torch.Tensor) -> dict[str, float]:
-        """Accuracy, drop below the ANN, and the standard error of that paired drop (McNemar's discordant pairs)."""
-        n = right.numel()
-        lost = float((self.ann_correct & ~right).sum())
-        gained = float((~self.ann_correct & right).sum())
+    @staticmethod
+    def _predictions_of(outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.argmax(dim=1)  # ties go to the lowest class
+
+    def _predicted(self, predict: Callable[[torch.Tensor], torch.Tensor], batch: int, batches=None) -> torch.Tensor:
+        """The class ``predict`` (logits or summed readout) gives each search sample (or each of ``batches``), ``batch``
+        samples at a time."""
+        with torch.inference_mode():
+            found = [self._predictions_of(predict(x)).cpu() for x in rebatch((x for x, _ in batches or self.batches), batch)]
+        return torch.cat(found)
+
+    def _scored(self, predicted: torch.Tensor) -> dict[str, float]:
+        """Accuracy, drop below the ANN with the standard error of that paired drop (McNemar's discordant pairs), and the
+        drop the ANN's calibrated confidence expects (:mod:`spikeconv.search.expected_drop`) with its standard error,
+        on the first ``len(predicted)`` held-out samples (the search samples, or all of them once confirmed)."""
+        n = predicted.numel()
+        labels, ann_correct = self.labels[:n], self.ann_correct[:n]
+        right = predicted == labels
+        lost = float((ann_correct & ~right).sum())
+        gained = float((~ann_correct & right).sum())
         se = math.sqrt(max(lost + gained - (lost - gained) ** 2 / n, 0.0)) / n * 100.0
         accuracy = 100.0 * float(right.float().mean())
-        return {"accuracy": round(accuracy, 2), "drop": round(self.ann_accuracy - accuracy, 2), "drop_se": round(se, 2)}
+        ann_accuracy = 100.0 * float(ann_correct.float().mean())
+        return {"accuracy": round(accuracy, 2), "drop": round(ann_accuracy - accuracy, 2), "drop_se": round(se, 2),
+                **self.expected.score(predicted), "samples": n}
 
     def calibrated(self, settings: MethodSettings) -> fx.GraphModule:
         """The plan of ``settings``' rules, from statistics gathered once per observer family.
@@ -106,7 +151,7 @@ class Candidates:
         key = (id(calibrated), timesteps, neuron.v_init, neuron.start_shift, neuron.max_spikes, neuron.maxpool)
         if key not in self.rate_codes:
             code = rate_code_ann(calibrated, timesteps, neuron).to(self.device).eval()
-            self.rate_codes[key] = self._correct(code, self._ann_batch(code))  # bytes per sample; plans live in self.plans
+            self.rate_codes[key] = self._predicted(code, self._ann_batch(code))  # 8 bytes per sample; plans live in self.plans
         row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
                "bits_per_step": bits_per_step(settings.convert), **self._scored(self.rate_codes[key]),
                "energy_uj": None, "how": "screened"}  # fmt: skip
@@ -128,15 +173,43 @@ class Candidates:
                   how: str) -> dict[str, Any]:  # fmt: skip
         plan = measure_simulation(snn, self.example, timesteps, wanted=256, memory=MemoryBudget(limit=self._room()))
         with count_operations(snn) as counter, time_chunk_set(snn, plan.chunk):
-            right = self._correct(lambda x: snn(x, timesteps).sum(dim=0), plan.batch)
+            predicted = self._predicted(lambda x: snn(x, timesteps).sum(dim=0), plan.batch)
         totals = counter.result().totals(timesteps)
         row = {"method": variant.method, "variant": variant.label, "timesteps": timesteps,
-               "bits_per_step": bits_per_step(convert_config), **self._scored(right), "how": how,
+               "bits_per_step": bits_per_step(convert_config), **self._scored(predicted), "how": how,
                "energy_uj": round(self.config.energy.energy_pj(ac=totals["ac"], mac=totals["mac"]) / 1e6, 4),
                "spike_rate": round(float(totals["spike_rate"]), 4)}  # fmt: skip
         self.rows.append(row)
+        if timesteps != self.networks_at:  # a confirmation follows the simulations of its own T: older networks are done
+            self.networks, self.networks_at = {}, timesteps
+        self.predictions[id(row)], self.networks[id(row)] = predicted, snn
         release_free_memory()
         return row
+
+    def confirm(self, row: dict[str, Any], choice: AutoChoice,
+                settled: Callable[[dict[str, Any]], bool]) -> tuple[dict[str, Any], AutoChoice]:  # fmt: skip
+        """``row`` (within budget on the search samples) scored on more held-out samples: its network simulated on each
+        confirmation stage in turn, pooled with its search predictions, until ``settled`` says the pooled row decides
+        (or every stage is read). The same row when there are no other samples."""
+        if not self.stages:
+            return row, choice
+        timesteps = int(row["timesteps"])
+        snn = self.networks.get(id(row), choice.snn)
+        if snn is None:  # simulated at an earlier T (the energy objective looks back): build it again
+            snn = self._converted(choice.variant, timesteps)[2]
+        plan = measure_simulation(snn, self.example, timesteps, wanted=256, memory=MemoryBudget(limit=self._room()))
+        predicted = self.predictions[id(row)]
+        for stage, batches in enumerate(self.stages):
+            self._read_stage(stage)
+            with time_chunk_set(snn, plan.chunk):
+                more = self._predicted(lambda x: snn(x, timesteps).sum(dim=0), plan.batch, batches)
+            predicted = torch.cat([predicted, more])
+            confirmed = {**row, **self._scored(predicted), "how": "confirmed"}
+            if settled(confirmed):
+                break
+        self.rows.append(confirmed)
+        release_free_memory()
+        return confirmed, choice
 
     def simulate(self, variant: Variant, timesteps: int) -> tuple[dict[str, Any], AutoChoice]:
         calibrated, convert_config, snn = self._converted(variant, timesteps)
@@ -145,8 +218,8 @@ class Candidates:
             floats = convert(calibrated, replace(convert_config, weight_bits=None)).to(self.device).eval()
             plan = measure_simulation(floats, self.example, timesteps, wanted=256, memory=MemoryBudget(limit=self._room()))
             with time_chunk_set(floats, plan.chunk):
-                right = self._correct(lambda x: floats(x, timesteps).sum(dim=0), plan.batch)
-            row["float_accuracy"] = self._scored(right)["accuracy"]
+                predicted = self._predicted(lambda x: floats(x, timesteps).sum(dim=0), plan.batch)
+            row["float_accuracy"] = self._scored(predicted)["accuracy"]
         return row, AutoChoice(calibrated, convert_config, variant, {})
 
     def finetune(self, timesteps: int, train_data, start: Variant) -> tuple[dict[str, Any], AutoChoice]:

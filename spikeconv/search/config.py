@@ -30,6 +30,8 @@ class AutoConfig:
         objective: Fewest timesteps (ties: least energy), or least energy.
         max_timesteps: Largest T tried.
         validation_samples: Training samples held out for validation (disjoint from calibration).
+        search_samples: How many of them every simulated candidate is scored on; one within budget there is confirmed
+            on more of them (up to all) before it is chosen (the split's noise, not the network, decided too often).
         correction_samples: Calibration samples the potential correction uses.
         energy: Energy per operation for the estimate.
         allow_finetune: Let the search also try ``hybrid``, which trains (never without this).
@@ -39,7 +41,8 @@ class AutoConfig:
     max_drop: float = 1.0
     objective: Objective = Objective.TIMESTEPS
     max_timesteps: int = 16
-    validation_samples: int = 2000
+    validation_samples: int = 10000
+    search_samples: int = 2000
     correction_samples: int = 512
     energy: EnergyModel = EnergyModel()
     allow_finetune: bool = False
@@ -52,7 +55,7 @@ class AutoConfig:
             raise ConfigError("AutoConfig.objective must be an Objective member")
         if not (isinstance(self.max_drop, (int, float)) and math.isfinite(self.max_drop) and self.max_drop >= 0):
             raise ConfigError(f"--max-drop must be a number >= 0, got {self.max_drop!r}")
-        for name in ("max_timesteps", "validation_samples", "correction_samples"):
+        for name in ("max_timesteps", "validation_samples", "search_samples", "correction_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")

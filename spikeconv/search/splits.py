@@ -6,6 +6,9 @@ draw these splits themselves and hand them to :func:`~spikeconv.search.choose_co
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 
 from spikeconv.data import calibration_indices
@@ -37,6 +40,21 @@ def finetune_split(train, *, calibration_samples: int, calibration_seed: int, sa
     keep[validation_indices(len(train), calibration_samples=calibration_samples, calibration_seed=calibration_seed,
                             samples=samples)] = False  # fmt: skip
     return _subset(train, torch.nonzero(keep).flatten())
+
+
+def search_and_confirmation(validation, search_samples: int) -> tuple[Any, list[Any]]:
+    """The held-out samples the search simulates every candidate on (``search_samples`` of them, drawn with a fixed
+    seed, in order), and the others in two confirmation stages: up to 1.5 times as many again, then the rest (an
+    empty list when there are no others).
+
+    Drawn, not the first ones: a data set stored class by class would otherwise give the search a few classes only."""
+    if search_samples >= len(validation):
+        return validation, []
+    order = torch.randperm(len(validation), generator=torch.Generator().manual_seed(0))
+    cuts = [search_samples, min(len(validation), search_samples + math.ceil(1.5 * search_samples)), len(validation)]
+    parts = [order[:cuts[0]], order[cuts[0]:cuts[1]], order[cuts[1]:cuts[2]]]
+    searched, *stages = (_subset(validation, part.sort().values) for part in parts if len(part))
+    return searched, stages
 
 
 def _subset(train, indices: torch.Tensor):

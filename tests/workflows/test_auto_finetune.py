@@ -92,7 +92,7 @@ def test_hybrid_is_chosen_below_the_conversion_cost_and_its_numbers_reproduce(pl
     assert all(row["train_seconds"] >= 0 for row in tuned) and report["finetune"]["seconds"] >= 0
     assert all(row["timesteps"] < plain.report["chosen"]["timesteps"] * plain.report["chosen"]["bits_per_step"] for row in tuned)
     if choice.variant.method != "hybrid":  # then no fine-tuned candidate met the budget (auto never drops one that did)
-        assert not any(row["drop"] + choose_module.STANDARD_ERRORS * row["drop_se"] <= 5.0 for row in tuned)
+        assert not any(choose_module._meets(row, AutoConfig(max_drop=5.0)) for row in tuned)
         assert choice.report["chosen"] == plain.report["chosen"]
         return
     # on this net and budget (measured with one thread; the margin depends on float summation order) hybrid wins
