@@ -12,8 +12,8 @@ from spikeconv.evaluation import MemoryBudget, count_operations, measure_footpri
 from spikeconv.evaluation import memory as memory_module
 from spikeconv.evaluation.memory import SLACK, ChunkRequest, SimulationFootprint, plan_time_chunk, resolve_budget
 from spikeconv.models import build_model
-from spikeconv.runtime.memory import current_rss
 from spikeconv.neurons import SpikingNetwork, trainable_neuron_config
+from spikeconv.runtime.memory import current_rss
 from spikeconv.training.snn.spikify import spikify
 
 SHAPE = (1, 8, 8)

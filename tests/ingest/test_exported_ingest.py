@@ -100,7 +100,8 @@ def test_every_registered_op_is_exercised_by_a_case():
             seen |= {n.target.overloadpacket.__name__ for n in _exported(model, decompose).graph.nodes
                      if hasattr(n.target, "overloadpacket")}  # fmt: skip
     # aliases and no-ops that other models or export modes emit (each is a one-line rewrite shared with a tested op)
-    # attention (matmul of 4-D heads, scaled_dot_product_attention) has core-ATen forms ingest refuses: tests/ingest/test_transformer_ingest.py
+    # attention (matmul of 4-D heads, scaled_dot_product_attention) has core-ATen forms ingest refuses:
+    # tests/ingest/test_transformer_ingest.py
     assert set(available_aten_ops()) - seen == {"_unsafe_view", "alias", "alpha_dropout", "clamp_min", "concat", "contiguous",
                                                 "detach", "native_dropout", "matmul", "scaled_dot_product_attention"}  # fmt: skip
 

@@ -89,7 +89,8 @@ def test_all_unsupported_nodes_are_listed_in_one_error():
     message = str(info.value)
     assert "cannot convert 4 node(s) of _ManyUnsupported" in message
     expected = ["act (torch.nn.modules.activation.SiLU", "gate (torch.nn.modules.activation.Sigmoid",
-                "norm (torch.nn.modules.normalization.GroupNorm", "attention (torch.nn.modules.activation.MultiheadAttention: batch_first"]  # fmt: skip
+                "norm (torch.nn.modules.normalization.GroupNorm",
+                "attention (torch.nn.modules.activation.MultiheadAttention: batch_first"]  # fmt: skip
     for name in expected:
         assert name in message
     assert "\n" not in message

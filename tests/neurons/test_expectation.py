@@ -58,7 +58,8 @@ def test_running_mean_of_the_output_is_the_operation_on_the_running_means(kind):
     steps, batch = 7, 2
     inputs = _inputs(shapes, steps, batch, seed=1)
     with torch.no_grad():
-        out = SpikeEquivalentOperator(op, kind=kind)(*inputs, steps).reshape(steps, batch, *OPS[kind][0](*[x[:batch] for x in inputs]).shape[1:])
+        per_step = OPS[kind][0](*[x[:batch] for x in inputs]).shape[1:]
+        out = SpikeEquivalentOperator(op, kind=kind)(*inputs, steps).reshape(steps, batch, *per_step)
         for t in (1, 3, 7):
             means = [x.reshape(steps, batch, *x.shape[1:])[:t].mean(0) for x in inputs]
             torch.testing.assert_close(out[:t].mean(0), op(*means), rtol=1e-4, atol=1e-5)

@@ -224,8 +224,9 @@ def _rewrite_block(g: Graph, softmax: onnx.NodeProto) -> tuple[list[onnx.NodePro
     scores = emit.node("Mul", [emit.node("MatMul", [split[0], keys], what="scores"), emit.constant("scale", scale)], what="scaled")
     probs = emit.node("Softmax", [scores], axis=-1, what="softmax")
     context = emit.node("MatMul", [probs, split[2]], what="context")
-    merged = emit.node("Reshape", [emit.node("Transpose", [context], perm=[0, 2, 1, 3], what="tokens_first"),
-                                   emit.constant("merged_shape", np.array([0, 0, heads * depth], dtype=np.int64))], what="merge")  # fmt: skip
+    tokens_first = emit.node("Transpose", [context], perm=[0, 2, 1, 3], what="tokens_first")
+    merged_shape = emit.constant("merged_shape", np.array([0, 0, heads * depth], dtype=np.int64))
+    merged = emit.node("Reshape", [tokens_first, merged_shape], what="merge")
     emit.linear("out_proj", merged, output.weight * v.factor, output.bias, output=output.exit)
     return emit.nodes, emit.initializers, output.exit
 

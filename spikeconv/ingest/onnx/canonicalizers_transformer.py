@@ -136,7 +136,9 @@ def expand(site: OnnxNodeSite) -> None:
     """``Expand(constant [1, ...], shape)`` whose target is ``[N, ...]`` -> ``constant.expand(input.shape[0], -1, ...)``."""
     value = _constant(site, site.node.args[0])
     meta = site.node.meta.get("tensor_meta")
-    if value is None or meta is None or value.dim() != len(meta.shape) or value.shape[0] != 1 or tuple(value.shape[1:]) != tuple(meta.shape[1:]):
+    if value is None or meta is None or value.dim() != len(meta.shape):
+        return
+    if value.shape[0] != 1 or tuple(value.shape[1:]) != tuple(meta.shape[1:]):
         return
     graph = site.gm.graph
     source = next(n for n in graph.nodes if n.op == "placeholder")
