@@ -86,3 +86,28 @@ def test_vit_cost_times_a_converted_vit_and_counts_its_operators_as_macs(tmp_pat
     assert all(kinds[k]["mac"] > 0 for k in ("layer_norm", "gelu", "softmax", "product"))  # dense work every step, counted
     assert kinds["linear"]["mac"] == 0 and kinds["linear"]["ac"] > 0  # the linear layers run on spikes
     assert record["energy_uj"]["snn_static_once"] < record["energy_uj"]["snn"]
+
+
+def test_validation_vs_test_scores_counted_and_expected_drops_on_three_image_sets(tmp_path):
+    import pytest
+
+    from spikeconv.cli import main
+    from spikeconv.data import Split, load_dataset
+    from spikeconv.errors import DatasetNotFoundError
+
+    try:
+        load_dataset("fashion-mnist", split=Split.TEST, limit=1)
+    except DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed on this machine")
+    shipped = Path(__file__).resolve().parents[1] / "spikeconv" / "models" / "pretrained" / "fmnist-cnn.pt"
+    snn, out = tmp_path / "cal.snn.pt", tmp_path / "vvt.json"
+    assert main(["convert", str(shipped), "--method", "calibrated", "--target-timesteps", "4", "--calib-samples", "256",
+                 "--out", str(snn)]) == 0  # fmt: skip
+    _run("validation_vs_test.py", str(snn), "--timesteps", "2,4", "--limit", "200", "--json", str(out))
+    record = json.loads(out.read_text())
+    assert [row["timesteps"] for row in record["rows"]] == [2, 4] and record["inverse_temperature"] > 0
+    for row in record["rows"]:
+        for name in ("validation", "other_training", "test"):
+            cell = row[name]
+            assert {"drop", "drop_se", "expected_drop", "expected_se", "changed"} <= set(cell)
+            assert -100 <= cell["drop"] <= 100 and 0 <= cell["changed"] <= 100 and cell["expected_se"] >= 0

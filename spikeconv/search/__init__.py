@@ -2,8 +2,9 @@
 
 One module per concern: ``config`` (the budget: AutoConfig, Objective), ``variants`` (what is tried and the
 choice returned), ``candidates`` (screening, simulating and fine-tuning candidates on the validation split),
-``choose`` (the search and its decision), ``splits`` (which training samples calibrate, validate and
-fine-tune), ``report`` (the report as text). The convert job and the Python API (``workflows``) draw the
+``choose`` (the search and its decision), ``expected_drop`` (the drop the ANN's calibrated confidence expects, beside
+the counted one), ``splits`` (which training samples calibrate, validate, confirm and fine-tune), ``report`` (the
+report as text). The convert job and the Python API (``workflows``) draw the
 splits and call :func:`choose_conversion`.
 """
 
