@@ -113,7 +113,8 @@ def test_a_choice_is_confirmed_on_more_held_out_samples_and_its_numbers_reproduc
     assert chosen["samples"] == 600 or _bound(chosen, EARLY_STANDARD_ERRORS) <= 1.5  # stopped early only with margin
     searched = next(r for r in report["candidates"] if r["how"] == "simulated" and r["variant"] == chosen["variant"]
                     and r["timesteps"] == chosen["timesteps"])  # fmt: skip
-    assert _within(searched, 1.5)  # it was confirmed because it passed on the search samples
+    # confirmed because on the search samples its expected drop with one standard error, and its counted drop, were within
+    assert searched["expected_drop"] + searched["expected_se"] <= 1.5 and searched["drop"] <= 1.5
     first, stages = search_and_confirmation(val, 200)
     x, y = (torch.cat(parts) for parts in zip(*(part.as_tensors() for part in (first, *stages)), strict=True))
     x, y = x[: chosen["samples"]], y[: chosen["samples"]]
