@@ -17,9 +17,11 @@ within ``max_drop`` points of its ANN, and with which method?" on a validation s
 3. A candidate is within budget when its drop plus one standard error of that paired drop
    (from the samples the ANN and the SNN disagree on) is at most ``max_drop``, and so is the drop the
    ANN's own calibrated confidence expects (:mod:`spikeconv.search.expected_drop`) plus its standard
-   error: the split is small, and the ANN has seen these samples in training, so the counted drop errs
-   low (on the shipped CNN a validation drop of 0.40 ± 0.36 at T = 3 was a test-set drop of 1.00; on a
-   20-epoch ViT 0.40 ± 0.40 at T = 6 was 1.15, where the expected drop read 0.98 ± 0.14).
+   error: the counted drop rests on the few samples whose class the SNN changes, and on labels the ANN
+   was trained on, so it can read low (on the shipped CNN a validation drop of 0.40 ± 0.36 at T = 3 was a
+   test-set drop of 1.00; on a 20-epoch ViT 0.40 ± 0.40 at T = 6 was 1.15, where the expected drop read
+   0.97 ± 0.14). Search rows are scored on ``search_samples``; a candidate worth it is confirmed on more
+   held-out samples (:func:`_confirm_best`), and only a confirmed one is chosen.
    ``timesteps`` objective: the smallest T at which a simulated candidate is within budget; ties
    go to the least estimated energy. ``energy`` objective: the least energy among all simulated
    candidates within budget. If none is (the search stops early once three more T in a row did
@@ -75,8 +77,8 @@ def _level(row: dict[str, Any]) -> float:
 
 
 def _bound(row: dict[str, Any], standard_errors: float = STANDARD_ERRORS) -> float:
-    """The larger of the counted and the expected drop, each with ``standard_errors`` standard errors added: the split is
-    small, and the ANN has seen it in training, which biases the counted drop low (:mod:`spikeconv.search.expected_drop`)."""
+    """The larger of the counted and the expected drop, each with ``standard_errors`` standard errors added: the counted
+    drop alone is noisy and can read low on training samples (:mod:`spikeconv.search.expected_drop`)."""
     return max(row["drop"] + standard_errors * row["drop_se"], row["expected_drop"] + standard_errors * row["expected_se"])
 
 
