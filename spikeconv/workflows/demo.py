@@ -64,8 +64,9 @@ def summary_line(auto: dict, curves: list[CurveResult]) -> str:
     chosen, (converted, rate) = auto["chosen"], curves
     steps = int(chosen["timesteps"])
     drop = converted.ann_accuracy - converted.accuracy_at(steps) if steps <= len(converted.accuracy) else float("nan")
-    rate_steps = _steps_within(rate, max(drop, 1.0))
-    rate_text = (f"rate needs T = {rate_steps} for the same" if rate_steps else
+    within = max(drop, 1.0)  # auto's own drop, or the default budget when auto did better than it
+    rate_steps = _steps_within(rate, within)
+    rate_text = (f"rate needs T = {rate_steps} to come within {within:.2f}" if rate_steps else
                  f"rate is not there by T = {len(rate.accuracy)} ({rate.accuracy_at(len(rate.accuracy)):.2f} %)")  # fmt: skip
     return (f"auto chose {chosen['variant']} at T = {steps}: {converted.accuracy_at(steps):.2f} % on the test set, within "
             f"{drop:.2f} points of the ANN ({converted.ann_accuracy:.2f} %); {rate_text}")  # fmt: skip
