@@ -18,7 +18,7 @@ from spikeconv.convert.rate_code_ann import rate_code_ann
 from spikeconv.data import make_loader
 from spikeconv.evaluation import count_operations
 from spikeconv.evaluation.memory import measure_simulation, time_chunk_set
-from spikeconv.neurons import SpikingNetwork
+from spikeconv.neurons import SpikingNetwork, workspace
 from spikeconv.runtime import BatchesOn
 from spikeconv.runtime.memory import (
     WORKING_SET,
@@ -182,6 +182,8 @@ class Candidates:
         self.rows.append(row)
         if timesteps != self.networks_at:  # a confirmation follows the simulations of its own T: older networks are done
             self.networks, self.networks_at = {}, timesteps
+        for module in snn.modules():  # kept for a confirmation: its weights, not the output buffers it reuses
+            workspace.release(module)
         self.predictions[id(row)], self.networks[id(row)] = predicted, snn
         release_free_memory()
         return row
