@@ -292,6 +292,7 @@ def _decide(search: Candidates, simulated, variants, config: AutoConfig) -> Auto
         best = max((row for row in search.rows), key=lambda row: row["accuracy"])
         variant = next(v for v in variants if v.label == best["variant"])
         simulated = [search.simulate(variant, int(best["timesteps"]))]
+        _confirm_best(search, simulated, 1, config, None)  # chosen only if confirmed, like any other
     within = [item for item in simulated if _final(item[0], search) and _meets(item[0], config)]
     if within:
         row, choice = min(within, key=lambda item: _preference(item[0], config))

@@ -271,6 +271,29 @@ def test_a_candidate_within_budget_on_the_search_samples_is_chosen_only_once_all
     assert "on 5000 held-out training samples" in text and "3 confirmed on up to 5000" in text
 
 
+def test_when_nothing_was_promising_the_one_candidate_simulated_is_confirmed_before_it_counts(monkeypatch):
+    """No rate code comes within the screening margin up to T = 2, so the best-screened candidate is simulated at the end;
+    it beats its rate code by 20 points, and like any other it is confirmed on the other held-out samples."""
+    from spikeconv.search import choose
+    from spikeconv.search.variants import Variant
+
+    class Surprising(_ScriptedCandidates):
+        GAPS = {"calibrated": -20.0}
+        stages = [range(3000)]
+
+        def confirm(self, row, choice, settled):
+            self.calls.append(("confirm", row["variant"], row["timesteps"]))
+            self.rows.append({**row, "samples": 5000, "how": "confirmed"})
+            return self.rows[-1], choice
+
+    made = []
+    monkeypatch.setattr(choose, "Candidates", lambda *a, **k: made.append(Surprising()) or made[-1])
+    monkeypatch.setattr(choose, "variants_for", lambda graph: [Variant("calibrated")])
+    choice = choose.choose_conversion(None, None, None, ConvertConfig(), AutoConfig(max_drop=1.0, max_timesteps=2))
+    assert made[0].calls == [("calibrated", 2), ("confirm", "calibrated", 2)]
+    assert choice.report["met_budget"] and choice.report["chosen"]["how"] == "confirmed" and choice.timesteps == 2
+
+
 def test_a_variant_never_simulated_is_tried_beside_twins_whose_simulations_beat_their_rate_codes(monkeypatch):
     """Two per-channel twins share one rate code; the plain one is simulated first and beats its rate code. Ranked
     with no gap of its own, the signed twin would trail it for good; borrowing the best gap measured so far (and going
