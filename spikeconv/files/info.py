@@ -293,8 +293,10 @@ def _auto_rows(auto: Any) -> list[tuple[str, str | None]]:
     search = (f"objective {auto.get('objective')}, --max-drop {_number(auto.get('max_drop'))}, T <= {auto.get('max_timesteps')}; "
               f"validation: {validation.get('samples')} held-out training samples"
               + (f" ({validation['search_samples']} for the search)" if "search_samples" in validation else "") + ", "
-              f"ANN {_number(validation.get('ann_accuracy'), '%')}")  # fmt: skip
-    picked = (f"{chosen.get('variant')} at T = {chosen.get('timesteps')}: {_number(chosen.get('accuracy'), '%')}, drop "
+              f"ANN {_number(validation.get('ann_accuracy'), '%')}"
+              + (" on the search samples" if "search_samples" in validation else ""))  # fmt: skip
+    picked = (f"{chosen.get('variant')} at T = {chosen.get('timesteps')}: {_number(chosen.get('accuracy'), '%')}"
+              + (f" on {chosen['samples']} samples" if "samples" in chosen else "") + ", drop "
               f"{_number(chosen.get('drop'))} ± {_number(chosen.get('drop_se'))}, "
               + (f"expected {_number(chosen.get('expected_drop'))} ± {_number(chosen.get('expected_se'))}, "
                  if "expected_drop" in chosen else "")  # files written before the expected drop was recorded lack it
