@@ -58,7 +58,8 @@ class Candidates:
         self.stage_ends = [self.searched + sum(len(stage) for stage in stages[: k + 1]) for k in range(len(stages))]
         self.labels = torch.cat([y.cpu() for _, y in self.batches])  # grows by a stage when a confirmation first reads it
         self.example = next(iter(self.batches))[0][:1]
-        ann_outputs = self._outputs(graph, self._ann_batch(graph), self.batches)
+        self.ann_batch = self._ann_batch(graph)  # measured once: the confirmation stages read the ANN in batches of it too
+        ann_outputs = self._outputs(graph, self.ann_batch, self.batches)
         self.expected = ExpectedDrop(ann_outputs, self.labels)  # one temperature, fitted on the search samples
         self.ann_correct = self._predictions_of(ann_outputs) == self.labels
         self.ann_accuracy = 100.0 * float(self.ann_correct.float().mean())
@@ -77,7 +78,7 @@ class Candidates:
         them (an ANN pass over samples no search may ever need is not paid up front)."""
         while self.stages_read <= stage:
             batches = self.stages[self.stages_read]
-            outputs = self._outputs(self.graph, self._ann_batch(self.graph), batches)
+            outputs = self._outputs(self.graph, self.ann_batch, batches)
             labels = torch.cat([y.cpu() for _, y in batches])
             self.expected.extend(outputs)
             self.labels = torch.cat([self.labels, labels])

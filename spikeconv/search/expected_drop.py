@@ -91,9 +91,9 @@ class ExpectedDrop:
     def score(self, predictions: Tensor) -> dict[str, float]:
         """The expected drop of a candidate with these predictions for the first ``len(predictions)`` samples, in
         points, and its standard error."""
-        rows = torch.arange(predictions.numel())
         if predictions.numel() > self.ann_predictions.numel():
             raise DataError(f"{predictions.numel()} predictions for {self.ann_predictions.numel()} validation samples")
+        rows = torch.arange(predictions.numel())
         cost = self.probabilities[rows, self.ann_predictions[rows]] - self.probabilities[rows, predictions.long()]
         n = cost.numel()
         se = float(cost.double().std()) / math.sqrt(n) if n > 1 else 0.0
