@@ -131,10 +131,13 @@ def test_cross_attention_with_separate_projections_is_split_exactly():
         torch.testing.assert_close(gm(x), model(x), rtol=1e-5, atol=1e-5)
 
 
-def test_exported_vit_attention_is_made_batch_first_and_matches_at_another_batch():
+@pytest.mark.parametrize("export", ["batch-1", "batch-3", "dynamic-batch"])
+def test_exported_vit_attention_is_made_batch_first_and_matches_at_another_batch(export):
     model = tiny_vit(layers=2)
-    gm = ingest_exported(torch.export.export(model, (torch.zeros(1, 1, 8, 8),)))
-    x = torch.randn(6, 1, 8, 8)  # exported with a batch of 1
+    example = torch.zeros(1 if export == "batch-1" else 3, 1, 8, 8)
+    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if export == "dynamic-batch" else None
+    gm = ingest_exported(torch.export.export(model, (example,), dynamic_shapes=dynamic))
+    x = torch.randn(6, 1, 8, 8)  # another batch than the export's (whose class token is a constant of that batch)
     with torch.no_grad():
         torch.testing.assert_close(gm(x), model(x), rtol=1e-5, atol=1e-5)
     assert list(gm.meta[OPERATORS_KEY].values()).count("product") == 4
@@ -147,17 +150,27 @@ def test_sdpa_scale_defaults_to_one_over_sqrt_depth():
     torch.testing.assert_close(product(a, b), a @ b / math.sqrt(5))
 
 
-@pytest.mark.parametrize("exporter", ["torchscript-opset17", "torchscript-opset20-static", "dynamo"])
+@pytest.mark.parametrize("exporter", ["torchscript-opset17", "torchscript-opset20-static", "dynamo", "torchscript-opset14",
+                                      "torchscript-unfolded", "torchscript-batch3", "dynamo-batch3"])  # fmt: skip
 def test_onnx_vit_of_either_exporter_ingests_batch_first_and_matches_at_another_batch(tmp_path, exporter):
+    """opset 14 writes LayerNorm out in elementary ops; ``do_constant_folding=False`` leaves the weights' transposes in the
+    graph; a static batch of 3 holds the class token as 3 equal rows. Each ingests to the same function at batch 4."""
     import onnx
 
     from spikeconv.ingest import ingest_onnx
 
     model = tiny_vit(layers=1)
     path = tmp_path / "vit.onnx"
-    example = torch.zeros(1, 1, 8, 8)
-    if exporter == "dynamo":
+    example = torch.zeros(3 if exporter.endswith("batch3") else 1, 1, 8, 8)
+    if exporter.startswith("dynamo"):
         torch.onnx.export(model, example, path, dynamo=True, input_names=["x"], external_data=False)
+    elif exporter == "torchscript-opset14":
+        torch.onnx.export(model, example, path, dynamo=False, opset_version=14, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        assert not any(n.op_type == "LayerNormalization" for n in onnx.load(path).graph.node)
+    elif exporter == "torchscript-unfolded":
+        torch.onnx.export(model, example, path, dynamo=False, opset_version=17, input_names=["x"], do_constant_folding=False)
+    elif exporter == "torchscript-batch3":
+        torch.onnx.export(model, example, path, dynamo=False, opset_version=17, input_names=["x"])
     elif exporter == "torchscript-opset17":
         torch.onnx.export(model, example, path, dynamo=False, opset_version=17, input_names=["x"], dynamic_axes={"x": {0: "n"}})
     else:  # Gelu is an ONNX op from opset 20; the batch is fixed at 1 in every reshape

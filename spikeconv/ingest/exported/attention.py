@@ -18,8 +18,8 @@ every element of ``q``, ``k``, ``v`` and ``y`` where the batch-first form puts i
 layout does not is refused, naming its attention node. The final check of the ingested graph against
 the program compares values as well.
 
-The class token's ``expand`` to the export's batch is folded into a constant of batch 1 by then; a
-``cat`` of such a constant with data gets it broadcast to the data's batch instead.
+The class token's ``expand`` to the export's batch is folded into a constant of that batch (rows all equal) by then;
+a ``cat`` of such a constant with data gets its first row broadcast to the data's batch instead.
 """
 
 from __future__ import annotations
@@ -221,8 +221,29 @@ def _rewrite_region_(gm: fx.GraphModule, sdpa: fx.Node) -> None:
     last.replace_all_uses_with(output)
 
 
+def _one_row(gm: fx.GraphModule, node: object, batch: int, *, before: fx.Node) -> fx.Node | None:
+    """A batch-1 read of ``node`` where it is a constant expanded to the export's ``batch`` (every row equal), else None.
+
+    A program exported for a batch of 32 holds the class token as 32 equal rows; kept so, it would only run batches of 32."""
+    if not isinstance(node, fx.Node) or node.op != "get_attr" or node.meta.get("val") is None:
+        return None
+    if _shape(node)[0] == 1:
+        return node
+    value = _value(gm, node)
+    if value is None or value.shape[0] != batch or not torch.equal(value, value[:1].expand_as(value)):
+        return None
+    name = f"{str(node.target).replace('.', '_')}_row"
+    if not hasattr(gm, name):
+        gm.register_buffer(name, value[:1].clone())
+    with gm.graph.inserting_before(before):
+        row = gm.graph.get_attr(name)
+    row.meta["val"] = node.meta["val"][:1]
+    return row
+
+
 def _broadcast_batch_constants_(gm: fx.GraphModule) -> None:
-    """``cat`` of a batch-1 constant (a folded ``expand`` of the class token) with data: expand it to the data's batch."""
+    """``cat`` of a constant of one row (a folded ``expand`` of the class token to the export's batch) with data: expand
+    it to the data's batch."""
     for node in list(gm.graph.nodes):
         if _name(node) not in ("cat", "concat") or not isinstance(node.args[0], (list, tuple)):
             continue
@@ -232,7 +253,8 @@ def _broadcast_batch_constants_(gm: fx.GraphModule) -> None:
         if data is None or dim % max(len(_shape(data)), 1) == 0:
             continue
         for index, tensor in enumerate(tensors):
-            if isinstance(tensor, fx.Node) and tensor.op == "get_attr" and tensor.meta.get("val") is not None and _shape(tensor)[0] == 1:
+            tensor = _one_row(gm, tensor, _shape(data)[0], before=node)
+            if tensor is not None:
                 emit = _Emit(gm, node)
                 size = emit.node("call_function", operator.getitem, emit.node("call_function", getattr, data, "shape"), 0)
                 expanded = emit.node("call_method", "expand", tensor, size, *([-1] * (len(_shape(tensor)) - 1)))

@@ -223,6 +223,21 @@ def _probe(gm: fx.GraphModule, label: str, input_shape: tuple[int, ...] | None) 
     return torch.randn(shape, generator=torch.Generator().manual_seed(PROBE_SEED))
 
 
+def _fixed_batch(program: torch.export.ExportedProgram, label: str, input_shape: tuple[int, ...] | None) -> torch.export.ExportedProgram:
+    """``program`` exported again for the probe's fixed shape where it was exported with symbolic sizes (``dynamic_shapes``).
+
+    The attention pass traces token and head layouts through ``view``/``reshape`` calls, whose sizes must then be
+    numbers; a symbolic batch left them as graph nodes and every ViT exported with a dynamic batch was refused. The
+    batch size of the export is not kept either way (the canonical graph runs any batch)."""
+    module = program.module()
+    value = next(n for n in module.graph.nodes if n.op == "placeholder").meta.get("val")
+    if not isinstance(value, torch.Tensor) or all(isinstance(d, int) for d in value.shape):
+        return program
+    probe = _probe(module, label, input_shape)
+    with torch.no_grad():
+        return torch.export.export(module, (probe,))
+
+
 def _check(gm: fx.GraphModule, program: torch.export.ExportedProgram, probe: torch.Tensor, rtol: float, label: str) -> dict:
     with torch.no_grad():
         expected, actual = program.module()(probe), gm(probe)
@@ -265,6 +280,7 @@ def ingest_exported(
     else:
         program, label = load_exported(source, trust_pickle=trust_pickle, label=label)
     try:
+        program = _fixed_batch(program, label, input_shape)
         gm = _plain_graph(program, label)
         out_of_place_(gm)
         probe = _probe(gm, label, input_shape)

@@ -13,20 +13,13 @@ import operator
 import numpy as np
 import onnx
 import torch
-from onnx import helper
 from torch import fx, nn
 
 from spikeconv._fx import add_submodule
 from spikeconv.ingest.onnx.registry import OnnxNodeSite, register_onnx_op
+from spikeconv.ingest.onnx.tidy import node_attribute
 
 __all__: list[str] = []
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
 
 
 def _to_function(site: OnnxNodeSite, fn: object, args: tuple, kwargs: dict | None = None) -> None:
@@ -50,13 +43,13 @@ def _rank(node: object) -> int:
 
 def _axis_check(name: str, default: int):
     def check(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> str | None:
-        return "acts across the batch dimension 0; keep the batch apart" if int(_attribute(node, name, default)) == 0 else None
+        return "acts across the batch dimension 0; keep the batch apart" if int(node_attribute(node, name, default)) == 0 else None
 
     return check
 
 
 def _layer_norm_check(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> str | None:
-    if int(_attribute(node, "axis", -1)) == 0:
+    if int(node_attribute(node, "axis", -1)) == 0:
         return "normalises across the batch dimension 0"
     return None if all(name in constants for name in node.input[1:] if name) else "needs constant scale and bias"
 
@@ -87,7 +80,7 @@ def _replace_module(site: OnnxNodeSite, module: nn.Module) -> str:
 
 
 def _softmax_check(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> str | None:
-    return "a softmax over the batch dimension 0 cannot be converted" if int(_attribute(node, "axis", -1)) == 0 else None
+    return "a softmax over the batch dimension 0 cannot be converted" if int(node_attribute(node, "axis", -1)) == 0 else None
 
 
 @register_onnx_op("Softmax", note="nn.Softmax over a feature axis (opset 13+): a spike-equivalent operator after conversion",
@@ -103,7 +96,7 @@ def erf(site: OnnxNodeSite) -> None:
 
 
 def _transpose_check(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> str | None:
-    perm = _attribute(node, "perm", None)
+    perm = node_attribute(node, "perm", None)
     return None if perm and int(perm[0]) == 0 else "moves the batch dimension; keep dimension 0 first"
 
 
@@ -117,7 +110,7 @@ def _gather_check(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> str
     index = constants.get(node.input[1])
     if index is None or index.ndim != 0:
         return "only a constant scalar index (x[:, i]) is converted"
-    return "indexes the batch dimension 0" if int(_attribute(node, "axis", 0)) == 0 else None
+    return "indexes the batch dimension 0" if int(node_attribute(node, "axis", 0)) == 0 else None
 
 
 @register_onnx_op("Gather", note="x[:, i] with a constant index along a feature axis", check=_gather_check)

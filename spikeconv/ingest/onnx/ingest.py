@@ -13,6 +13,7 @@ from torch import fx
 from spikeconv.errors import CheckpointError, SpikeconvError, UnsupportedLayerError, first_line
 from spikeconv.ingest.canonical import make_canonical_
 from spikeconv.ingest.onnx.graph_passes import canonicalize_nodes_, fold_constants_, record_shapes_, rename_modules_
+from spikeconv.ingest.onnx.layer_norm import fuse_layer_norms
 from spikeconv.ingest.onnx.load import load_onnx
 from spikeconv.ingest.onnx.scan import check_onnx_supported
 from spikeconv.ingest.onnx.tidy import lower_opset, tidy_model
@@ -75,7 +76,7 @@ def ingest_onnx(
     model, label = load_onnx(source, label=label)
     try:
         _check_finite(model, label)
-        tidy = tidy_model(model)
+        tidy = fuse_layer_norms(tidy_model(model))  # a LayerNorm written out (opset < 17) as one node
         probe = make_probe(model, label, probe_input)
         prepare_transformer_(tidy, probe.numpy())  # transformers: GELU spelled out, attention batch first (onnx/transformer.py)
         check_onnx_supported(tidy, label)

@@ -15,9 +15,10 @@ from enum import Enum
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from spikeconv.ingest.onnx.registry import onnx_op
+from spikeconv.ingest.onnx.tidy import node_attribute
 from spikeconv.ingest.support import UnsupportedNode, hint_for, raise_unsupported
 
 
@@ -30,17 +31,10 @@ class _Kind(Enum):
 _SHAPE_OPS = {"Shape", "Size"}
 
 
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
-
-
 def _clip_bounds(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> tuple[float | None, float | None] | None:
     """(min, max) of a Clip, ``None`` for an absent bound; ``None`` overall if a bound is computed."""
     if any(a.name in ("min", "max") for a in node.attribute):  # opset < 11: attributes
-        return _attribute(node, "min", None), _attribute(node, "max", None)
+        return node_attribute(node, "min", None), node_attribute(node, "max", None)
     bounds = []
     for index in (1, 2):
         name = node.input[index] if len(node.input) > index else ""
@@ -71,11 +65,11 @@ def _problem(node: onnx.NodeProto, kinds: list[_Kind], constants: dict[str, np.n
         return "needs a constant 2-D weight as its second input (or an activation: a product)"
     if op.check is not None:
         return op.check(node, constants)
-    if node.op_type == "Gemm" and _attribute(node, "transA", 0):
+    if node.op_type == "Gemm" and node_attribute(node, "transA", 0):
         return "transA=1 transposes the batch; re-export without it"
-    if node.op_type == "MaxPool" and len(_attribute(node, "kernel_shape", [])) != 2:
+    if node.op_type == "MaxPool" and len(node_attribute(node, "kernel_shape", [])) != 2:
         return "only 2-D max pooling is converted; use AveragePool"
-    if node.op_type == "Flatten" and _attribute(node, "axis", 1) == 0:
+    if node.op_type == "Flatten" and node_attribute(node, "axis", 1) == 0:
         return "axis 0 flattens the batch into the features; use axis >= 1"
     return None
 

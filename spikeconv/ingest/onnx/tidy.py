@@ -4,6 +4,9 @@ None of them changes what the model computes; each removes a spelling onnx2torch
 
 - every node gets a unique, non-empty name (errors and module names refer to it);
 - ``Constant`` nodes become initializers, so onnx2torch sees constant weights and bounds;
+- layout and arithmetic nodes whose inputs are all constants are computed once into initializers (what the
+  exporters' constant folding does; ``do_constant_folding=False`` leaves a weight's ``Transpose`` in the graph,
+  and the attention pass needs the projection weight itself);
 - ``Identity`` and single-output ``Dropout`` nodes are bypassed (the TorchScript exporter writes
   ``Identity`` for de-duplicated weights, which onnx2torch cannot feed to ``Conv``);
 - ``Reshape(allowzero=1)`` with a constant shape free of zeros is ``allowzero=0``;
@@ -23,6 +26,10 @@ from spikeconv.errors import UnsupportedLayerError, first_line
 
 TARGET_OPSET = 17
 _CONSTANT_ATTRIBUTES = {"value", "value_float", "value_floats", "value_int", "value_ints"}
+_FOLDED = {"Transpose", "Slice", "Gather", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Cast", "Split", "Flatten", "Neg",
+           "Sqrt", "Reciprocal", "Add", "Sub", "Mul", "Div"}  # fmt: skip
+_BROADCASTING = {"Add", "Sub", "Mul", "Div"}
+FOLD_LIMIT = 1 << 26  # elements: a constant node whose output could exceed this is left alone (a hostile file's bomb)
 
 
 def _name_nodes_(graph: onnx.GraphProto) -> None:
@@ -49,6 +56,55 @@ def _constants_to_initializers_(graph: onnx.GraphProto) -> None:
             keep.append(node)
     del graph.node[:]
     graph.node.extend(keep)
+
+
+def _bounded(node: onnx.NodeProto, arrays: list[np.ndarray]) -> bool:
+    """Whether ``node``'s output on ``arrays`` has at most :data:`FOLD_LIMIT` elements, judged before computing it."""
+    if node.op_type in _BROADCASTING:
+        try:
+            return int(np.prod(np.broadcast_shapes(*(a.shape for a in arrays)))) <= FOLD_LIMIT
+        except ValueError:
+            return False
+    if node.op_type == "Gather" and len(arrays) == 2:
+        return arrays[1].size * arrays[0].size <= FOLD_LIMIT * max(arrays[0].shape[int(node_attribute(node, "axis", 0))], 1)
+    return sum(a.size for a in arrays) <= FOLD_LIMIT
+
+
+def node_attribute(node: onnx.NodeProto, name: str, default: object) -> object:
+    """The value of ``node``'s attribute ``name`` (strings decoded), or ``default``."""
+    found = next((a for a in node.attribute if a.name == name), None)
+    value = default if found is None else helper.get_attribute_value(found)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fold_constant_nodes_(graph: onnx.GraphProto, opset: int) -> int:
+    """Nodes of :data:`_FOLDED` computed from initializers alone become initializers (ONNX's reference evaluator computes
+    them). Returns how many."""
+    from onnx.reference import ReferenceEvaluator  # imported here: only models with such nodes need it
+
+    values = {t.name: t for t in graph.initializer}
+    arrays: dict[str, np.ndarray] = {}
+    outputs = {v.name for v in graph.output}
+    keep, folded = [], 0
+    for node in graph.node:
+        inputs = [name for name in node.input if name]
+        if node.domain or node.op_type not in _FOLDED or not inputs or any(name not in values for name in inputs) \
+                or any(name in outputs for name in node.output):
+            keep.append(node)
+            continue
+        feed = [arrays.setdefault(name, numpy_helper.to_array(values[name])) for name in inputs]
+        if not _bounded(node, feed):
+            keep.append(node)
+            continue
+        results = ReferenceEvaluator(node, opsets={"": opset}).run(None, dict(zip(inputs, feed, strict=True)))
+        for name, result in zip(node.output, results, strict=True):
+            tensor = numpy_helper.from_array(np.asarray(result), name)
+            graph.initializer.append(tensor)
+            values[name] = tensor
+        folded += 1
+    del graph.node[:]
+    graph.node.extend(keep)
+    return folded
 
 
 def _as_array(value: object) -> np.ndarray:
@@ -94,6 +150,7 @@ def tidy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _name_nodes_(tidy.graph)
     _constants_to_initializers_(tidy.graph)
     _bypass_passthroughs_(tidy.graph)
+    _fold_constant_nodes_(tidy.graph, default_opset(tidy))
     _relax_reshape_allowzero_(tidy.graph)
     return tidy
 

@@ -21,23 +21,16 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from spikeconv.ingest.onnx.attention import rewrite_attention_
+from spikeconv.ingest.onnx.tidy import node_attribute
 
 __all__ = ["prepare_transformer_"]
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    for attribute in node.attribute:
-        if attribute.name == name:
-            value = helper.get_attribute_value(attribute)
-            return value.decode() if isinstance(value, bytes) else value
-    return default
 
 
 def _expand_gelu_(graph: onnx.GraphProto) -> int:
     """Every exact ``Gelu`` as ``Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)``. Returns how many."""
     nodes, count = [], 0
     for node in graph.node:
-        if node.op_type != "Gelu" or node.domain not in ("", "ai.onnx") or _attribute(node, "approximate", "none") != "none":
+        if node.op_type != "Gelu" or node.domain not in ("", "ai.onnx") or node_attribute(node, "approximate", "none") != "none":
             nodes.append(node)
             continue
         x, y, base = node.input[0], node.output[0], node.name or f"gelu_{count}"
@@ -66,26 +59,35 @@ def _batch_expand(graph: onnx.GraphProto, base: str, value: np.ndarray, source: 
     return nodes, f"{base}/size"
 
 
+def _rows_equal(value: np.ndarray, batch: int | None) -> bool:
+    """Whether ``value`` is a constant of batch 1, or of the export's ``batch`` with every row equal (a class token expanded
+    to a static export's batch of 32 and folded: kept so, the model would only run batches of 32)."""
+    return value.shape[0] == 1 or (value.shape[0] == batch and bool((value == value[:1]).all()))
+
+
 def _broadcast_batch_constants_(graph: onnx.GraphProto, values: dict[str, np.ndarray]) -> int:
     """Constants of batch 1 joined with data made to follow the data's batch. Returns how many.
 
-    ``Concat(constant [1, ...], data)`` along a feature axis (the dynamo exporter's class token) gets the
-    constant expanded; ``Expand(constant [1, ...], shape)`` to the probe's batch (the TorchScript
-    exporter's ``class_token.expand(n, -1, -1)``, its shape computed or fixed at export) gets the
-    shape ``[N, *rest]`` read from the input instead.
+    ``Concat(constant [1, ...], data)`` along a feature axis (the dynamo exporter's class token; ``[B, ...]`` with equal
+    rows where it was exported for a batch of B) gets the constant's first row expanded; ``Expand(constant [1, ...],
+    shape)`` to the probe's batch (the TorchScript exporter's ``class_token.expand(n, -1, -1)``, its shape computed or
+    fixed at export) gets the shape ``[N, *rest]`` read from the input instead.
     """
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     source = next(v.name for v in graph.input if v.name not in constants)
     batch = values[source].shape[0] if source in values else None
     nodes, count = [], 0
     for node in graph.node:
-        axis = int(_attribute(node, "axis", 0))
+        axis = int(node_attribute(node, "axis", 0))
         if node.op_type == "Concat" and axis != 0 and any(name not in constants for name in node.input):
             for index, name in enumerate(node.input):
                 value = constants.get(name)
-                if value is None or value.ndim < 2 or value.shape[0] != 1:
+                if value is None or value.ndim < 2 or not _rows_equal(value, batch):
                     continue
                 base = f"{node.name}/broadcast_{index}"
+                if value.shape[0] != 1:  # fixed at a static export's batch: keep one row
+                    graph.initializer.append(numpy_helper.from_array(value[:1], f"{base}/row"))
+                    name = f"{base}/row"
                 made, size = _batch_expand(graph, base, value, source)
                 nodes += [*made, helper.make_node("Expand", [name, size], [f"{base}/expanded"], name=f"{base}/Expand")]
                 node.input[index] = f"{base}/expanded"
