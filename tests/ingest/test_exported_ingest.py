@@ -134,6 +134,17 @@ def test_sites_and_bn_folding_for_a_residual_maxpool_net():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in gm.modules())  # folded into conv1
 
 
+def test_a_program_with_a_dynamic_batch_is_fixed_at_import_and_still_runs_any_batch():
+    model = CASES[sorted(CASES)[0]].eval()
+    program = torch.export.export(model, (torch.rand(3, 2, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=512)},))
+    gm = ingest_exported(program)
+    assert gm.meta["spikeconv_export_check"]["probe_shape"][0] == 2  # the probe batch it was exported again for
+    for batch in (1, 7):
+        x = torch.randn(batch, 2, 8, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(gm(x), model(x), rtol=1e-5, atol=1e-5)
+
+
 def test_unsupported_ops_are_all_listed_in_one_error():
     model = nn.Sequential(nn.Conv2d(2, 2, 1), nn.Sigmoid(), nn.SiLU(), nn.MaxPool2d(2))
     with pytest.raises(UnsupportedLayerError) as error:
