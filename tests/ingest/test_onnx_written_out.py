@@ -18,7 +18,7 @@ from spikeconv.ingest.transformer import OPERATORS_KEY
 FEATURES = 6
 
 
-def _written_out_layer_norm(opset: int = 13, *, leak_mean: bool = False) -> onnx.ModelProto:
+def _written_out_layer_norm(opset: int = 13, *, leak_mean: bool = False, square: str = "Pow") -> onnx.ModelProto:
     """x [N, 4, F] -> Gemm-free MatMul -> LayerNorm written out (ReduceMean, Sub, Pow, ..., Mul γ, Add β) -> MatMul."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.normal(size=(FEATURES, FEATURES)).astype(np.float32), "w1"),
@@ -29,7 +29,7 @@ def _written_out_layer_norm(opset: int = 13, *, leak_mean: bool = False) -> onnx
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
              helper.make_node("ReduceMean", ["h"], ["mean"], name="ln/mean", axes=[-1]),
              helper.make_node("Sub", ["h", "mean"], ["d"], name="ln/sub"),
-             helper.make_node("Pow", ["d", "two"], ["sq"], name="ln/pow"),
+             helper.make_node(square, ["d", "two" if square == "Pow" else "d"], ["sq"], name="ln/pow"),
              helper.make_node("ReduceMean", ["sq"], ["var"], name="ln/var", axes=[-1]),
              helper.make_node("Add", ["var", "eps"], ["ve"], name="ln/add"),
              helper.make_node("Sqrt", ["ve"], ["sd"], name="ln/sqrt"),
@@ -44,8 +44,9 @@ def _written_out_layer_norm(opset: int = 13, *, leak_mean: bool = False) -> onnx
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def test_a_written_out_layer_norm_is_one_layer_norm_that_computes_the_same():
-    model = _written_out_layer_norm()
+@pytest.mark.parametrize("square", ["Pow", "Mul"])  # Pow(d, 2) from torch; Mul(d, d) from other writers
+def test_a_written_out_layer_norm_is_one_layer_norm_that_computes_the_same(square):
+    model = _written_out_layer_norm(square=square)
     fused = fuse_layer_norms(model)
     assert [n.op_type for n in fused.graph.node] == ["MatMul", "LayerNormalization", "MatMul"]
     assert fused.opset_import[0].version == 17

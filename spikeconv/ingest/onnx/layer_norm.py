@@ -95,7 +95,7 @@ def _match(first: onnx.NodeProto, graph: _Graph, shapes: dict[str, tuple]) -> _M
         return None
     difference = centre.output[0]
     square = _square_of(graph, difference)
-    users = graph.consumers.get(difference, [])
+    users = list({n.output[0]: n for n in graph.consumers.get(difference, [])}.values())  # Mul(d, d) reads it twice
     divide = next((n for n in users if n.op_type == "Div" and n.input[0] == difference), None)
     if square is None or divide is None or len(users) != 2 or difference in graph.outputs:
         return None
