@@ -80,3 +80,13 @@ def test_constant_nodes_are_computed_once_but_not_past_the_size_limit():
     assert [n.name for n in tidy.graph.node] == ["mm", "bomb"]  # the transpose is an initializer now; the outer sum is not
     folded = next(t for t in tidy.graph.initializer if t.name == "wt")
     np.testing.assert_array_equal(numpy_helper.to_array(folded), np.arange(6, dtype=np.float32).reshape(2, 3).T)
+
+
+def test_a_constant_node_the_reference_cannot_compute_is_kept_for_the_scan():
+    inits = [numpy_helper.from_array(np.zeros((2, 3), np.float32), "w"), numpy_helper.from_array(np.array(7, np.int64), "i")]
+    nodes = [helper.make_node("Gather", ["w", "i"], ["row"], name="out_of_range"),
+             helper.make_node("Add", ["x", "row"], ["y"], name="add")]  # fmt: skip
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)  # fmt: skip
+    tidy = tidy_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [n.name for n in tidy.graph.node] == ["out_of_range", "add"]

@@ -96,7 +96,11 @@ def _fold_constant_nodes_(graph: onnx.GraphProto, opset: int) -> int:
         if not _bounded(node, feed):
             keep.append(node)
             continue
-        results = ReferenceEvaluator(node, opsets={"": opset}).run(None, dict(zip(inputs, feed, strict=True)))
+        try:
+            results = ReferenceEvaluator(node, opsets={"": opset}).run(None, dict(zip(inputs, feed, strict=True)))
+        except Exception:  # noqa: BLE001 (a dtype or attribute the reference cannot run: onnx2torch and the scan see the node)
+            keep.append(node)
+            continue
         for name, result in zip(node.output, results, strict=True):
             tensor = numpy_helper.from_array(np.asarray(result), name)
             graph.initializer.append(tensor)
