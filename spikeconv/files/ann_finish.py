@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -11,6 +14,7 @@ from spikeconv.files.onnx_bytes import onnx_input_dims
 from spikeconv.ingest.preprocessing import Preprocessing
 
 _PROBE_SEED = 0
+logger = logging.getLogger("spikeconv")
 
 
 def resolve_input_shape(fixed: list[int | None], spec: ModelSpec, data_shape: tuple[int, ...] | None,
@@ -43,6 +47,26 @@ def spec_preprocessing(spec: ModelSpec, input_shape: tuple[int, ...], label: str
     if spec.preprocessing is not None:
         spec.preprocessing.check_channels(int(input_shape[0]), label)
     return spec.preprocessing
+
+
+def grey_repeat(shape: tuple[int, ...], data_shape: tuple[int, ...] | None) -> int:
+    """How many channels a one-channel data set's images are repeated to for a model that takes more of the same size
+    (1: none): a stock three-channel network trained on grey images (torchvision's ``Grayscale(3)``)."""
+    if data_shape is None or len(data_shape) != len(shape) or len(shape) < 2:
+        return 1
+    if int(data_shape[0]) == 1 and int(shape[0]) > 1 and tuple(data_shape[1:]) == tuple(shape[1:]):
+        return int(shape[0])
+    return 1
+
+
+def with_grey_repeat(pre: Preprocessing | None, shape: tuple[int, ...], data_shape: tuple[int, ...] | None,
+                     label: str) -> tuple[Preprocessing | None, tuple[int, ...]]:  # fmt: skip
+    """``pre`` with :func:`grey_repeat`'s channels, and the per-sample shape the model then takes."""
+    repeat = grey_repeat(shape, data_shape)
+    if repeat == 1:
+        return pre, shape
+    logger.info("%s takes %d input channels and the data 1: each image's grey channel is repeated %d times", label, repeat, repeat)
+    return replace(pre or Preprocessing(), repeat_channels=repeat), (1, *shape[1:])
 
 
 def probe_batch(batch: int | None, shape: tuple[int, ...]) -> torch.Tensor:

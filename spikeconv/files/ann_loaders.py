@@ -21,7 +21,14 @@ import torch
 from torch import nn
 
 from spikeconv.errors import CheckpointError, ConfigError, DataError, SpikeconvError, UnsupportedLayerError, first_line
-from spikeconv.files.ann_finish import bytes_tensor, check_num_classes, probe_batch, resolve_input_shape, spec_preprocessing
+from spikeconv.files.ann_finish import (
+    bytes_tensor,
+    check_num_classes,
+    probe_batch,
+    resolve_input_shape,
+    spec_preprocessing,
+    with_grey_repeat,
+)
 from spikeconv.files.ann_record import EXPORTED_ANN, ONNX_ANN, SPIKECONV_ANN, from_spikeconv_record, load_weights
 from spikeconv.files.ann_types import LoadedAnn, ModelSpec
 from spikeconv.files.detect import ModelFile, ModelFormat, read_model_file
@@ -40,11 +47,11 @@ def _load_onnx_ann(file: ModelFile, spec: ModelSpec, data_shape: tuple[int, ...]
     dims = onnx_input_dims(proto, str(path))
     shape, shape_from = resolve_input_shape(dims[1:], spec, data_shape, str(path))
     graph = ingest_onnx(proto, probe_input=probe_batch(dims[0], shape) if None in dims[1:] else None, label=str(path))
-    pre = spec_preprocessing(spec, shape, str(path))
+    pre, taken = with_grey_repeat(spec_preprocessing(spec, shape, str(path)), shape, data_shape, str(path))
     model = with_preprocessing(graph, pre, input_rank=len(shape) + 1)
     source = {"kind": ONNX_ANN, "name": path.name, "onnx_bytes": bytes_tensor(data), "input_shape": list(shape),
               "preprocessing": None if pre is None else pre.to_dict()}  # fmt: skip
-    return LoadedAnn(model=model, input_shape=shape, num_classes=check_num_classes(model, shape, spec, str(path)),
+    return LoadedAnn(model=model, input_shape=taken, num_classes=check_num_classes(model, taken, spec, str(path)),
                      preprocessing=source["preprocessing"], source=source,
                      metadata={"onnx_check": dict(graph.meta["spikeconv_onnx_check"])}, description="ONNX file",
                      input_shape_from=shape_from)  # fmt: skip
@@ -73,11 +80,11 @@ def _load_exported_ann(data: bytes, label: str, spec: ModelSpec, data_shape: tup
     dims = _program_dims(program, label)
     shape, shape_from = resolve_input_shape(dims[1:], spec, data_shape, label)
     graph = ingest_exported(program, input_shape=shape, label=label)
-    pre = spec_preprocessing(spec, shape, label)
+    pre, taken = with_grey_repeat(spec_preprocessing(spec, shape, label), shape, data_shape, label)
     model = with_preprocessing(graph, pre, input_rank=len(shape) + 1)
     source = {"kind": EXPORTED_ANN, "name": label, "pt2_bytes": bytes_tensor(data), "input_shape": list(shape),
               "preprocessing": None if pre is None else pre.to_dict()}  # fmt: skip
-    return LoadedAnn(model=model, input_shape=shape, num_classes=check_num_classes(model, shape, spec, label),
+    return LoadedAnn(model=model, input_shape=taken, num_classes=check_num_classes(model, taken, spec, label),
                      preprocessing=source["preprocessing"], source=source, metadata={"export_check": dict(graph.meta[EXPORT_CHECK_KEY])},
                      description=description, input_shape_from=shape_from)  # fmt: skip
 

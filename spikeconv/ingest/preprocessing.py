@@ -27,10 +27,14 @@ from spikeconv.errors import ConfigError
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Per-channel normalisation ``(x - mean) / std``; one value applies to every channel."""
+    """Per-channel normalisation ``(x - mean) / std``; one value applies to every channel.
+
+    ``repeat_channels`` > 1 first repeats a one-channel image to that many channels, as torchvision's
+    ``Grayscale(num_output_channels=3)`` does: a stock three-channel network trained on grey images fed that way."""
 
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    repeat_channels: int = 1
 
     def __post_init__(self) -> None:
         mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
@@ -38,12 +42,15 @@ class Preprocessing:
             raise ConfigError(f"--mean/--std need finite numbers, got mean {self.mean} and std {self.std}")
         if any(v <= 0 for v in std):
             raise ConfigError(f"--std must be > 0 for every channel, got {std}")
+        if int(self.repeat_channels) < 1:
+            raise ConfigError(f"repeat_channels must be >= 1, got {self.repeat_channels}")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
+        object.__setattr__(self, "repeat_channels", int(self.repeat_channels))
 
     @property
     def is_identity(self) -> bool:
-        return all(v == 0.0 for v in self.mean) and all(v == 1.0 for v in self.std)
+        return all(v == 0.0 for v in self.mean) and all(v == 1.0 for v in self.std) and self.repeat_channels == 1
 
     def check_channels(self, channels: int, where: str) -> None:
         """Raise ConfigError unless mean and std have one value or one per channel."""
@@ -52,12 +59,15 @@ class Preprocessing:
                 raise ConfigError(f"--{name} has {len(values)} values but {where} takes {channels} input channel(s); "
                                   f"give one value, or one per channel")  # fmt: skip
 
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": list(self.mean), "std": list(self.std)}
+    def to_dict(self) -> dict[str, Any]:
+        repeat = {"repeat_channels": self.repeat_channels} if self.repeat_channels > 1 else {}  # older files have no key
+        return {"mean": list(self.mean), "std": list(self.std), **repeat}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any] | None) -> Preprocessing | None:
-        return None if record is None else cls(tuple(record["mean"]), tuple(record["std"]))
+        if record is None:
+            return None
+        return cls(tuple(record["mean"]), tuple(record["std"]), int(record.get("repeat_channels", 1)))
 
 
 def describe_preprocessing(record: dict[str, Any] | None) -> str:
@@ -66,7 +76,8 @@ def describe_preprocessing(record: dict[str, Any] | None) -> str:
         return "none (pixels in [0, 1])"
     pre = Preprocessing.from_dict(record)
     values = ", ".join(f"{name} {'/'.join(f'{v:g}' for v in vals)}" for name, vals in (("mean", pre.mean), ("std", pre.std)))
-    return f"{values} (identity: pixels in [0, 1])" if pre.is_identity else f"(x - mean) / std with {values}, x in [0, 1]"
+    repeat = f"the grey channel repeated to {pre.repeat_channels}, then " if pre.repeat_channels > 1 else ""
+    return f"{values} (identity: pixels in [0, 1])" if pre.is_identity else f"{repeat}(x - mean) / std with {values}, x in [0, 1]"
 
 
 def _constant_shape(values: Sequence[float], rank: int) -> torch.Tensor:
@@ -89,10 +100,14 @@ def with_preprocessing(gm: fx.GraphModule, preprocessing: Preprocessing | None, 
     graph = out.graph
     placeholder = next(n for n in graph.nodes if n.op == "placeholder")
     users = list(placeholder.users)
-    with graph.inserting_after(placeholder):
+    source = placeholder
+    if preprocessing.repeat_channels > 1:  # a concatenation along channels: converted like any other
+        with graph.inserting_after(placeholder):
+            source = graph.call_function(torch.cat, ([placeholder] * preprocessing.repeat_channels,), {"dim": 1})
+    with graph.inserting_after(source):
         mean = graph.get_attr("_input_mean")
     with graph.inserting_after(mean):
-        centred = graph.call_function(operator.sub, (placeholder, mean))
+        centred = graph.call_function(operator.sub, (source, mean))
     with graph.inserting_after(centred):
         std = graph.get_attr("_input_std")
     with graph.inserting_after(std):

@@ -183,3 +183,28 @@ def test_options_that_contradict_the_file_are_refused(model, tmp_path):
         load_ann(onnx_path, ModelSpec(num_classes=7))
     with pytest.raises(ConfigError, match="--mean has 3 values but"):
         load_ann(onnx_path, ModelSpec(preprocessing=Preprocessing((0.1, 0.2, 0.3), (1.0,))))
+
+
+@pytest.mark.parametrize("form", ["onnx", "pt2"])
+def test_a_three_channel_model_on_grey_data_gets_the_grey_channel_repeated(tmp_path, form):
+    """A stock RGB network trained on grey images fed as torchvision's Grayscale(3) does: the loader repeats the data's one
+    channel, records it with the normalisation, and the rebuilt ANN computes the same."""
+    from spikeconv.workflows import Preprocessing
+
+    torch.manual_seed(0)
+    rgb = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+    path = tmp_path / f"rgb.{form}"
+    if form == "onnx":
+        torch.onnx.export(rgb, (torch.rand(1, 3, 8, 8),), str(path), dynamo=False)
+    else:
+        torch.export.save(torch.export.export(rgb, (torch.rand(1, 3, 8, 8),)), str(path))
+    mean, std = (0.1, 0.2, 0.3), (0.5,)
+    loaded = load_ann(path, ModelSpec(preprocessing=Preprocessing(mean, std)), data_shape=SHAPE)
+    assert loaded.input_shape == SHAPE and loaded.preprocessing["repeat_channels"] == 3
+    grey = torch.rand(5, *SHAPE)
+    expected = rgb((grey.repeat(1, 3, 1, 1) - torch.tensor(mean).reshape(1, 3, 1, 1)) / 0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(grey), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(rebuild_ann(loaded.source)(grey), expected, rtol=1e-4, atol=1e-5)
+    assert load_ann(path, data_shape=(3, 8, 8)).input_shape == (3, 8, 8)  # RGB data: nothing repeated
+    assert Preprocessing.from_dict({"mean": [0.5], "std": [0.5]}).repeat_channels == 1  # records before the option
