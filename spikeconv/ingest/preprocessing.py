@@ -76,8 +76,11 @@ def describe_preprocessing(record: dict[str, Any] | None) -> str:
         return "none (pixels in [0, 1])"
     pre = Preprocessing.from_dict(record)
     values = ", ".join(f"{name} {'/'.join(f'{v:g}' for v in vals)}" for name, vals in (("mean", pre.mean), ("std", pre.std)))
-    repeat = f"the grey channel repeated to {pre.repeat_channels}, then " if pre.repeat_channels > 1 else ""
-    return f"{values} (identity: pixels in [0, 1])" if pre.is_identity else f"{repeat}(x - mean) / std with {values}, x in [0, 1]"
+    if pre.repeat_channels > 1:
+        repeat = f"the grey channel repeated to {pre.repeat_channels}"
+        unnormalised = all(v == 0.0 for v in pre.mean) and all(v == 1.0 for v in pre.std)
+        return f"{repeat}, x in [0, 1]" if unnormalised else f"{repeat}, then (x - mean) / std with {values}, x in [0, 1]"
+    return f"{values} (identity: pixels in [0, 1])" if pre.is_identity else f"(x - mean) / std with {values}, x in [0, 1]"
 
 
 def _constant_shape(values: Sequence[float], rank: int) -> torch.Tensor:

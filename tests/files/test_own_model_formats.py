@@ -208,3 +208,7 @@ def test_a_three_channel_model_on_grey_data_gets_the_grey_channel_repeated(tmp_p
         torch.testing.assert_close(rebuild_ann(loaded.source)(grey), expected, rtol=1e-4, atol=1e-5)
     assert load_ann(path, data_shape=(3, 8, 8)).input_shape == (3, 8, 8)  # RGB data: nothing repeated
     assert Preprocessing.from_dict({"mean": [0.5], "std": [0.5]}).repeat_channels == 1  # records before the option
+    from spikeconv.ingest.preprocessing import describe_preprocessing
+
+    assert describe_preprocessing(loaded.preprocessing).startswith("the grey channel repeated to 3, then (x - mean) / std")
+    assert describe_preprocessing(load_ann(path, data_shape=SHAPE).preprocessing) == "the grey channel repeated to 3, x in [0, 1]"
