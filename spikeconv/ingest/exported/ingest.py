@@ -229,10 +229,11 @@ def _fixed_batch(program: torch.export.ExportedProgram, label: str, input_shape:
     The attention pass traces token and head layouts through ``view``/``reshape`` calls, whose sizes must then be
     numbers; a symbolic batch left them as graph nodes and every ViT exported with a dynamic batch was refused. The
     batch size of the export is not kept either way (the canonical graph runs any batch)."""
-    module = program.module()
-    value = next(n for n in module.graph.nodes if n.op == "placeholder").meta.get("val")
+    user_inputs = set(program.graph_signature.user_inputs)
+    value = next((n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in user_inputs), None)
     if not isinstance(value, torch.Tensor) or all(isinstance(d, int) for d in value.shape):
-        return program
+        return program  # fixed sizes (or an input _probe refuses): nothing to do, and no module unlifted for it
+    module = program.module()
     probe = _probe(module, label, input_shape)
     with torch.no_grad():
         return torch.export.export(module, (probe,))

@@ -142,8 +142,8 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     return found
 
 
-def _matches(model: onnx.ModelProto) -> list[_Match]:
-    graph, shapes = _Graph(model.graph), _shapes(model)
+def _matches(model: onnx.ModelProto, shapes: dict[str, tuple]) -> list[_Match]:
+    graph = _Graph(model.graph)
     found = []
     for node in model.graph.node:
         if node.op_type == "ReduceMean" and not node.domain:
@@ -156,15 +156,21 @@ def _matches(model: onnx.ModelProto) -> list[_Match]:
 def fuse_layer_norms(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` with each written-out LayerNorm as one ``LayerNormalization`` (raised to opset 17 where older; ``model``
     itself is returned where nothing matches or the raise fails, and the support scan names the nodes)."""
-    if not _matches(model):
+    if not any(node.op_type == "ReduceMean" and not node.domain for node in model.graph.node):
+        return model  # no shape inference for models without a mean (every CNN)
+    shapes = _shapes(model)
+    matches = _matches(model, shapes)
+    if not matches:
         return model
     if default_opset(model) < LAYER_NORM_OPSET:
         try:
             model = version_converter.convert_version(model, LAYER_NORM_OPSET)
         except Exception:  # noqa: BLE001 (the C++ converter raises RuntimeError/ValueError/IndexError)
             return model
-    shapes, replaced = _shapes(model), {}
-    for match in _matches(model):
+        shapes = _shapes(model)
+        matches = _matches(model, shapes)  # the converted copy's own nodes
+    replaced = {}
+    for match in matches:
         shape = shapes.get(match.source)
         normalized = None if shape is None else tuple(shape[match.axis:])
         if normalized is None or None in normalized or 0 in normalized:
